@@ -1,0 +1,67 @@
+//! Shared plumbing for the emulators: binding an axum router on loopback, and the
+//! [`Recorder`] that holds an emulator's state and wakes waiters whenever it changes.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Binds `router` on `127.0.0.1:0` and serves it on a background task.
+/// Returns the bound address; the server lives as long as the runtime.
+pub async fn spawn(router: axum::Router) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "emulator server stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// State of an emulator plus a notifier, so tests can wait for a condition on recorded state
+/// (with a timeout) instead of sleeping.
+pub struct Recorder<S> {
+    state: Mutex<S>,
+    changed: Notify,
+}
+
+impl<S> Recorder<S> {
+    pub fn new(state: S) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(state), changed: Notify::new() })
+    }
+
+    /// Read access to the state.
+    pub fn read(&self) -> MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mutates the state and wakes every waiter.
+    pub fn update<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        let r = f(&mut self.read());
+        self.changed.notify_waiters();
+        r
+    }
+
+    /// Waits until `pred` holds on the state, or fails after `timeout` with the given description.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&S) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if pred(&self.read()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!("timed out after {timeout:?} waiting for: {what}");
+            }
+        }
+    }
+}
