@@ -1,0 +1,134 @@
+//! Checks the WinRM emulator with pywinrm, the independent real client: starts the emulator
+//! in-process, seeds it, runs `checks/pywinrm_check.py` against it and requires exit 0. Without
+//! pywinrm installed the test fails (never skips) and says how to install it.
+
+use std::time::Duration;
+
+use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
+use serde_json::json;
+
+const USER: &str = "vagrant";
+const PASSWORD: &str = "Emul4ted-Pass!";
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+async fn require_pywinrm() {
+    let probe = tokio::process::Command::new(python())
+        .args(["-c", "import winrm"])
+        .output()
+        .await;
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "pywinrm is not installed for {}: run `pip install -r emulators/checks/requirements.txt`\n{}",
+            python(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "cannot run {} ({e}); install Python 3 and `pip install -r emulators/checks/requirements.txt`",
+            python()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pywinrm_runs_commands_against_the_emulator() {
+    require_pywinrm().await;
+    let emu = WinRmEmulator::start(WinRmEmulatorConfig {
+        host_name: "WIN-EMU01".into(),
+        username: USER.into(),
+        password: PASSWORD.into(),
+    })
+    .await
+    .expect("emulator starts");
+
+    emu.set_response("Write-Output hello", "hello\r\n", "", 0);
+    emu.set_response(
+        r#"Write-Error "Error""#,
+        "",
+        "Write-Error \"Error\" : Error\r\n    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException\r\n",
+        1,
+    );
+    emu.set_response("Start-Sleep 5; 'late'", "late\r\n", "", 0);
+    emu.set_delay("Start-Sleep 5; 'late'", 2);
+    emu.set_response(
+        "ipconfig /all",
+        "\r\nWindows IP Configuration\r\n\r\n   Host Name . . . . . . . . . . . . : WIN-EMU01\r\n",
+        "",
+        0,
+    );
+    emu.set_response("exit 3", "", "", 3);
+    emu.set_response("findstr x", "", "", 0);
+
+    let cases = json!([
+        {"kind": "ps", "script": "Write-Output hello", "stdout": "hello\r\n", "exit": 0},
+        {"kind": "ps", "script": "Write-Error \"Error\"", "stdout": "", "exit": 1,
+         "stderr_contains": "Write-Error \"Error\" : Error"},
+        {"kind": "ps", "script": "Start-Sleep 5; 'late'", "stdout": "late\r\n", "exit": 0},
+        {"kind": "ps", "script": "exit 3", "stdout": "", "exit": 3},
+        {"kind": "ps", "script": "Get-Unknown", "exit": 1,
+         "stderr_contains": "The term 'Get-Unknown' is not recognized"},
+        {"kind": "cmd", "command": "ipconfig", "args": ["/all"],
+         "stdout": "\r\nWindows IP Configuration\r\n\r\n   Host Name . . . . . . . . . . . . : WIN-EMU01\r\n",
+         "exit": 0},
+        {"kind": "stdin", "command": "findstr x", "input": "x marks the spot\r\n"},
+        {"kind": "bad_auth"},
+        {"kind": "bad_shell"},
+    ]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/checks/pywinrm_check.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(python())
+            .arg(script)
+            .arg(emu.url())
+            .arg(USER)
+            .arg(PASSWORD)
+            .arg(cases.to_string())
+            .output(),
+    )
+    .await
+    .expect("pywinrm check finishes within 2 minutes")
+    .expect("python starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pywinrm check failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+
+    eprintln!("{stdout}");
+
+    // What pywinrm sent, as the host saw it.
+    let executed = emu.executed();
+    let ps: Vec<_> = executed.iter().filter(|e| e.script.is_some()).collect();
+    assert_eq!(ps.len(), 5, "{executed:#?}");
+    assert!(
+        ps.iter()
+            .all(|e| e.command_line.starts_with("powershell -encodedcommand ")),
+        "pywinrm's own PowerShell line"
+    );
+    assert!(
+        executed.iter().all(|e| e.codepage == 437),
+        "pywinrm's default codepage"
+    );
+    assert!(
+        executed
+            .iter()
+            .any(|e| e.script.is_none() && e.command_line == "ipconfig /all")
+    );
+    let stdin_cmd = executed
+        .iter()
+        .find(|e| e.command_line == "findstr x")
+        .expect("the stdin case ran");
+    let got = emu.stdin(&stdin_cmd.command_id);
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"x marks the spot\r\n"[..]),
+        "stdin via rsp:Send"
+    );
+    assert_eq!(emu.open_shells(), 0, "pywinrm closed every shell");
+    assert!(emu.auth_failures() >= 1, "the bad_auth case was refused");
+}

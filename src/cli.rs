@@ -1,0 +1,92 @@
+//! Command line: `serve`, `demo`, `check-config`, `parse`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Settings};
+
+#[derive(Parser)]
+#[command(name = "triage-bot", version, about = "AI triage of critical Elastic Security alerts, approved in Slack, run over WinRM, audited in Kibana cases")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service against the endpoints configured in the environment / .env.
+    Serve,
+    /// Run the whole loop once against in-process emulators and print the timeline.
+    Demo,
+    /// Load and validate the configuration, print it with secrets redacted, and exit.
+    CheckConfig,
+    /// Parse an assistant answer (a file, or - for stdin) and print the result as JSON.
+    Parse {
+        #[arg(default_value = "-")]
+        file: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A missing .env is normal; a malformed one is worth saying.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve().await,
+            Command::Demo => crate::demo::run().await,
+            Command::CheckConfig => check_config(),
+            Command::Parse { file } => parse(&file),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(settings.log_format);
+    let app = crate::app::App::start(settings, None).await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    app.stop().await;
+    Ok(())
+}
+
+fn check_config() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(LogFormat::Pretty);
+    println!("{settings:#?}");
+    Ok(())
+}
+
+fn parse(file: &str) -> anyhow::Result<()> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?;
+    }
+    let triage = crate::triage::parser::parse_answer(&text);
+    println!("{}", serde_json::to_string_pretty(&triage)?);
+    Ok(())
+}

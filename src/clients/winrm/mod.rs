@@ -1,0 +1,473 @@
+//! WinRM client: runs one PowerShell script on a Windows host over WS-Management with the WinRS
+//! cmd shell (Create → Command → Receive… → Signal → Delete), the way pywinrm's `run_ps` does,
+//! with the safety rules of DESIGN §4: the script only ever travels base64-encoded in
+//! `-EncodedCommand`, the password never reaches a log line or an error, and the shell is
+//! deleted on every path (success, error, deadline, even a dropped future) because leaked
+//! shells count against the per-user quota (winrm.md §1.9).
+//!
+//! Layout: [`soap`] builds and parses envelopes (no I/O), [`transport`] moves them (Basic auth
+//! now; an NTLM sealing transport plugs in behind [`transport::Transport`]), [`powershell`]
+//! encodes scripts and cleans CLIXML, [`error`] is the error type callers branch on.
+
+pub mod error;
+pub mod powershell;
+pub mod soap;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument as _;
+
+pub use error::{Phase, WinRmError};
+pub use powershell::{MAX_COMMAND_LINE, clean_clixml, encode_powershell};
+pub use transport::{BasicTransport, Transport, TransportSession};
+
+use crate::secret::Secret;
+use soap::{Envelope, RequestContext};
+
+/// Connection and limits for one Windows host.
+#[derive(Debug, Clone)]
+pub struct WinRmConfig {
+    /// `http://host:5985/wsman` or `https://host:5986/wsman`.
+    pub endpoint: String,
+    pub username: String,
+    pub password: Secret,
+    /// WS-Management OperationTimeout: how long the host holds a Receive open waiting for
+    /// output before answering `w:TimedOut`. Must stay ≤ the host's MaxTimeoutms (60 s).
+    pub operation_timeout: Duration,
+    /// HTTP read timeout per request; must exceed `operation_timeout` or every quiet Receive
+    /// would look like a dead host.
+    pub read_timeout: Duration,
+    /// Deadline for one command, from Command until Done; then it is terminated.
+    pub command_timeout: Duration,
+    /// Most bytes kept of stdout and of stderr each; the rest is dropped and `truncated` set.
+    pub max_output_bytes: usize,
+}
+
+impl WinRmConfig {
+    /// A config with the defaults: operation timeout 20 s and read timeout 30 s (pywinrm's
+    /// pair), a 5-minute command deadline, 1 MiB of output per stream.
+    pub fn new(endpoint: impl Into<String>, username: impl Into<String>, password: Secret) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            username: username.into(),
+            password,
+            operation_timeout: Duration::from_secs(20),
+            read_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            max_output_bytes: 1024 * 1024,
+        }
+    }
+
+    /// Checks what cannot work, with messages that name the setting and never the password.
+    pub fn validate(&self) -> Result<(), WinRmError> {
+        let url = reqwest::Url::parse(&self.endpoint)
+            .map_err(|e| WinRmError::Config(format!("endpoint is not a URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // Refuse rather than echo: the URL would end up in errors and logs.
+            return Err(WinRmError::Config(
+                "endpoint must not contain credentials; set username/password instead".into(),
+            ));
+        }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(WinRmError::Config(format!(
+                "endpoint scheme must be http or https, not {}",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(WinRmError::Config("endpoint has no host".into()));
+        }
+        if self.username.is_empty() {
+            return Err(WinRmError::Config("username is empty".into()));
+        }
+        if self.operation_timeout < Duration::from_secs(1) {
+            return Err(WinRmError::Config(
+                "operation_timeout must be at least 1s".into(),
+            ));
+        }
+        if self.read_timeout <= self.operation_timeout {
+            return Err(WinRmError::Config(format!(
+                "read_timeout ({:?}) must be greater than operation_timeout ({:?})",
+                self.read_timeout, self.operation_timeout
+            )));
+        }
+        if self.command_timeout.is_zero() {
+            return Err(WinRmError::Config(
+                "command_timeout must be positive".into(),
+            ));
+        }
+        if self.max_output_bytes == 0 {
+            return Err(WinRmError::Config(
+                "max_output_bytes must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The host part of the endpoint, for the `host.name` span field.
+    fn host_name(&self) -> String {
+        reqwest::Url::parse(&self.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// What a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// stdout, decoded as UTF-8 (codepage 65001) after joining all chunks.
+    pub stdout: String,
+    /// stderr made readable: CLIXML reduced to its text lines (see [`clean_clixml`]).
+    pub stderr: String,
+    /// stderr exactly as received (lossy UTF-8), for the audit trail.
+    pub stderr_raw: String,
+    /// The process exit code; 32-bit unsigned on the wire (0xC0000005 = 3221225477). -1 when
+    /// the host reported Done without one (pywinrm does the same).
+    pub exit_code: i64,
+    /// True when stdout or stderr went over `max_output_bytes` and was cut.
+    pub truncated: bool,
+}
+
+/// A WinRM client for one host. Cheap to clone; each run uses its own shell.
+#[derive(Clone, Debug)]
+pub struct WinRmClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: WinRmConfig,
+    host_name: String,
+    transport: Arc<dyn Transport>,
+}
+
+/// Connect timeout for Basic; short, because an unreachable host should fail fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl WinRmClient {
+    /// A client using HTTP Basic auth.
+    pub fn new(cfg: WinRmConfig) -> Result<Self, WinRmError> {
+        cfg.validate()?;
+        let transport = BasicTransport::new(
+            &cfg.endpoint,
+            &cfg.username,
+            cfg.password.clone(),
+            CONNECT_TIMEOUT.min(cfg.read_timeout),
+        )?;
+        Self::with_transport(cfg, Arc::new(transport))
+    }
+
+    /// A client over any transport (NTLM with sealing, later). `cfg.endpoint` is still used for
+    /// validation and the span; the transport's own endpoint goes into `a:To`.
+    pub fn with_transport(
+        cfg: WinRmConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, WinRmError> {
+        cfg.validate()?;
+        let host_name = cfg.host_name();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                host_name,
+                transport,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &WinRmConfig {
+        &self.inner.cfg
+    }
+
+    /// Runs one PowerShell script: creates a shell (WINRS_CODEPAGE 65001, WINRS_NOPROFILE TRUE),
+    /// runs `powershell.exe -NoProfile -NonInteractive -EncodedCommand <base64(UTF-16LE(script))>`,
+    /// receives until Done (retrying `w:TimedOut`, joining chunks before decoding), then signals
+    /// terminate and deletes the shell — always, also after an error or the command deadline.
+    pub async fn run_powershell(&self, script: &str) -> Result<CommandOutput, WinRmError> {
+        let command_line = powershell::powershell_command_line(script)?;
+        let span = tracing::info_span!(
+            "winrm.run",
+            host.name = %self.inner.host_name,
+            winrm.endpoint = %self.inner.transport.endpoint(),
+            winrm.shell_id = tracing::field::Empty,
+            winrm.command_id = tracing::field::Empty,
+        );
+        self.run_command_line(&command_line).instrument(span).await
+    }
+
+    async fn run_command_line(&self, command_line: &str) -> Result<CommandOutput, WinRmError> {
+        let inner = &self.inner;
+        let started = tokio::time::Instant::now();
+        let mut session = inner.transport.session();
+        let shell_id = self.create_shell(session.as_mut()).await?;
+        tracing::Span::current().record("winrm.shell_id", shell_id.as_str());
+
+        // From here on the shell exists: the guard deletes it even if this future is dropped.
+        let mut guard = CleanupGuard {
+            inner: inner.clone(),
+            shell_id: shell_id.clone(),
+            command_id: None,
+            armed: true,
+        };
+        let deadline = inner.cfg.command_timeout;
+        let outcome = match tokio::time::timeout(
+            deadline,
+            self.execute(
+                session.as_mut(),
+                &shell_id,
+                command_line,
+                &mut guard.command_id,
+            ),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(after = ?deadline, "command deadline passed; terminating");
+                Err(WinRmError::Timeout {
+                    phase: Phase::Run,
+                    after: deadline,
+                })
+            }
+        };
+        // An exchange cut off by the deadline may leave a connection-bound session (NTLM) out of
+        // step, so clean up through a fresh one then.
+        if matches!(outcome, Err(WinRmError::Timeout { .. })) {
+            session = inner.transport.session();
+        }
+        cleanup(
+            inner,
+            session.as_mut(),
+            &shell_id,
+            guard.command_id.as_deref(),
+        )
+        .await;
+        guard.armed = false;
+
+        match &outcome {
+            Ok(out) => tracing::info!(
+                exit_code = out.exit_code,
+                truncated = out.truncated,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "WinRmCommandFinished"
+            ),
+            Err(e) => tracing::warn!(error = %e, "WinRmCommandFailed"),
+        }
+        outcome
+    }
+
+    async fn create_shell(&self, session: &mut dyn TransportSession) -> Result<String, WinRmError> {
+        let env = exchange(
+            &self.inner,
+            session,
+            Phase::Create,
+            soap::ACTION_CREATE,
+            |ctx| soap::create_shell(ctx, soap::CODEPAGE_UTF8),
+        )
+        .await?;
+        soap::parse_shell_id(&env)
+    }
+
+    /// Command + the Receive loop. `command_id` is filled in as soon as it is known so cleanup
+    /// can signal the command even when this future is cut off by the deadline.
+    async fn execute(
+        &self,
+        session: &mut dyn TransportSession,
+        shell_id: &str,
+        command_line: &str,
+        command_id: &mut Option<String>,
+    ) -> Result<CommandOutput, WinRmError> {
+        let inner = &self.inner;
+        let env = exchange(
+            inner,
+            session,
+            Phase::Command,
+            soap::ACTION_COMMAND,
+            |ctx| soap::command(ctx, shell_id, command_line),
+        )
+        .await?;
+        let cmd_id = soap::parse_command_id(&env)?;
+        tracing::Span::current().record("winrm.command_id", cmd_id.as_str());
+        *command_id = Some(cmd_id.clone());
+
+        let mut stdout = Collected::new(inner.cfg.max_output_bytes);
+        let mut stderr = Collected::new(inner.cfg.max_output_bytes);
+        let mut polls = 0u32;
+        let exit_code = loop {
+            polls += 1;
+            let reply = exchange(
+                inner,
+                session,
+                Phase::Receive,
+                soap::ACTION_RECEIVE,
+                |ctx| soap::receive(ctx, shell_id, &cmd_id),
+            )
+            .await;
+            let env = match reply {
+                Ok(env) => env,
+                // The host had no output within OperationTimeout: normal, ask again. The
+                // command deadline bounds this loop.
+                Err(e) if e.is_operation_timeout() => {
+                    tracing::debug!(polls, "no output yet (w:TimedOut); receiving again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let chunk = soap::parse_receive(&env)?;
+            stdout.push(&chunk.stdout);
+            stderr.push(&chunk.stderr);
+            if chunk.done {
+                break chunk.exit_code.unwrap_or_else(|| {
+                    tracing::warn!("CommandState Done without ExitCode");
+                    -1
+                });
+            }
+        };
+        let truncated = stdout.truncated || stderr.truncated;
+        let stderr_raw = stderr.into_string();
+        Ok(CommandOutput {
+            stdout: stdout.into_string(),
+            stderr: clean_clixml(&stderr_raw),
+            stderr_raw,
+            exit_code,
+            truncated,
+        })
+    }
+}
+
+/// Sends one request built with a fresh MessageID and checks the answer belongs to it.
+async fn exchange(
+    inner: &Inner,
+    session: &mut dyn TransportSession,
+    phase: Phase,
+    action: &str,
+    build: impl FnOnce(&RequestContext<'_>) -> String,
+) -> Result<Envelope, WinRmError> {
+    let message_id = soap::new_message_id();
+    let ctx = RequestContext {
+        to: inner.transport.endpoint(),
+        message_id: &message_id,
+        operation_timeout: inner.cfg.operation_timeout,
+    };
+    let request = build(&ctx);
+    tracing::trace!(%phase, %message_id, "WS-Man request");
+    let reply = session
+        .exchange(phase, request, inner.cfg.read_timeout)
+        .await?;
+    soap::interpret(phase, reply.status, &reply.body, &message_id, action)
+}
+
+/// Signal terminate (when a command was started) and Delete. Failures are logged, not
+/// returned: the run's own outcome is what the caller needs, and a fault saying the command or
+/// shell is already gone means the job is done.
+async fn cleanup(
+    inner: &Inner,
+    session: &mut dyn TransportSession,
+    shell_id: &str,
+    command_id: Option<&str>,
+) {
+    let gone = |e: &WinRmError| {
+        matches!(
+            e.wsman_code(),
+            Some(error::WSMAN_INVALID_SELECTORS | error::WSMAN_OPERATION_ABORTED)
+        )
+    };
+    if let Some(cmd_id) = command_id {
+        let r = exchange(inner, session, Phase::Signal, soap::ACTION_SIGNAL, |ctx| {
+            soap::signal_terminate(ctx, shell_id, cmd_id)
+        })
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if gone(&e) => tracing::debug!(error = %e, "command already gone"),
+            Err(e) => tracing::warn!(error = %e, "signal terminate failed; deleting the shell"),
+        }
+    }
+    let r = exchange(inner, session, Phase::Delete, soap::ACTION_DELETE, |ctx| {
+        soap::delete_shell(ctx, shell_id)
+    })
+    .await;
+    match r {
+        Ok(_) => tracing::debug!("shell deleted"),
+        Err(e) if gone(&e) => tracing::debug!(error = %e, "shell already gone"),
+        Err(e) => {
+            tracing::warn!(error = %e, %shell_id, "shell delete failed; it may leak until its idle timeout")
+        }
+    }
+}
+
+/// Deletes the shell if the run future is dropped before its own cleanup finished (a caller
+/// timeout, a shutdown): the cleanup moves to a background task on the current runtime.
+struct CleanupGuard {
+    inner: Arc<Inner>,
+    shell_id: String,
+    command_id: Option<String>,
+    armed: bool,
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(shell_id = %self.shell_id, "run dropped outside a runtime; shell not deleted");
+            return;
+        };
+        let inner = self.inner.clone();
+        let shell_id = std::mem::take(&mut self.shell_id);
+        let command_id = self.command_id.take();
+        tracing::info!(%shell_id, "run cancelled; deleting its shell in the background");
+        rt.spawn(
+            async move {
+                let mut session = inner.transport.session();
+                cleanup(&inner, session.as_mut(), &shell_id, command_id.as_deref()).await;
+            }
+            .instrument(tracing::Span::current()),
+        );
+    }
+}
+
+/// One output stream's bytes, capped. Decoding waits until the end: a UTF-8 character or a
+/// CLIXML document may be split across chunks and responses.
+struct Collected {
+    bytes: Vec<u8>,
+    max: usize,
+    truncated: bool,
+}
+
+impl Collected {
+    fn new(max: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            max,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let room = self.max.saturating_sub(self.bytes.len());
+        if data.len() > room {
+            self.truncated = true;
+        }
+        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    fn into_string(self) -> String {
+        let mut bytes = self.bytes;
+        if self.truncated
+            && let Err(e) = std::str::from_utf8(&bytes)
+            && e.error_len().is_none()
+        {
+            // The cut fell inside a character: drop its first bytes rather than show U+FFFD.
+            bytes.truncate(e.valid_up_to());
+        }
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}

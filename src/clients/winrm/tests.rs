@@ -1,0 +1,340 @@
+//! The WinRM client against the in-process Windows host emulator: the whole Create → Command →
+//! Receive → Signal → Delete flow over real HTTP, including the failure paths, always checking
+//! that no shell is left open on the host.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
+
+use super::*;
+
+const USER: &str = "vagrant";
+const PASSWORD: &str = "Sup3r-Secret-pw!";
+
+async fn emulator() -> WinRmEmulator {
+    WinRmEmulator::start(WinRmEmulatorConfig {
+        host_name: "WIN-EMU01".into(),
+        username: USER.into(),
+        password: PASSWORD.into(),
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn config(endpoint: String, password: &str) -> WinRmConfig {
+    WinRmConfig {
+        operation_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(10),
+        ..WinRmConfig::new(endpoint, USER, Secret::new(password))
+    }
+}
+
+fn client(emu: &WinRmEmulator) -> WinRmClient {
+    WinRmClient::new(config(emu.url(), PASSWORD)).expect("valid config")
+}
+
+#[tokio::test]
+async fn normal_run_returns_stdout_and_deletes_the_shell() {
+    let emu = emulator().await;
+    let script = "Get-Process -Name lsass | Select-Object Id,Name";
+    // Non-ASCII output: the emulator splits stdout across chunks and responses, so this only
+    // decodes right if chunks are joined as bytes first.
+    emu.set_response(
+        script,
+        "Id   Name\r\n--   ----\r\n624  lsass — ok ✓\r\n",
+        "",
+        0,
+    );
+    let out = client(&emu).run_powershell(script).await.expect("runs");
+    assert_eq!(
+        out.stdout,
+        "Id   Name\r\n--   ----\r\n624  lsass — ok ✓\r\n"
+    );
+    assert_eq!(out.stderr, "");
+    assert_eq!(out.exit_code, 0);
+    assert!(!out.truncated);
+    assert_eq!(emu.open_shells(), 0);
+
+    let executed = emu.executed();
+    assert_eq!(executed.len(), 1);
+    assert_eq!(executed[0].script.as_deref(), Some(script));
+    assert_eq!(executed[0].codepage, 65001);
+    assert!(
+        executed[0]
+            .command_line
+            .starts_with("powershell.exe -NoProfile -NonInteractive -EncodedCommand ")
+    );
+    // The script never appears in clear on the command line.
+    assert!(!executed[0].command_line.contains("Get-Process"));
+    assert_eq!(emu.signals().len(), 1, "terminate is sent after Done");
+}
+
+#[tokio::test]
+async fn delayed_command_retries_timed_out_receives() {
+    let emu = emulator().await;
+    emu.set_response("Start-Sleep 30; 'done'", "done\r\n", "", 0);
+    emu.set_delay("Start-Sleep 30; 'done'", 3);
+    let out = client(&emu)
+        .run_powershell("Start-Sleep 30; 'done'")
+        .await
+        .expect("TimedOut faults are retried");
+    assert_eq!(out.stdout, "done\r\n");
+    let timed_out = emu
+        .requests()
+        .iter()
+        .filter(|r| r.wsman_code == Some(2_150_858_793))
+        .count();
+    assert_eq!(timed_out, 3);
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn non_zero_exit_with_clixml_stderr_is_cleaned() {
+    let emu = emulator().await;
+    emu.set_response(
+        r#"Write-Error "Error""#,
+        "",
+        "Write-Error \"Error\" : Error\r\n    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException\r\n",
+        1,
+    );
+    let out = client(&emu)
+        .run_powershell(r#"Write-Error "Error""#)
+        .await
+        .expect("a failing command is still a completed run");
+    assert_eq!(out.exit_code, 1);
+    assert!(out.stderr_raw.starts_with("#< CLIXML\r\n"));
+    assert_eq!(
+        out.stderr,
+        "Write-Error \"Error\" : Error\n    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException"
+    );
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn unknown_script_gets_the_not_recognized_default() {
+    let emu = emulator().await;
+    let out = client(&emu).run_powershell("Get-Nothing").await.unwrap();
+    assert_eq!(out.exit_code, 1);
+    assert!(
+        out.stderr
+            .contains("The term 'Get-Nothing' is not recognized")
+    );
+}
+
+#[tokio::test]
+async fn exit_code_above_i32_max() {
+    let emu = emulator().await;
+    emu.set_response("crash", "", "", 3_221_225_477);
+    let out = client(&emu).run_powershell("crash").await.unwrap();
+    assert_eq!(out.exit_code, 3_221_225_477);
+}
+
+#[tokio::test]
+async fn output_is_capped() {
+    let emu = emulator().await;
+    emu.set_response("big", &"é".repeat(100), "", 0);
+    let mut cfg = config(emu.url(), PASSWORD);
+    cfg.max_output_bytes = 51; // cuts the 26th "é" (2 bytes) in half
+    let out = WinRmClient::new(cfg)
+        .unwrap()
+        .run_powershell("big")
+        .await
+        .unwrap();
+    assert!(out.truncated);
+    assert_eq!(out.stdout, "é".repeat(25));
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error_and_leaks_nothing() {
+    let emu = emulator().await;
+    let wrong = "Wr0ng-Passw0rd-xyz";
+    let client = WinRmClient::new(config(emu.url(), wrong)).unwrap();
+    let err = client.run_powershell("hostname").await.unwrap_err();
+    match &err {
+        WinRmError::Auth {
+            status,
+            offered_schemes,
+        } => {
+            assert_eq!(*status, 401);
+            assert!(offered_schemes.contains(&"Negotiate".to_owned()));
+            assert!(offered_schemes.contains(&"Basic".to_owned()));
+        }
+        other => panic!("expected Auth, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    for shown in [err.to_string(), format!("{err:?}"), format!("{client:?}")] {
+        assert!(!shown.contains(wrong), "password leaked: {shown}");
+    }
+    assert_eq!(emu.open_shells(), 0);
+    assert!(emu.executed().is_empty());
+    assert_eq!(emu.auth_failures(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_a_retryable_connect_error() {
+    // Bind and drop: the port is then closed on loopback.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client =
+        WinRmClient::new(config(format!("http://127.0.0.1:{port}/wsman"), PASSWORD)).unwrap();
+    let err = client.run_powershell("hostname").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WinRmError::Connect {
+                phase: Phase::Create,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert!(!err.to_string().contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn command_deadline_terminates_and_still_deletes_the_shell() {
+    let emu = emulator().await;
+    emu.set_response("Wait-Forever", "never", "", 0);
+    emu.set_delay("Wait-Forever", usize::MAX);
+    let mut cfg = config(emu.url(), PASSWORD);
+    cfg.command_timeout = Duration::from_millis(300);
+    let err = WinRmClient::new(cfg)
+        .unwrap()
+        .run_powershell("Wait-Forever")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WinRmError::Timeout {
+                phase: Phase::Run,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable(), "the command had started");
+    assert_eq!(emu.open_shells(), 0);
+    assert_eq!(emu.signals().len(), 1);
+}
+
+#[tokio::test]
+async fn dropped_run_still_deletes_the_shell() {
+    let emu = emulator().await;
+    emu.set_delay("Wait-Forever", usize::MAX);
+    let client = client(&emu);
+    let run = client.run_powershell("Wait-Forever");
+    // The caller gives up mid-receive; the guard must clean up in the background.
+    let _ = tokio::time::timeout(Duration::from_millis(200), run).await;
+    emu.wait_until("the shell to be deleted", Duration::from_secs(5), |s| {
+        s.shells_created == 1 && s.open_shells() == 0
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn service_unavailable_on_create_is_retryable() {
+    let emu = emulator().await;
+    emu.fail_next(1, 503);
+    let client = client(&emu);
+    let err = client.run_powershell("hostname").await.unwrap_err();
+    assert!(
+        matches!(err, WinRmError::Http { status: 503, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    // The next attempt goes through.
+    emu.set_response("hostname", "WIN-EMU01\r\n", "", 0);
+    assert_eq!(
+        client.run_powershell("hostname").await.unwrap().stdout,
+        "WIN-EMU01\r\n"
+    );
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn too_long_script_is_refused_before_sending() {
+    let emu = emulator().await;
+    let err = client(&emu)
+        .run_powershell(&"a".repeat(4000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WinRmError::CommandTooLong { max: 8191, .. }));
+    assert!(emu.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn concurrent_runs_use_separate_shells() {
+    let emu = emulator().await;
+    emu.set_response("'a'", "a\r\n", "", 0);
+    emu.set_response("'b'", "b\r\n", "", 0);
+    let c = client(&emu);
+    let (a, b) = tokio::join!(c.run_powershell("'a'"), c.run_powershell("'b'"));
+    assert_eq!(a.unwrap().stdout, "a\r\n");
+    assert_eq!(b.unwrap().stdout, "b\r\n");
+    let shells: std::collections::HashSet<_> =
+        emu.executed().into_iter().map(|e| e.shell_id).collect();
+    assert_eq!(shells.len(), 2);
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[test]
+fn config_validation() {
+    let ok = config("http://win:5985/wsman".into(), PASSWORD);
+    assert!(ok.validate().is_ok());
+
+    let mut bad = ok.clone();
+    bad.read_timeout = bad.operation_timeout;
+    assert!(matches!(bad.validate(), Err(WinRmError::Config(_))));
+
+    let mut bad = ok.clone();
+    bad.endpoint = format!("http://{USER}:{PASSWORD}@win:5985/wsman");
+    let err = WinRmClient::new(bad).unwrap_err();
+    assert!(matches!(err, WinRmError::Config(_)));
+    assert!(!err.to_string().contains(PASSWORD), "{err}");
+
+    let mut bad = ok.clone();
+    bad.endpoint = "ftp://win/wsman".into();
+    assert!(bad.validate().is_err());
+
+    let mut bad = ok;
+    bad.max_output_bytes = 0;
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn no_error_or_debug_output_shows_the_password() {
+    let cfg = config("http://win:5985/wsman".into(), PASSWORD);
+    let client = WinRmClient::new(cfg.clone()).unwrap();
+    let errors = [
+        WinRmError::Auth {
+            status: 401,
+            offered_schemes: vec!["Negotiate".into()],
+        },
+        WinRmError::Config("x".into()),
+        WinRmError::Timeout {
+            phase: Phase::Run,
+            after: Duration::from_secs(1),
+        },
+        WinRmError::Http {
+            phase: Phase::Create,
+            status: 500,
+            body: "oops".into(),
+        },
+    ];
+    for shown in errors
+        .iter()
+        .flat_map(|e| [e.to_string(), format!("{e:?}")])
+        .chain([format!("{cfg:?}"), format!("{client:?}")])
+    {
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+}

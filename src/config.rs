@@ -1,0 +1,387 @@
+//! The one place configuration is read and validated.
+//!
+//! Settings come from environment variables (and `.env`, loaded by `main`); `.env.example`
+//! documents every variable with its default. [`Settings::from_lookup`] takes the lookup as a
+//! function so tests and the demo can build settings without touching the process environment.
+//! A missing or malformed value fails with a message that names the variable and what was
+//! expected; secret values are held as [`Secret`] and never printed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+/// How to authenticate to Elasticsearch or Kibana.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    None,
+    ApiKey(Secret),
+    Basic { username: String, password: Secret },
+}
+
+impl HttpAuth {
+    /// The `Authorization` header value, if any.
+    pub fn header(&self) -> Option<String> {
+        use base64::Engine;
+        match self {
+            HttpAuth::None => None,
+            HttpAuth::ApiKey(k) => Some(format!("ApiKey {}", k.expose())),
+            HttpAuth::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))
+            )),
+        }
+    }
+}
+
+/// One alert index to poll.
+#[derive(Debug, Clone)]
+pub struct AlertSource {
+    /// Stable name, used as the checkpoint key.
+    pub name: String,
+    pub index: String,
+    pub timestamp_field: String,
+    /// Keyword field that breaks ties between alerts with the same timestamp, for search_after.
+    pub tiebreak_field: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElasticSettings {
+    pub url: String,
+    pub auth: HttpAuth,
+    pub sources: Vec<AlertSource>,
+    pub severity_field: String,
+    pub severity: String,
+    pub poll_interval: Duration,
+    pub batch_size: usize,
+    /// How far back the very first poll of a source looks.
+    pub initial_lookback: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KibanaSettings {
+    pub url: String,
+    /// Base URL for links shown to people (defaults to `url`).
+    pub public_url: String,
+    pub auth: HttpAuth,
+    pub space: Option<String>,
+    pub connector_id: String,
+    pub stream: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub api_url: String,
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    pub channel: String,
+    /// Slack user ids allowed to decide besides the tagged handler.
+    pub approvers: Vec<String>,
+    /// OS family (lowercase) → Slack user id; overrides the assistant's answer.
+    pub routes: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WinRmSettings {
+    /// `{host}` is replaced by the alert's host name.
+    pub endpoint_template: String,
+    /// Host name (case-insensitive) → endpoint URL, overriding the template.
+    pub host_map: HashMap<String, String>,
+    pub username: String,
+    pub password: Secret,
+    pub operation_timeout: Duration,
+    pub command_timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+impl WinRmSettings {
+    pub fn endpoint_for(&self, host: &str) -> String {
+        self.host_map
+            .get(&host.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_else(|| self.endpoint_template.replace("{host}", host))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub http_bind: SocketAddr,
+    pub log_format: LogFormat,
+    pub prompts_dir: Option<PathBuf>,
+    pub elastic: ElasticSettings,
+    pub kibana: KibanaSettings,
+    pub slack: SlackSettings,
+    pub winrm: WinRmSettings,
+    /// How often workers look for due outbox work when nothing woke them.
+    pub worker_tick: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn opt(&self, var: &str) -> Option<String> {
+        (self.lookup)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn or(&self, var: &str, default: &str) -> String {
+        self.opt(var).unwrap_or_else(|| default.to_string())
+    }
+
+    fn required(&self, var: &str, what: &str) -> Result<String, ConfigError> {
+        self.opt(var).ok_or_else(|| err(var, format!("is required: {what}")))
+    }
+
+    fn secret(&self, var: &str, what: &str) -> Result<Secret, ConfigError> {
+        self.required(var, what).map(Secret::new)
+    }
+
+    fn url(&self, var: &str, default: Option<&str>) -> Result<String, ConfigError> {
+        let v = match default {
+            Some(d) => self.or(var, d),
+            None => self.required(var, "an http(s) URL")?,
+        };
+        let parsed = reqwest::Url::parse(&v)
+            .map_err(|e| err(var, format!("expected an http(s) URL, got {v:?} ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(err(var, format!("expected an http(s) URL, got scheme {:?}", parsed.scheme())));
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    }
+
+    fn num<T: std::str::FromStr>(&self, var: &str, default: T, what: &str) -> Result<T, ConfigError> {
+        match self.opt(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| err(var, format!("expected {what}, got {v:?}"))),
+        }
+    }
+
+    fn secs(&self, var: &str, default: f64) -> Result<Duration, ConfigError> {
+        let v: f64 = self.num(var, default, "a number of seconds")?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(err(var, format!("expected a positive number of seconds, got {v}")));
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+
+    fn bool(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.opt(var).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(err(var, format!("expected true or false, got {v:?}"))),
+        }
+    }
+
+    fn list(&self, var: &str) -> Vec<String> {
+        self.opt(var)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+
+    /// `key=value,key=value`, keys lowercased.
+    fn map(&self, var: &str) -> Result<HashMap<String, String>, ConfigError> {
+        let mut out = HashMap::new();
+        for pair in self.list(var) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| err(var, format!("expected key=value pairs separated by commas, got {pair:?}")))?;
+            out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        Ok(out)
+    }
+
+    /// API key, or username + password, or nothing.
+    fn auth(&self, prefix: &str) -> Result<HttpAuth, ConfigError> {
+        let key_var = format!("{prefix}_API_KEY");
+        let user_var = format!("{prefix}_USERNAME");
+        let pass_var = format!("{prefix}_PASSWORD");
+        if let Some(k) = self.opt(&key_var) {
+            return Ok(HttpAuth::ApiKey(Secret::new(k)));
+        }
+        match (self.opt(&user_var), self.opt(&pass_var)) {
+            (Some(username), Some(p)) => Ok(HttpAuth::Basic { username, password: Secret::new(p) }),
+            (Some(_), None) => Err(err(&pass_var, format!("is required when {user_var} is set"))),
+            (None, Some(_)) => Err(err(&user_var, format!("is required when {pass_var} is set"))),
+            (None, None) => Ok(HttpAuth::None),
+        }
+    }
+}
+
+fn err(var: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { var: var.to_string(), problem: problem.into() }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let http_bind = env
+            .or("HTTP_BIND", "0.0.0.0:8080")
+            .parse()
+            .map_err(|_| err("HTTP_BIND", "expected host:port, e.g. 0.0.0.0:8080"))?;
+        let log_format = match env.or("LOG_FORMAT", "pretty").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {other:?}"))),
+        };
+        let sources = vec![
+            AlertSource {
+                name: "security_alerts".into(),
+                index: env.or("ALERTS_INDEX", ".internal.alerts-security.alerts-default-*"),
+                timestamp_field: env.or("ALERTS_TIMESTAMP_FIELD", "@timestamp"),
+                tiebreak_field: env.or("ALERTS_TIEBREAK_FIELD", "kibana.alert.uuid"),
+            },
+            AlertSource {
+                name: "endpoint_alerts".into(),
+                index: env.or("ENDPOINT_ALERTS_INDEX", ".ds-logs-endpoint.alerts*"),
+                timestamp_field: env.or("ENDPOINT_ALERTS_TIMESTAMP_FIELD", "event.created"),
+                tiebreak_field: env.or("ENDPOINT_ALERTS_TIEBREAK_FIELD", "event.id"),
+            },
+        ];
+        let sources = sources.into_iter().filter(|s| s.index != "-").collect();
+        let elastic = ElasticSettings {
+            url: env.url("ELASTICSEARCH_URL", None)?,
+            auth: env.auth("ELASTICSEARCH")?,
+            sources,
+            severity_field: env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
+            severity: env.or("ALERT_SEVERITY", "critical"),
+            poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
+            batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
+            initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
+        };
+        let kibana_url = env.url("KIBANA_URL", None)?;
+        let kibana = KibanaSettings {
+            public_url: env.url("KIBANA_PUBLIC_URL", Some(&kibana_url))?,
+            url: kibana_url,
+            auth: env.auth("KIBANA")?,
+            space: env.opt("KIBANA_SPACE").filter(|s| s != "default"),
+            connector_id: env.required("KIBANA_CONNECTOR_ID", "the id of the Kibana GenAI connector the assistant uses")?,
+            stream: env.bool("KIBANA_AI_STREAM", true)?,
+            timeout: env.secs("KIBANA_TIMEOUT_SECS", 300.0)?,
+        };
+        let slack = SlackSettings {
+            api_url: format!("{}/", env.url("SLACK_API_URL", Some("https://slack.com/api"))?),
+            bot_token: env.secret("SLACK_BOT_TOKEN", "the bot token (xoxb-…)")?,
+            signing_secret: env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?,
+            channel: env.required("SLACK_CHANNEL", "the channel id alerts are posted to (C…)")?,
+            approvers: env.list("SLACK_APPROVERS"),
+            routes: env.map("HANDLER_ROUTES")?,
+        };
+        let winrm = WinRmSettings {
+            endpoint_template: env.or("WINRM_ENDPOINT_TEMPLATE", "http://{host}:5985/wsman"),
+            host_map: env.map("WINRM_HOST_MAP")?,
+            username: env.required("WINRM_USERNAME", "the account commands run as (DOMAIN\\user)")?,
+            password: env.secret("WINRM_PASSWORD", "that account's password")?,
+            operation_timeout: env.secs("WINRM_OPERATION_TIMEOUT_SECS", 20.0)?,
+            command_timeout: env.secs("WINRM_COMMAND_TIMEOUT_SECS", 300.0)?,
+            max_output_bytes: env.num("WINRM_MAX_OUTPUT_BYTES", 1_000_000usize, "a number of bytes")?,
+        };
+        Ok(Settings {
+            database_url: env.or("DATABASE_URL", "sqlite://triage-bot.db?mode=rwc"),
+            http_bind,
+            log_format,
+            prompts_dir: env.opt("PROMPTS_DIR").map(PathBuf::from),
+            elastic,
+            kibana,
+            slack,
+            winrm,
+            worker_tick: env.secs("WORKER_TICK_SECS", 1.0)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("ELASTICSEARCH_URL", "http://es:9200"),
+            ("KIBANA_URL", "http://kb:5601"),
+            ("KIBANA_CONNECTOR_ID", "gpt"),
+            ("SLACK_BOT_TOKEN", "xoxb-top-secret"),
+            ("SLACK_SIGNING_SECRET", "sign-secret"),
+            ("SLACK_CHANNEL", "C1"),
+            ("WINRM_USERNAME", "CORP\\svc"),
+            ("WINRM_PASSWORD", "hunter2"),
+        ])
+    }
+
+    fn load(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = load(&base()).unwrap();
+        assert_eq!(s.elastic.sources.len(), 2);
+        assert_eq!(s.elastic.sources[0].index, ".internal.alerts-security.alerts-default-*");
+        assert_eq!(s.elastic.severity, "critical");
+        assert_eq!(s.slack.api_url, "https://slack.com/api/");
+        assert_eq!(s.winrm.endpoint_for("WS1"), "http://WS1:5985/wsman");
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let mut m = base();
+        m.remove("SLACK_CHANNEL");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "SLACK_CHANNEL");
+        assert!(e.to_string().contains("is required"));
+    }
+
+    #[test]
+    fn malformed_values_are_named_with_what_was_expected() {
+        let mut m = base();
+        m.insert("POLL_INTERVAL_SECS", "soon");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "POLL_INTERVAL_SECS");
+        assert!(e.to_string().contains("expected a number of seconds"));
+        let mut m = base();
+        m.insert("KIBANA_URL", "ftp://x");
+        assert_eq!(load(&m).unwrap_err().var, "KIBANA_URL");
+        let mut m = base();
+        m.insert("HANDLER_ROUTES", "windows");
+        assert_eq!(load(&m).unwrap_err().var, "HANDLER_ROUTES");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = load(&base()).unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("xoxb-top-secret"));
+        assert!(!dump.contains("hunter2"));
+        assert!(!dump.contains("sign-secret"));
+    }
+
+    #[test]
+    fn host_map_overrides_template() {
+        let mut m = base();
+        m.insert("WINRM_HOST_MAP", "WS-FIN-042=http://127.0.0.1:1/wsman");
+        let s = load(&m).unwrap();
+        assert_eq!(s.winrm.endpoint_for("ws-fin-042"), "http://127.0.0.1:1/wsman");
+    }
+}

@@ -1,0 +1,230 @@
+//! The incident: the unit of work, and its persisted state machine.
+//!
+//! ```text
+//! received → triaging → awaiting_approval → approved → executing → executed → closed
+//!               │               │                          │
+//!               ▼               ├──► declined              ▼
+//!         triage_failed         └──► expired        execution_failed / interrupted
+//! ```
+//! [`IncidentState::can_move_to`] is the single definition of which moves are legal; the store
+//! refuses any other move, so a stale worker or a double click cannot rewind an incident.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub String);
+
+impl IncidentId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl Default for IncidentId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Received,
+    Triaging,
+    TriageFailed,
+    AwaitingApproval,
+    Approved,
+    Declined,
+    Expired,
+    Executing,
+    Executed,
+    ExecutionFailed,
+    Interrupted,
+    Closed,
+}
+
+impl IncidentState {
+    pub const ALL: [IncidentState; 12] = [
+        Self::Received,
+        Self::Triaging,
+        Self::TriageFailed,
+        Self::AwaitingApproval,
+        Self::Approved,
+        Self::Declined,
+        Self::Expired,
+        Self::Executing,
+        Self::Executed,
+        Self::ExecutionFailed,
+        Self::Interrupted,
+        Self::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Triaging => "triaging",
+            Self::TriageFailed => "triage_failed",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+            Self::Executing => "executing",
+            Self::Executed => "executed",
+            Self::ExecutionFailed => "execution_failed",
+            Self::Interrupted => "interrupted",
+            Self::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The legal moves of the state machine.
+    pub fn can_move_to(self, next: IncidentState) -> bool {
+        use IncidentState::*;
+        matches!(
+            (self, next),
+            (Received, Triaging)
+                | (Triaging, AwaitingApproval)
+                | (Triaging, TriageFailed)
+                | (AwaitingApproval, Approved)
+                | (AwaitingApproval, Declined)
+                | (AwaitingApproval, Expired)
+                | (Approved, Executing)
+                | (Executing, Executed)
+                | (Executing, ExecutionFailed)
+                | (Executing, Interrupted)
+                | (Interrupted, AwaitingApproval)
+                | (Executed, Closed)
+                | (Declined, Closed)
+                | (Expired, Closed)
+                | (TriageFailed, Closed)
+                | (ExecutionFailed, Closed)
+        )
+    }
+}
+
+impl fmt::Display for IncidentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    Investigation,
+    Remediation,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Investigation => "investigation",
+            Self::Remediation => "remediation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "investigation" => Some(Self::Investigation),
+            "remediation" => Some(Self::Remediation),
+            _ => None,
+        }
+    }
+
+    /// The risk shown next to a command: investigation reads, remediation changes state.
+    pub fn risk_label(self) -> &'static str {
+        match self {
+            Self::Investigation => "read-only",
+            Self::Remediation => "changes state",
+        }
+    }
+}
+
+/// One command the assistant proposed, in the order it will run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedCommand {
+    pub seq: i64,
+    pub kind: CommandKind,
+    pub text: String,
+}
+
+/// What an authorised approver chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Decline,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Decline => "declined",
+        }
+    }
+}
+
+/// The binding between an approval and what it approves: the incident, the target host and the
+/// exact command list. Carried in the button value; a click whose hash differs approves nothing.
+pub fn approval_hash(incident: &IncidentId, host: &str, commands: &[ProposedCommand]) -> String {
+    let mut h = Sha256::new();
+    h.update(incident.0.as_bytes());
+    h.update([0]);
+    h.update(host.as_bytes());
+    for c in commands {
+        h.update([0]);
+        h.update(c.kind.as_str().as_bytes());
+        h.update([1]);
+        h.update(c.text.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in IncidentState::ALL {
+            assert_eq!(IncidentState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(IncidentState::parse("bogus"), None);
+    }
+
+    #[test]
+    fn decisions_only_from_awaiting_approval() {
+        use IncidentState::*;
+        assert!(AwaitingApproval.can_move_to(Approved));
+        assert!(!Approved.can_move_to(Approved));
+        assert!(!Declined.can_move_to(Approved));
+        assert!(!Executed.can_move_to(Executing));
+        assert!(!Closed.can_move_to(Received));
+    }
+
+    #[test]
+    fn approval_hash_binds_host_and_commands() {
+        let id = IncidentId("i1".into());
+        let cmds = vec![ProposedCommand { seq: 1, kind: CommandKind::Investigation, text: "Get-Process".into() }];
+        let h = approval_hash(&id, "WS1", &cmds);
+        assert_eq!(h, approval_hash(&id, "WS1", &cmds));
+        assert_ne!(h, approval_hash(&id, "WS2", &cmds));
+        let mut other = cmds.clone();
+        other[0].text = "Get-Process; Stop-Computer".into();
+        assert_ne!(h, approval_hash(&id, "WS1", &other));
+    }
+}

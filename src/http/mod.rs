@@ -1,0 +1,60 @@
+//! The HTTP surface: Slack's interactivity and Events API endpoints, health and readiness
+//! probes, and Prometheus metrics.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::app::Ctx;
+
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(ctx)
+}
+
+async fn interactions(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: String) -> impl IntoResponse {
+    crate::slack_app::interactions::handle(&ctx, &headers, &body).await
+}
+
+async fn events(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: String) -> impl IntoResponse {
+    crate::slack_app::events::handle(&ctx, &headers, &body).await
+}
+
+async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    if ctx.store.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests start several apps).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+async fn metrics_page(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    if let Ok(counts) = ctx.store.outbox_counts().await {
+        for (status, n) in counts {
+            metrics::gauge!("triage_bot_outbox_jobs", "status" => status).set(n as f64);
+        }
+    }
+    prometheus().render()
+}

@@ -1,0 +1,197 @@
+//! The audit record in Kibana: one case per incident (found by its tag before creating, so a
+//! restart never makes a second), the alert attached, comments as things happen, and a final
+//! description holding the whole story — summary, commands, decision, outputs.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::app::Ctx;
+use crate::clients::kibana::cases::{MAX_TEXT, NewCase, clip};
+use crate::domain::{Alert, IncidentState};
+use crate::store::commands::CommandRow;
+use crate::store::{IncidentRow, Job};
+use crate::workers::JobError;
+
+/// The tag that makes case creation idempotent.
+pub fn incident_tag(incident: &str) -> String {
+    format!("triage-bot:incident:{incident}")
+}
+
+/// `[Critical] <rule> on <host>`, at most 160 characters.
+pub fn case_title(alert: &Alert) -> String {
+    clip(&format!("[{}] {} on {}", alert.severity.title(), alert.rule_name, alert.host_name), 160)
+}
+
+pub fn case_url(ctx: &Ctx, case_id: &str) -> String {
+    let space = ctx.settings.kibana.space.as_deref().map(|s| format!("/s/{s}")).unwrap_or_default();
+    format!("{}{space}/app/security/cases/{case_id}", ctx.settings.kibana.public_url)
+}
+
+pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
+    let alert = incident.alert().map_err(JobError::permanent)?;
+    let tag = incident_tag(&incident.id);
+    let case_id = match &incident.case_id {
+        Some(id) => id.clone(),
+        None => {
+            let case = match ctx.cases.find_by_tag(&tag).await.map_err(JobError::from_client)? {
+                Some(existing) => existing,
+                None => {
+                    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+                    let new = NewCase {
+                        title: case_title(&alert),
+                        description: description(incident, &alert, &commands),
+                        tags: vec!["triage-bot".into(), tag.clone(), format!("rule:{}", alert.rule_name), format!("host:{}", alert.host_name)],
+                        severity: alert.severity,
+                    };
+                    ctx.cases.create(new).await.map_err(JobError::from_client)?
+                }
+            };
+            ctx.store.set_case(&incident.id, &case.id, &case.version).await.map_err(JobError::retry)?;
+            tracing::info!(incident.id = %incident.id, case.id = %case.id, "CaseCreated");
+            case.id
+        }
+    };
+    // Attach the alert unless a previous attempt already did.
+    let current = ctx.cases.get(&case_id).await.map_err(JobError::from_client)?;
+    if current.total_alerts == 0 {
+        let updated = ctx.cases.attach_alert(&case_id, &alert).await.map_err(JobError::from_client)?;
+        ctx.store.set_case(&incident.id, &case_id, &updated.version).await.map_err(JobError::retry)?;
+        let url = case_url(ctx, &case_id);
+        ctx.store
+            .enqueue(&incident.id, &Job::ThreadReply { text: format!("Audit record: <{url}|Kibana case {}>", crate::slack_app::blocks::escape(&case_title(&alert))) })
+            .await
+            .map_err(JobError::retry)?;
+    }
+    Ok(())
+}
+
+pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str) -> Result<(), JobError> {
+    let Some(case_id) = &incident.case_id else {
+        return Err(JobError::retry("the case has not been created yet"));
+    };
+    // A comment over Kibana's limit is split, not cut.
+    for part in split_text(text, MAX_TEXT) {
+        let updated = ctx.cases.comment(case_id, &part).await.map_err(JobError::from_client)?;
+        ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the description with the full record once the incident has settled.
+pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
+    let (Some(case_id), Some(version)) = (&incident.case_id, &incident.case_version) else {
+        return Err(JobError::retry("the case has not been created yet"));
+    };
+    let alert = incident.alert().map_err(JobError::permanent)?;
+    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+    let text = description(incident, &alert, &commands);
+    let updated = ctx.cases.update(case_id, version, json!({ "description": text })).await.map_err(JobError::from_client)?;
+    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    Ok(())
+}
+
+fn split_text(text: &str, max: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max {
+        return vec![text.to_string()];
+    }
+    let body_max = max - 20;
+    let parts: Vec<String> = chars.chunks(body_max).map(|c| c.iter().collect()).collect();
+    let n = parts.len();
+    parts.into_iter().enumerate().map(|(i, p)| format!("(part {}/{n})\n{p}", i + 1)).collect()
+}
+
+/// The case description: alert facts, AI summary, commands with their risk, the decision, and
+/// every command's output — outputs cut evenly so the whole stays within 30,000 characters.
+pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow]) -> String {
+    let mut head = String::new();
+    let _ = writeln!(head, "Triaged automatically by triage-bot (incident `{}`).\n", incident.id);
+    let _ = writeln!(head, "| Field | Value |\n|---|---|");
+    let row = |k: &str, v: &str| format!("| {k} | {} |\n", v.replace('|', "\\|").replace('\n', " "));
+    head.push_str(&row("Rule", &alert.rule_name));
+    head.push_str(&row("Severity", alert.severity.as_str()));
+    head.push_str(&row("Risk score", &alert.risk_score.map(|r| r.to_string()).unwrap_or_else(|| "n/a".into())));
+    head.push_str(&row("Host", &alert.host_name));
+    head.push_str(&row("IP addresses", &alert.host_ips.join(", ")));
+    head.push_str(&row("OS", alert.os_family.as_deref().unwrap_or("unknown")));
+    head.push_str(&row("User", alert.user_name.as_deref().unwrap_or("unknown")));
+    head.push_str(&row("Time", &alert.timestamp.to_rfc3339()));
+    head.push_str(&row("Alert id", &alert.id.0));
+    head.push_str(&row("Index", &alert.index));
+    head.push_str(&row("State", &incident.state));
+
+    match incident.triage() {
+        Some(t) => {
+            let _ = writeln!(head, "\n## AI summary\n\n{}\n", t.summary);
+            if !t.warnings.is_empty() {
+                let _ = writeln!(head, "Parser warnings: {}\n", t.warnings.join("; "));
+            }
+        }
+        None => {
+            let _ = writeln!(head, "\n## Triage failed\n\n{}\n", incident.error.as_deref().unwrap_or("unknown reason"));
+            if let Some(raw) = &incident.raw_answer {
+                let _ = writeln!(head, "The assistant answered:\n\n````\n{}\n````\n", clip(raw, 10_000));
+            }
+        }
+    }
+    if !commands.is_empty() {
+        let _ = writeln!(head, "## Proposed commands\n");
+        for c in commands {
+            let kind = c.proposed().kind;
+            let _ = writeln!(head, "{}. [{} — {}] `{}`", c.seq, kind.as_str(), kind.risk_label(), c.text.replace('`', "'"));
+        }
+    }
+    let _ = writeln!(head, "\n## Decision\n");
+    match (incident.decision.as_deref(), &incident.decided_by, &incident.decided_at) {
+        (Some(d), Some(by), Some(at)) => {
+            let _ = writeln!(head, "**{d}** by Slack user {by} at {at}, for host {}.", incident.host_name);
+        }
+        _ if incident.state() == Some(IncidentState::TriageFailed) => {
+            let _ = writeln!(head, "No decision: nothing was proposed.");
+        }
+        _ => {
+            let _ = writeln!(head, "Awaiting approval in Slack.");
+        }
+    }
+    let ran: Vec<&CommandRow> = commands.iter().filter(|c| c.started_at.is_some() || c.status != "proposed").collect();
+    if ran.is_empty() {
+        return clip(&head, MAX_TEXT);
+    }
+    let _ = writeln!(head, "\n## Results\n");
+    let framing: usize = ran.iter().map(|c| c.text.chars().count() + 160).sum();
+    let budget = MAX_TEXT.saturating_sub(head.chars().count() + framing);
+    let per_command = (budget / ran.len()).max(200);
+    for c in ran {
+        let _ = writeln!(head, "### {}. `{}`\n", c.seq, c.text.replace('`', "'"));
+        let exit = c.exit_code.map(|e| e.to_string()).unwrap_or_else(|| "none".into());
+        let _ = writeln!(head, "Status: **{}**, exit code {exit}, started {}, finished {}.", c.status, c.started_at.as_deref().unwrap_or("-"), c.finished_at.as_deref().unwrap_or("-"));
+        if let Some(err) = &c.error {
+            let _ = writeln!(head, "Error: {err}");
+        }
+        let mut out = c.stdout.clone().unwrap_or_default();
+        if let Some(stderr) = c.stderr.as_deref().filter(|s| !s.is_empty()) {
+            out.push_str("\n[stderr]\n");
+            out.push_str(stderr);
+        }
+        if !out.trim().is_empty() {
+            let _ = writeln!(head, "\n````\n{}\n````\n", clip(&out, per_command));
+        }
+    }
+    clip(&head, MAX_TEXT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_comments_are_split_not_cut() {
+        let text = "a".repeat(65_000);
+        let parts = split_text(&text, MAX_TEXT);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.chars().count() <= MAX_TEXT));
+        let joined: usize = parts.iter().map(|p| p.chars().filter(|c| *c == 'a').count()).sum();
+        assert_eq!(joined, 65_000);
+    }
+}

@@ -1,0 +1,93 @@
+//! Events API: `POST /slack/events` — the URL verification handshake, and messages in an
+//! incident's thread, which become follow-up questions for the assistant.
+//!
+//! Deliveries are signature-checked, deduplicated by `event_id` (Slack retries with the same id),
+//! and the bot's own and other bots' messages are ignored.
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use super::signature;
+use crate::app::Ctx;
+use crate::store::{Job, now_text};
+
+pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, String) {
+    if let Err(e) = signature::verify(&ctx.settings.slack.signing_secret, headers, body) {
+        tracing::warn!(error = %e, "refused a Slack event");
+        return (StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let v: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("url_verification") => {
+            let challenge = v.get("challenge").and_then(Value::as_str).unwrap_or_default();
+            (StatusCode::OK, challenge.to_string())
+        }
+        Some("event_callback") => {
+            if let Err(e) = on_event(ctx, &v).await {
+                tracing::error!(error = %e, "cannot handle a Slack event");
+                // A 500 makes Slack retry; the event_id dedupe makes that safe.
+                return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+            }
+            ctx.wake.notify_one();
+            (StatusCode::OK, String::new())
+        }
+        _ => (StatusCode::OK, String::new()),
+    }
+}
+
+async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
+    let event = v.get("event").cloned().unwrap_or(Value::Null);
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
+    if kind != "message" && kind != "app_mention" {
+        return Ok(());
+    }
+    // Bots (ourselves included) and edits/joins are not questions.
+    let subtype = event.get("subtype").and_then(Value::as_str);
+    if event.get("bot_id").is_some() || !matches!(subtype, None | Some("thread_broadcast")) {
+        return Ok(());
+    }
+    let (Some(user), Some(thread), Some(channel), Some(text)) = (
+        event.get("user").and_then(Value::as_str),
+        event.get("thread_ts").and_then(Value::as_str),
+        event.get("channel").and_then(Value::as_str),
+        event.get("text").and_then(Value::as_str),
+    ) else {
+        return Ok(());
+    };
+    let Some(incident) = ctx.store.incident_by_thread(channel, thread).await? else {
+        return Ok(());
+    };
+    // One question per user message: dedupe the delivery (event_id) and the message itself,
+    // which arrives twice when it @-mentions the bot (as app_mention and as message).
+    let event_id = v.get("event_id").and_then(Value::as_str).unwrap_or_default();
+    let msg_key = format!("msg:{channel}:{}", event.get("ts").and_then(Value::as_str).unwrap_or_default());
+    let mut tx = ctx.store.write_tx().await?;
+    for key in [event_id.to_string(), msg_key] {
+        let fresh = sqlx::query("INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(&key)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fresh == 0 {
+            return Ok(());
+        }
+    }
+    let question = strip_mentions(text);
+    if question.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    crate::store::outbox::enqueue(&mut tx, &incident.id, &Job::FollowUp { question, user: user.to_string() }).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// "<@UBOT> what is odupd.exe?" → "what is odupd.exe?"
+fn strip_mentions(text: &str) -> String {
+    let re = regex::Regex::new(r"<@[A-Z0-9]+>").expect("valid regex");
+    re.replace_all(text, "").trim().to_string()
+}

@@ -1,0 +1,113 @@
+//! Queries on `commands`: the exact proposed commands and each one's run record.
+//!
+//! A command moves `proposed → running → succeeded | failed`, or `running → interrupted` when the
+//! process died mid-run (it is then never re-run without a fresh approval), or `proposed →
+//! skipped` when the batch stopped early.
+
+use sqlx::SqliteConnection;
+
+use super::{Store, now_text};
+use crate::domain::{CommandKind, ProposedCommand};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommandRow {
+    pub incident_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub text: String,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl CommandRow {
+    pub fn proposed(&self) -> ProposedCommand {
+        ProposedCommand {
+            seq: self.seq,
+            kind: CommandKind::parse(&self.kind).unwrap_or(CommandKind::Remediation),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// The outcome of one command run.
+#[derive(Debug, Clone)]
+pub struct CommandResult {
+    pub succeeded: bool,
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+}
+
+impl Store {
+    pub async fn insert_commands(conn: &mut SqliteConnection, incident: &str, cmds: &[ProposedCommand]) -> Result<(), sqlx::Error> {
+        for c in cmds {
+            sqlx::query("INSERT INTO commands (incident_id, seq, kind, text) VALUES (?, ?, ?, ?)")
+                .bind(incident)
+                .bind(c.seq)
+                .bind(c.kind.as_str())
+                .bind(&c.text)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commands(&self, incident: &str) -> anyhow::Result<Vec<CommandRow>> {
+        Ok(sqlx::query_as("SELECT * FROM commands WHERE incident_id = ? ORDER BY seq")
+            .bind(incident)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Marks a command as started. Committed before the command is sent, so a crash after this
+    /// point can never lead to a silent second run.
+    pub async fn start_command(&self, incident: &str, seq: i64) -> anyhow::Result<bool> {
+        let r = sqlx::query("UPDATE commands SET status = 'running', started_at = ? WHERE incident_id = ? AND seq = ? AND status = 'proposed'")
+            .bind(now_text())
+            .bind(incident)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn finish_command(&self, incident: &str, seq: i64, result: &CommandResult) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE commands SET status = ?, exit_code = ?, stdout = ?, stderr = ?, error = ?, finished_at = ?
+             WHERE incident_id = ? AND seq = ? AND status = 'running'",
+        )
+        .bind(if result.succeeded { "succeeded" } else { "failed" })
+        .bind(result.exit_code)
+        .bind(&result.stdout)
+        .bind(&result.stderr)
+        .bind(&result.error)
+        .bind(now_text())
+        .bind(incident)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Commands that were running when the process died become `interrupted`; the rest of the
+    /// batch is skipped. Returns how many were interrupted.
+    pub async fn interrupt_commands(conn: &mut SqliteConnection, incident: &str) -> anyhow::Result<u64> {
+        let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = ?, error = 'triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = ? AND status = 'running'")
+            .bind(now_text())
+            .bind(incident)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE commands SET status = 'skipped' WHERE incident_id = ? AND status = 'proposed'")
+            .bind(incident)
+            .execute(&mut *conn)
+            .await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,189 @@
+//! The outbox: side effects written in the same transaction as the state change that implies
+//! them, then performed by the workers with retries.
+//!
+//! Each job belongs to a lane (the outside system it talks to). Jobs of one incident and lane run
+//! strictly in order; lanes and incidents run independently, so a long command batch never holds
+//! up a Slack thread reply.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use super::{Store, now_text, time_text};
+
+/// A side effect to perform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// Ask the assistant, parse, resolve the handler.
+    Triage,
+    /// Post the approval message (or, for a failed triage, the failure notice).
+    PostApproval,
+    /// Replace the approval message's buttons with the decision.
+    UpdateApprovalMessage,
+    /// A reply in the incident's thread.
+    ThreadReply { text: String },
+    /// A message only `user` can see.
+    Ephemeral { channel: String, user: String, text: String },
+    /// Create (or find) the incident's case and attach the alert.
+    CreateCase,
+    /// A comment on the incident's case.
+    CaseComment { text: String },
+    /// Rewrite the case description with the full record once the incident has settled.
+    FinalizeCase,
+    /// Run the approved command batch.
+    Execute,
+    /// Answer a question asked in the incident's Slack thread, in its AI conversation.
+    FollowUp { question: String, user: String },
+}
+
+impl Job {
+    pub fn lane(&self) -> &'static str {
+        match self {
+            Job::Triage | Job::FollowUp { .. } => "ai",
+            Job::PostApproval | Job::UpdateApprovalMessage | Job::ThreadReply { .. } | Job::Ephemeral { .. } => "slack",
+            Job::CreateCase | Job::CaseComment { .. } | Job::FinalizeCase => "case",
+            Job::Execute => "exec",
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::Triage => "triage",
+            Job::PostApproval => "post_approval",
+            Job::UpdateApprovalMessage => "update_approval_message",
+            Job::ThreadReply { .. } => "thread_reply",
+            Job::Ephemeral { .. } => "ephemeral",
+            Job::CreateCase => "create_case",
+            Job::CaseComment { .. } => "case_comment",
+            Job::FinalizeCase => "finalize_case",
+            Job::Execute => "execute",
+            Job::FollowUp { .. } => "follow_up",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub incident_id: String,
+    pub lane: String,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn job(&self) -> anyhow::Result<Job> {
+        Ok(serde_json::from_str(&self.payload)?)
+    }
+}
+
+/// Queues a job inside the caller's transaction.
+pub async fn enqueue(conn: &mut SqliteConnection, incident: &str, job: &Job) -> Result<(), sqlx::Error> {
+    let now = now_text();
+    sqlx::query("INSERT INTO outbox (incident_id, lane, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(incident)
+        .bind(job.lane())
+        .bind(job.name())
+        .bind(serde_json::to_string(job).unwrap_or_else(|_| "{}".into()))
+        .bind(&now)
+        .bind(&now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues a job on its own (when no state change goes with it).
+    pub async fn enqueue(&self, incident: &str, job: &Job) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
+        enqueue(&mut tx, incident, job).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims the next due job whose lane has nothing earlier still pending or running.
+    pub async fn claim_next(&self) -> anyhow::Result<Option<OutboxRow>> {
+        let row = sqlx::query_as(
+            "UPDATE outbox SET status = 'running', attempts = attempts + 1
+             WHERE id = (
+                SELECT o.id FROM outbox o
+                WHERE o.status = 'pending' AND o.not_before <= ?
+                  AND NOT EXISTS (
+                    SELECT 1 FROM outbox e
+                    WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.id < o.id
+                      AND e.status IN ('pending', 'running'))
+                ORDER BY o.id LIMIT 1)
+             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error",
+        )
+        .bind(now_text())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    pub async fn complete(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'done', finished_at = ?, last_error = NULL WHERE id = ?")
+            .bind(now_text())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a job back for a later attempt.
+    pub async fn retry_later(&self, id: i64, delay: std::time::Duration, error: &str) -> anyhow::Result<()> {
+        let at = Utc::now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60));
+        sqlx::query("UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?")
+            .bind(time_text(at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up on a job; it stays in the table with its error, for the operator.
+    pub async fn fail(&self, id: i64, error: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ? WHERE id = ?")
+            .bind(now_text())
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// After a restart: jobs that were running when the process died. They are returned so the
+    /// caller can decide (a command batch must not simply run again).
+    pub async fn orphaned_jobs(&self) -> anyhow::Result<Vec<OutboxRow>> {
+        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error FROM outbox WHERE status = 'running' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn requeue(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Earliest time a pending job becomes due, so the worker can sleep until then.
+    pub async fn next_due(&self) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT min(not_before) FROM outbox WHERE status = 'pending'").fetch_one(&self.pool).await?)
+    }
+
+    pub async fn outbox_rows(&self, incident: &str) -> anyhow::Result<Vec<OutboxRow>> {
+        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error FROM outbox WHERE incident_id = ? ORDER BY id")
+            .bind(incident)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Counts by status, for /metrics and /readyz.
+    pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status").fetch_all(&self.pool).await?)
+    }
+}
