@@ -35,7 +35,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub async fn build(settings: Settings, runner: Option<Arc<dyn CommandRunner>>) -> anyhow::Result<Self> {
+    pub async fn build(
+        settings: Settings,
+        runner: Option<Arc<dyn CommandRunner>>,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.database_url).await?;
         let prompts = match &settings.prompts_dir {
             Some(dir) => Prompts::from_dir(dir)?,
@@ -44,7 +47,11 @@ impl Ctx {
         let kibana = KibanaHttp::new(&settings.kibana)?;
         Ok(Self {
             elastic: ElasticClient::new(&settings.elastic)?,
-            assistant: AssistantClient::new(kibana.clone(), settings.kibana.connector_id.clone(), settings.kibana.stream),
+            assistant: AssistantClient::new(
+                kibana.clone(),
+                settings.kibana.connector_id.clone(),
+                settings.kibana.stream,
+            ),
             cases: CasesClient::new(kibana),
             slack: SlackClient::new(&settings.slack.api_url, settings.slack.bot_token.clone())?,
             runner: runner.unwrap_or_else(|| crate::execute::default_runner(&settings.winrm)),
@@ -68,9 +75,14 @@ pub struct RunningApp {
 
 impl App {
     /// Builds everything and starts serving on `settings.http_bind`.
-    pub async fn start(settings: Settings, runner: Option<Arc<dyn CommandRunner>>) -> anyhow::Result<RunningApp> {
+    pub async fn start(
+        settings: Settings,
+        runner: Option<Arc<dyn CommandRunner>>,
+    ) -> anyhow::Result<RunningApp> {
         let ctx = Arc::new(Ctx::build(settings, runner).await?);
-        crate::workers::recover(&ctx.store).await.context("start-up recovery failed")?;
+        crate::workers::recover(&ctx.store)
+            .await
+            .context("start-up recovery failed")?;
         let listener = tokio::net::TcpListener::bind(ctx.settings.http_bind)
             .await
             .with_context(|| format!("cannot listen on HTTP_BIND={}", ctx.settings.http_bind))?;
@@ -80,7 +92,8 @@ impl App {
         let mut http_shutdown = shutdown.clone();
         let tasks = vec![
             tokio::spawn(async move {
-                let serve = axum::serve(listener, router).with_graceful_shutdown(async move { http_shutdown.wait().await });
+                let serve = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { http_shutdown.wait().await });
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
@@ -89,7 +102,12 @@ impl App {
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
         tracing::info!(http.addr = %addr, "triage-bot started");
-        Ok(RunningApp { addr, ctx, trigger, tasks })
+        Ok(RunningApp {
+            addr,
+            ctx,
+            trigger,
+            tasks,
+        })
     }
 }
 

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 
 #[derive(Parser)]
-#[command(name = "triage-bot", version, about = "AI triage of critical Elastic Security alerts, approved in Slack, run over WinRM, audited in Kibana cases")]
+#[command(
+    name = "triage-bot",
+    version,
+    about = "AI triage of critical Elastic Security alerts, approved in Slack, run over WinRM, audited in Kibana cases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +32,8 @@ enum Command {
         file: String,
     },
 }
+
+const DEFAULT_LOG: &str = "info,sqlx=warn,tower_http=warn";
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,7 +70,7 @@ pub fn main() -> ExitCode {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    crate::telemetry::init(settings.log_format);
+    crate::telemetry::init(settings.log_format, DEFAULT_LOG);
     let app = crate::app::App::start(settings, None).await?;
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
@@ -74,7 +80,7 @@ async fn serve() -> anyhow::Result<()> {
 
 fn check_config() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    crate::telemetry::init(LogFormat::Pretty);
+    crate::telemetry::init(LogFormat::Pretty, DEFAULT_LOG);
     println!("{settings:#?}");
     Ok(())
 }
@@ -84,7 +90,8 @@ fn parse(file: &str) -> anyhow::Result<()> {
     if file == "-" {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
-        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?;
+        text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?;
     }
     let triage = crate::triage::parser::parse_answer(&text);
     println!("{}", serde_json::to_string_pretty(&triage)?);

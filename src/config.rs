@@ -37,7 +37,8 @@ impl HttpAuth {
             HttpAuth::ApiKey(k) => Some(format!("ApiKey {}", k.expose())),
             HttpAuth::Basic { username, password } => Some(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
             )),
         }
     }
@@ -139,7 +140,9 @@ struct Env<'a> {
 
 impl Env<'_> {
     fn opt(&self, var: &str) -> Option<String> {
-        (self.lookup)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        (self.lookup)(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn or(&self, var: &str, default: &str) -> String {
@@ -147,7 +150,8 @@ impl Env<'_> {
     }
 
     fn required(&self, var: &str, what: &str) -> Result<String, ConfigError> {
-        self.opt(var).ok_or_else(|| err(var, format!("is required: {what}")))
+        self.opt(var)
+            .ok_or_else(|| err(var, format!("is required: {what}")))
     }
 
     fn secret(&self, var: &str, what: &str) -> Result<Secret, ConfigError> {
@@ -162,22 +166,35 @@ impl Env<'_> {
         let parsed = reqwest::Url::parse(&v)
             .map_err(|e| err(var, format!("expected an http(s) URL, got {v:?} ({e})")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(err(var, format!("expected an http(s) URL, got scheme {:?}", parsed.scheme())));
+            return Err(err(
+                var,
+                format!("expected an http(s) URL, got scheme {:?}", parsed.scheme()),
+            ));
         }
         Ok(v.trim_end_matches('/').to_string())
     }
 
-    fn num<T: std::str::FromStr>(&self, var: &str, default: T, what: &str) -> Result<T, ConfigError> {
+    fn num<T: std::str::FromStr>(
+        &self,
+        var: &str,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
         match self.opt(var) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| err(var, format!("expected {what}, got {v:?}"))),
+            Some(v) => v
+                .parse()
+                .map_err(|_| err(var, format!("expected {what}, got {v:?}"))),
         }
     }
 
     fn secs(&self, var: &str, default: f64) -> Result<Duration, ConfigError> {
         let v: f64 = self.num(var, default, "a number of seconds")?;
         if !(v.is_finite() && v > 0.0) {
-            return Err(err(var, format!("expected a positive number of seconds, got {v}")));
+            return Err(err(
+                var,
+                format!("expected a positive number of seconds, got {v}"),
+            ));
         }
         Ok(Duration::from_secs_f64(v))
     }
@@ -193,7 +210,12 @@ impl Env<'_> {
 
     fn list(&self, var: &str) -> Vec<String> {
         self.opt(var)
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -201,9 +223,12 @@ impl Env<'_> {
     fn map(&self, var: &str) -> Result<HashMap<String, String>, ConfigError> {
         let mut out = HashMap::new();
         for pair in self.list(var) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| err(var, format!("expected key=value pairs separated by commas, got {pair:?}")))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                err(
+                    var,
+                    format!("expected key=value pairs separated by commas, got {pair:?}"),
+                )
+            })?;
             out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
         Ok(out)
@@ -218,16 +243,28 @@ impl Env<'_> {
             return Ok(HttpAuth::ApiKey(Secret::new(k)));
         }
         match (self.opt(&user_var), self.opt(&pass_var)) {
-            (Some(username), Some(p)) => Ok(HttpAuth::Basic { username, password: Secret::new(p) }),
-            (Some(_), None) => Err(err(&pass_var, format!("is required when {user_var} is set"))),
-            (None, Some(_)) => Err(err(&user_var, format!("is required when {pass_var} is set"))),
+            (Some(username), Some(p)) => Ok(HttpAuth::Basic {
+                username,
+                password: Secret::new(p),
+            }),
+            (Some(_), None) => Err(err(
+                &pass_var,
+                format!("is required when {user_var} is set"),
+            )),
+            (None, Some(_)) => Err(err(
+                &user_var,
+                format!("is required when {pass_var} is set"),
+            )),
             (None, None) => Ok(HttpAuth::None),
         }
     }
 }
 
 fn err(var: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { var: var.to_string(), problem: problem.into() }
+    ConfigError {
+        var: var.to_string(),
+        problem: problem.into(),
+    }
 }
 
 impl Settings {
@@ -245,7 +282,12 @@ impl Settings {
         let log_format = match env.or("LOG_FORMAT", "pretty").as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
-            other => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {other:?}"))),
+            other => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
         };
         let sources = vec![
             AlertSource {
@@ -278,12 +320,18 @@ impl Settings {
             url: kibana_url,
             auth: env.auth("KIBANA")?,
             space: env.opt("KIBANA_SPACE").filter(|s| s != "default"),
-            connector_id: env.required("KIBANA_CONNECTOR_ID", "the id of the Kibana GenAI connector the assistant uses")?,
+            connector_id: env.required(
+                "KIBANA_CONNECTOR_ID",
+                "the id of the Kibana GenAI connector the assistant uses",
+            )?,
             stream: env.bool("KIBANA_AI_STREAM", true)?,
             timeout: env.secs("KIBANA_TIMEOUT_SECS", 300.0)?,
         };
         let slack = SlackSettings {
-            api_url: format!("{}/", env.url("SLACK_API_URL", Some("https://slack.com/api"))?),
+            api_url: format!(
+                "{}/",
+                env.url("SLACK_API_URL", Some("https://slack.com/api"))?
+            ),
             bot_token: env.secret("SLACK_BOT_TOKEN", "the bot token (xoxb-…)")?,
             signing_secret: env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?,
             channel: env.required("SLACK_CHANNEL", "the channel id alerts are posted to (C…)")?,
@@ -293,11 +341,18 @@ impl Settings {
         let winrm = WinRmSettings {
             endpoint_template: env.or("WINRM_ENDPOINT_TEMPLATE", "http://{host}:5985/wsman"),
             host_map: env.map("WINRM_HOST_MAP")?,
-            username: env.required("WINRM_USERNAME", "the account commands run as (DOMAIN\\user)")?,
+            username: env.required(
+                "WINRM_USERNAME",
+                "the account commands run as (DOMAIN\\user)",
+            )?,
             password: env.secret("WINRM_PASSWORD", "that account's password")?,
             operation_timeout: env.secs("WINRM_OPERATION_TIMEOUT_SECS", 20.0)?,
             command_timeout: env.secs("WINRM_COMMAND_TIMEOUT_SECS", 300.0)?,
-            max_output_bytes: env.num("WINRM_MAX_OUTPUT_BYTES", 1_000_000usize, "a number of bytes")?,
+            max_output_bytes: env.num(
+                "WINRM_MAX_OUTPUT_BYTES",
+                1_000_000usize,
+                "a number of bytes",
+            )?,
         };
         Ok(Settings {
             database_url: env.or("DATABASE_URL", "sqlite://triage-bot.db?mode=rwc"),
@@ -338,7 +393,10 @@ mod tests {
     fn defaults_apply() {
         let s = load(&base()).unwrap();
         assert_eq!(s.elastic.sources.len(), 2);
-        assert_eq!(s.elastic.sources[0].index, ".internal.alerts-security.alerts-default-*");
+        assert_eq!(
+            s.elastic.sources[0].index,
+            ".internal.alerts-security.alerts-default-*"
+        );
         assert_eq!(s.elastic.severity, "critical");
         assert_eq!(s.slack.api_url, "https://slack.com/api/");
         assert_eq!(s.winrm.endpoint_for("WS1"), "http://WS1:5985/wsman");
@@ -382,6 +440,9 @@ mod tests {
         let mut m = base();
         m.insert("WINRM_HOST_MAP", "WS-FIN-042=http://127.0.0.1:1/wsman");
         let s = load(&m).unwrap();
-        assert_eq!(s.winrm.endpoint_for("ws-fin-042"), "http://127.0.0.1:1/wsman");
+        assert_eq!(
+            s.winrm.endpoint_for("ws-fin-042"),
+            "http://127.0.0.1:1/wsman"
+        );
     }
 }

@@ -104,7 +104,10 @@ impl ElasticEmulator {
             }
         });
         let addr = server::spawn(router).await?;
-        Ok(Self { state, url: format!("http://{addr}") })
+        Ok(Self {
+            state,
+            url: format!("http://{addr}"),
+        })
     }
 
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`.
@@ -141,7 +144,11 @@ impl ElasticEmulator {
                     existing.source = source;
                     existing.seq = seq;
                 }
-                None => docs.push(StoredDoc { id: id.to_string(), source, seq }),
+                None => docs.push(StoredDoc {
+                    id: id.to_string(),
+                    source,
+                    seq,
+                }),
             }
         });
     }
@@ -168,7 +175,9 @@ impl ElasticEmulator {
     /// Removes a document; returns whether it existed.
     pub fn delete_doc(&self, index: &str, id: &str) -> bool {
         self.state.update(|s| {
-            let Some(docs) = s.indices.get_mut(index) else { return false };
+            let Some(docs) = s.indices.get_mut(index) else {
+                return false;
+            };
             let before = docs.len();
             docs.retain(|d| d.id != id);
             before != docs.len()
@@ -197,7 +206,12 @@ impl ElasticEmulator {
 
     /// Just the bodies of [`Self::searches`].
     pub fn search_bodies(&self) -> Vec<Value> {
-        self.state.read().searches.iter().map(|s| s.body.clone()).collect()
+        self.state
+            .read()
+            .searches
+            .iter()
+            .map(|s| s.body.clone())
+            .collect()
     }
 
     /// The next `n` requests (of any kind) fail with `status` and an ES error body
@@ -205,13 +219,15 @@ impl ElasticEmulator {
     /// `401`/`403` → `security_exception`, anything else → `exception`). Failed searches are
     /// still recorded.
     pub fn fail_next(&self, n: usize, status: u16) {
-        self.state.update(|s| s.fail_queue.extend(std::iter::repeat_n(status, n)));
+        self.state
+            .update(|s| s.fail_queue.extend(std::iter::repeat_n(status, n)));
     }
 
     /// From now on, requests whose `Authorization` header is not exactly `header_value` get
     /// 401 `security_exception`.
     pub fn require_auth(&self, header_value: &str) {
-        self.state.update(|s| s.required_auth = Some(header_value.to_string()));
+        self.state
+            .update(|s| s.required_auth = Some(header_value.to_string()));
     }
 
     /// Adds latency before every response (`None` to stop), to exercise client timeouts.
@@ -313,7 +329,12 @@ struct EsError {
 
 impl EsError {
     fn new(status: u16, kind: &str, reason: impl Into<String>) -> Self {
-        Self { status, kind: kind.to_string(), reason: reason.into(), extra: Default::default() }
+        Self {
+            status,
+            kind: kind.to_string(),
+            reason: reason.into(),
+            extra: Default::default(),
+        }
     }
 
     fn parsing(reason: impl Into<String>) -> Self {
@@ -325,8 +346,13 @@ impl EsError {
     }
 
     fn index_not_found(index: &str) -> Self {
-        let mut e = Self::new(404, "index_not_found_exception", format!("no such index [{index}]"));
-        e.extra.insert("resource.type".into(), json!("index_or_alias"));
+        let mut e = Self::new(
+            404,
+            "index_not_found_exception",
+            format!("no such index [{index}]"),
+        );
+        e.extra
+            .insert("resource.type".into(), json!("index_or_alias"));
         e.extra.insert("resource.id".into(), json!(index));
         e.extra.insert("index_uuid".into(), json!("_na_"));
         e.extra.insert("index".into(), json!(index));
@@ -364,7 +390,10 @@ impl EsError {
 
 /// Chooses the response content type from the request's `Accept`, as ES does.
 fn content_type_for(headers: &HeaderMap) -> &'static str {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains("application/vnd.elasticsearch+") {
         COMPAT_CONTENT_TYPE
     } else {
@@ -376,8 +405,14 @@ fn respond(headers: &HeaderMap, status: u16, body: &Value) -> Response {
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type_for(headers)));
+    h.insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type_for(headers)),
+    );
     if status == 401 {
         h.insert(
             header::WWW_AUTHENTICATE,
@@ -395,7 +430,9 @@ fn respond_err(headers: &HeaderMap, e: &EsError) -> Response {
 /// `media_type_header_exception`.
 fn check_compat_headers(headers: &HeaderMap) -> Result<(), EsError> {
     for name in [header::ACCEPT, header::CONTENT_TYPE] {
-        let Some(v) = headers.get(&name).and_then(|v| v.to_str().ok()) else { continue };
+        let Some(v) = headers.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
         if let Some(pos) = v.find("compatible-with=") {
             let ver: String = v[pos + "compatible-with=".len()..]
                 .chars()
@@ -426,8 +463,7 @@ async fn handle(
     }
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
-    let params: HashMap<String, String> =
-        serde_urlencoded::from_str(&query).unwrap_or_default();
+    let params: HashMap<String, String> = serde_urlencoded::from_str(&query).unwrap_or_default();
 
     // Authentication comes first in ES: an unauthenticated request learns nothing else.
     let auth_ok = {
@@ -435,7 +471,9 @@ async fn handle(
         match &s.required_auth {
             None => true,
             Some(want) => {
-                headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
                     == Some(want.as_str())
             }
         }
@@ -468,7 +506,11 @@ async fn handle(
     };
 
     if is_search {
-        let target = if segments.len() == 2 { segments[0].to_string() } else { String::new() };
+        let target = if segments.len() == 2 {
+            segments[0].to_string()
+        } else {
+            String::new()
+        };
         let target = percent_decode(&target);
         state.update(|s| {
             s.searches.push(RecordedSearch {
@@ -525,7 +567,11 @@ async fn handle(
                         true
                     }
                     None => {
-                        docs.push(StoredDoc { id: id.clone(), source, seq });
+                        docs.push(StoredDoc {
+                            id: id.clone(),
+                            source,
+                            seq,
+                        });
                         false
                     }
                 }
@@ -554,7 +600,13 @@ async fn handle(
 }
 
 fn take_failure(state: &Recorder<EsState>) -> Option<u16> {
-    state.update(|s| if s.fail_queue.is_empty() { None } else { Some(s.fail_queue.remove(0)) })
+    state.update(|s| {
+        if s.fail_queue.is_empty() {
+            None
+        } else {
+            Some(s.fail_queue.remove(0))
+        }
+    })
 }
 
 fn info_body() -> Value {
@@ -630,8 +682,11 @@ fn resolve_target(
             Vec::new()
         }
     };
-    let parts: Vec<&str> =
-        if target.is_empty() { vec!["_all"] } else { target.split(',').collect() };
+    let parts: Vec<&str> = if target.is_empty() {
+        vec!["_all"]
+    } else {
+        target.split(',').collect()
+    };
     for raw in parts {
         let part = raw.trim();
         if part.is_empty() {
@@ -720,7 +775,11 @@ fn flatten_fields(prefix: &str, value: &Value, out: &mut BTreeMap<String, Vec<Va
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_fields(&key, v, out);
             }
         }
@@ -739,7 +798,11 @@ fn parse_date(s: &str) -> Option<i64> {
         return Some(d.timestamp_millis());
     }
     // Without an offset ES assumes UTC.
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(d) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
             return Some(d.and_utc().timestamp_millis());
         }
@@ -813,8 +876,12 @@ fn term_eq(doc: &Value, q: &Value) -> bool {
     }
     match (doc, q) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(a), Value::Number(_) | Value::Bool(_)) => *a == q.to_string(),
-        (Value::Number(_) | Value::Bool(_), Value::String(b)) => doc.to_string() == *b,
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s.trim().parse::<f64>().ok() == n.as_f64()
+        }
+        (Value::String(s), Value::Bool(b)) | (Value::Bool(b), Value::String(s)) => {
+            s == if *b { "true" } else { "false" }
+        }
         _ => false,
     }
 }
@@ -850,17 +917,33 @@ enum Query {
     MatchNone,
     Term(String, Value),
     Terms(String, Vec<Value>),
-    Range { field: String, gt: Option<Value>, gte: Option<Value>, lt: Option<Value>, lte: Option<Value> },
+    Range {
+        field: String,
+        gt: Option<Value>,
+        gte: Option<Value>,
+        lt: Option<Value>,
+        lte: Option<Value>,
+    },
     Exists(String),
     Ids(Vec<String>),
-    Bool { filter: Vec<Query>, must: Vec<Query>, must_not: Vec<Query>, should: Vec<Query>, min_should: usize },
+    Bool {
+        filter: Vec<Query>,
+        must: Vec<Query>,
+        must_not: Vec<Query>,
+        should: Vec<Query>,
+        min_should: usize,
+    },
 }
 
 fn single_entry<'a>(kind: &str, v: &'a Value) -> Result<(&'a String, &'a Value), EsError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| EsError::parsing(format!("[{kind}] query malformed, no start_object after query name")))?;
-    let mut entries = obj.iter().filter(|(k, _)| k.as_str() != "boost" && k.as_str() != "_name");
+    let obj = v.as_object().ok_or_else(|| {
+        EsError::parsing(format!(
+            "[{kind}] query malformed, no start_object after query name"
+        ))
+    })?;
+    let mut entries = obj
+        .iter()
+        .filter(|(k, _)| k.as_str() != "boost" && k.as_str() != "_name");
     let first = entries
         .next()
         .ok_or_else(|| EsError::parsing(format!("[{kind}] query doesn't support empty field")))?;
@@ -899,10 +982,9 @@ fn compile(v: &Value) -> Result<Query, EsError> {
         "term" => {
             let (field, spec) = single_entry("term", body)?;
             let value = match spec {
-                Value::Object(m) => m
-                    .get("value")
-                    .cloned()
-                    .ok_or_else(|| EsError::parsing("[term] query does not support [value] missing"))?,
+                Value::Object(m) => m.get("value").cloned().ok_or_else(|| {
+                    EsError::parsing("[term] query does not support [value] missing")
+                })?,
                 other => other.clone(),
             };
             Ok(Query::Term(field.clone(), value))
@@ -920,8 +1002,21 @@ fn compile(v: &Value) -> Result<Query, EsError> {
                 EsError::parsing(format!("[range] query does not support [{field}]"))
             })?;
             for key in spec.keys() {
-                if !["gt", "gte", "lt", "lte", "format", "time_zone", "boost", "relation", "from", "to", "include_lower", "include_upper"]
-                    .contains(&key.as_str())
+                if ![
+                    "gt",
+                    "gte",
+                    "lt",
+                    "lte",
+                    "format",
+                    "time_zone",
+                    "boost",
+                    "relation",
+                    "from",
+                    "to",
+                    "include_lower",
+                    "include_upper",
+                ]
+                .contains(&key.as_str())
                 {
                     return Err(EsError::parsing(format!(
                         "[range] query does not support [{key}]"
@@ -956,10 +1051,20 @@ fn compile(v: &Value) -> Result<Query, EsError> {
                 .as_object()
                 .ok_or_else(|| EsError::parsing("[bool] query malformed, no start_object"))?;
             for key in b.keys() {
-                if !["filter", "must", "must_not", "should", "minimum_should_match", "boost", "_name"]
-                    .contains(&key.as_str())
+                if ![
+                    "filter",
+                    "must",
+                    "must_not",
+                    "should",
+                    "minimum_should_match",
+                    "boost",
+                    "_name",
+                ]
+                .contains(&key.as_str())
                 {
-                    return Err(EsError::parsing(format!("[bool] query does not support [{key}]")));
+                    return Err(EsError::parsing(format!(
+                        "[bool] query does not support [{key}]"
+                    )));
                 }
             }
             let filter = clauses(b.get("filter"))?;
@@ -967,12 +1072,21 @@ fn compile(v: &Value) -> Result<Query, EsError> {
             let must_not = clauses(b.get("must_not"))?;
             let should = clauses(b.get("should"))?;
             // ES: with no must/filter, at least one should clause must match.
-            let default_min = usize::from(filter.is_empty() && must.is_empty() && !should.is_empty());
+            let default_min =
+                usize::from(filter.is_empty() && must.is_empty() && !should.is_empty());
             let min_should = match b.get("minimum_should_match") {
-                Some(v) => as_number(v).map(|n| n.max(0.0) as usize).unwrap_or(default_min),
+                Some(v) => as_number(v)
+                    .map(|n| n.max(0.0) as usize)
+                    .unwrap_or(default_min),
                 None => default_min,
             };
-            Ok(Query::Bool { filter, must, must_not, should, min_should })
+            Ok(Query::Bool {
+                filter,
+                must,
+                must_not,
+                should,
+                min_should,
+            })
         }
         other => Err(EsError::parsing(format!("unknown query [{other}]"))),
     }
@@ -983,23 +1097,34 @@ fn matches(q: &Query, id: &str, src: &Value, now: DateTime<Utc>) -> bool {
         Query::MatchAll => true,
         Query::MatchNone => false,
         Query::Term(f, v) => field_values(src, f).into_iter().any(|d| term_eq(d, v)),
-        Query::Terms(f, vs) => {
-            field_values(src, f).into_iter().any(|d| vs.iter().any(|v| term_eq(d, v)))
-        }
-        Query::Range { field, gt, gte, lt, lte } => {
-            field_values(src, field).into_iter().any(|d| {
-                let ok = |b: &Option<Value>, pred: fn(Ordering) -> bool| {
-                    b.as_ref().is_none_or(|b| range_cmp(d, b, now).is_some_and(pred))
-                };
-                ok(gt, |o| o == Ordering::Greater)
-                    && ok(gte, |o| o != Ordering::Less)
-                    && ok(lt, |o| o == Ordering::Less)
-                    && ok(lte, |o| o != Ordering::Greater)
-            })
-        }
+        Query::Terms(f, vs) => field_values(src, f)
+            .into_iter()
+            .any(|d| vs.iter().any(|v| term_eq(d, v))),
+        Query::Range {
+            field,
+            gt,
+            gte,
+            lt,
+            lte,
+        } => field_values(src, field).into_iter().any(|d| {
+            let ok = |b: &Option<Value>, pred: fn(Ordering) -> bool| {
+                b.as_ref()
+                    .is_none_or(|b| range_cmp(d, b, now).is_some_and(pred))
+            };
+            ok(gt, |o| o == Ordering::Greater)
+                && ok(gte, |o| o != Ordering::Less)
+                && ok(lt, |o| o == Ordering::Less)
+                && ok(lte, |o| o != Ordering::Greater)
+        }),
         Query::Exists(f) => !field_values(src, f).is_empty(),
         Query::Ids(ids) => ids.iter().any(|i| i == id),
-        Query::Bool { filter, must, must_not, should, min_should } => {
+        Query::Bool {
+            filter,
+            must,
+            must_not,
+            should,
+            min_should,
+        } => {
             filter.iter().all(|c| matches(c, id, src, now))
                 && must.iter().all(|c| matches(c, id, src, now))
                 && !must_not.iter().any(|c| matches(c, id, src, now))
@@ -1077,10 +1202,15 @@ fn parse_sort(v: Option<&Value>) -> Result<Vec<(String, bool)>, EsError> {
             Value::String(s) => {
                 // "field:desc" is the query-string form; "_score" defaults to desc.
                 let (f, o) = s.split_once(':').unwrap_or((s, ""));
-                out.push((f.to_string(), o == "desc" || (o.is_empty() && f == "_score")));
+                out.push((
+                    f.to_string(),
+                    o == "desc" || (o.is_empty() && f == "_score"),
+                ));
             }
             Value::Object(m) if m.len() == 1 => {
-                let Some((field, spec)) = m.iter().next() else { continue };
+                let Some((field, spec)) = m.iter().next() else {
+                    continue;
+                };
                 let order = match spec {
                     Value::String(o) => Some(o.as_str()),
                     Value::Object(o) => o.get("order").and_then(Value::as_str),
@@ -1091,14 +1221,16 @@ fn parse_sort(v: Option<&Value>) -> Result<Vec<(String, bool)>, EsError> {
                     Some("asc") => false,
                     None => field == "_score",
                     Some(other) => {
-                        return Err(EsError::illegal(format!(
-                            "Unknown SortOrder [{other}]"
-                        )));
+                        return Err(EsError::illegal(format!("Unknown SortOrder [{other}]")));
                     }
                 };
                 out.push((field.clone(), desc));
             }
-            _ => return Err(EsError::parsing("[sort] malformed, expected a field name or object")),
+            _ => {
+                return Err(EsError::parsing(
+                    "[sort] malformed, expected a field name or object",
+                ));
+            }
         }
     }
     Ok(out)
@@ -1179,7 +1311,10 @@ fn after_key(spec: &SortSpec, v: &Value) -> Result<Key, EsError> {
         (_, FieldKind::Date) => match v {
             Value::Number(n) => Key::Int(n.as_i64().ok_or_else(bad)?),
             Value::String(s) => Key::Int(
-                s.parse::<i64>().ok().or_else(|| parse_date(s)).ok_or_else(bad)?,
+                s.parse::<i64>()
+                    .ok()
+                    .or_else(|| parse_date(s))
+                    .ok_or_else(bad)?,
             ),
             _ => return Err(bad()),
         },
@@ -1210,14 +1345,16 @@ fn usize_param(
             .ok_or_else(|| EsError::parsing(format!("[{name}] must be a non-negative integer")));
     }
     match params.get(name) {
-        Some(s) => s
-            .parse()
-            .map_err(|_| EsError::illegal(format!("Failed to parse int parameter [{name}] with value [{s}]"))),
+        Some(s) => s.parse().map_err(|_| {
+            EsError::illegal(format!(
+                "Failed to parse int parameter [{name}] with value [{s}]"
+            ))
+        }),
         None => Ok(default),
     }
 }
 
-/// Runs a search against the state. Public within the crate so unit tests can call it directly.
+/// Runs a search against the state (pure, so unit tests call it without HTTP).
 fn search(
     s: &EsState,
     target: &str,
@@ -1229,18 +1366,36 @@ fn search(
         return Err(EsError::parsing("request body must be an object"));
     }
     const KNOWN: &[&str] = &[
-        "query", "sort", "size", "from", "search_after", "track_total_hits", "_source", "fields",
-        "timeout", "version", "seq_no_primary_term", "track_scores", "stored_fields", "pit",
-        "runtime_mappings", "aggs", "aggregations",
+        "query",
+        "sort",
+        "size",
+        "from",
+        "search_after",
+        "track_total_hits",
+        "_source",
+        "fields",
+        "timeout",
+        "version",
+        "seq_no_primary_term",
+        "track_scores",
+        "stored_fields",
+        "pit",
+        "runtime_mappings",
+        "aggs",
+        "aggregations",
     ];
     if let Some(obj) = body.as_object() {
         for key in obj.keys() {
             if !KNOWN.contains(&key.as_str()) {
-                return Err(EsError::parsing(format!("Unknown key for a START_OBJECT in [{key}].")));
+                return Err(EsError::parsing(format!(
+                    "Unknown key for a START_OBJECT in [{key}]."
+                )));
             }
         }
     }
-    let ignore_unavailable = params.get("ignore_unavailable").is_some_and(|v| v == "true");
+    let ignore_unavailable = params
+        .get("ignore_unavailable")
+        .is_some_and(|v| v == "true");
     let indices = resolve_target(s, target, ignore_unavailable)?;
 
     let query = match body.get("query") {
@@ -1255,7 +1410,9 @@ fn search(
         && let Some(qs) = params.get("sort")
     {
         sort_fields = parse_sort(Some(&Value::Array(
-            qs.split(',').map(|s| Value::String(s.to_string())).collect(),
+            qs.split(',')
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
         )))?;
     }
 
@@ -1290,7 +1447,13 @@ fn search(
                     "[from] parameter must be set to 0 when [search_after] is used",
                 ));
             }
-            Some(specs.iter().zip(values).map(|(sp, v)| after_key(sp, v)).collect::<Result<_, _>>()?)
+            Some(
+                specs
+                    .iter()
+                    .zip(values)
+                    .map(|(sp, v)| after_key(sp, v))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Some(_) => return Err(EsError::parsing("[search_after] must be an array")),
     };
@@ -1313,7 +1476,11 @@ fn search(
             .find(|o| *o != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
     };
-    hits.sort_by(|a, b| cmp_keys(&a.2, &b.2).then(a.0.cmp(b.0)).then(a.1.seq.cmp(&b.1.seq)));
+    hits.sort_by(|a, b| {
+        cmp_keys(&a.2, &b.2)
+            .then(a.0.cmp(b.0))
+            .then(a.1.seq.cmp(&b.1.seq))
+    });
     if let Some(after) = &after {
         hits.retain(|h| cmp_keys(&h.2, after) == Ordering::Greater);
     }
@@ -1342,7 +1509,10 @@ fn search(
             let mut hit = serde_json::Map::new();
             hit.insert("_index".into(), json!(index));
             hit.insert("_id".into(), json!(d.id));
-            hit.insert("_score".into(), if sorted { Value::Null } else { json!(1.0) });
+            hit.insert(
+                "_score".into(),
+                if sorted { Value::Null } else { json!(1.0) },
+            );
             if include_source {
                 hit.insert("_source".into(), d.source.clone());
             }
@@ -1359,7 +1529,10 @@ fn search(
                 }
             }
             if sorted {
-                hit.insert("sort".into(), Value::Array(keys.iter().map(Key::to_json).collect()));
+                hit.insert(
+                    "sort".into(),
+                    Value::Array(keys.iter().map(Key::to_json).collect()),
+                );
             }
             Value::Object(hit)
         })
@@ -1373,12 +1546,26 @@ fn search(
             hits_obj.insert("total".into(), json!({"value": total, "relation": "eq"}));
         }
         other => {
-            let cap = other.and_then(Value::as_u64).map(|n| n as usize).unwrap_or(DEFAULT_TRACK_TOTAL_HITS);
-            let (value, relation) = if total > cap { (cap, "gte") } else { (total, "eq") };
-            hits_obj.insert("total".into(), json!({"value": value, "relation": relation}));
+            let cap = other
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+                .unwrap_or(DEFAULT_TRACK_TOTAL_HITS);
+            let (value, relation) = if total > cap {
+                (cap, "gte")
+            } else {
+                (total, "eq")
+            };
+            hits_obj.insert(
+                "total".into(),
+                json!({"value": value, "relation": relation}),
+            );
         }
     }
-    let max_score = if sorted || page.is_empty() { Value::Null } else { json!(1.0) };
+    let max_score = if sorted || page.is_empty() {
+        Value::Null
+    } else {
+        json!(1.0)
+    };
     hits_obj.insert("max_score".into(), max_score);
     hits_obj.insert("hits".into(), Value::Array(page));
 
@@ -1399,11 +1586,14 @@ mod tests {
         for (index, id, src) in docs {
             s.next_seq += 1;
             let seq = s.next_seq;
-            s.indices.entry(index.to_string()).or_default().push(StoredDoc {
-                id: id.to_string(),
-                source: src.clone(),
-                seq,
-            });
+            s.indices
+                .entry(index.to_string())
+                .or_default()
+                .push(StoredDoc {
+                    id: id.to_string(),
+                    source: src.clone(),
+                    seq,
+                });
         }
         s
     }
@@ -1411,7 +1601,11 @@ mod tests {
     fn ids(resp: &Value) -> Vec<String> {
         resp["hits"]["hits"]
             .as_array()
-            .map(|a| a.iter().filter_map(|h| h["_id"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h["_id"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -1428,11 +1622,20 @@ mod tests {
             "process": {"parent.name": "svchost.exe"},
             "kibana.alert.ancestors": [{"id": "x"}, {"id": "y"}]
         });
-        assert_eq!(field_values(&src, "kibana.alert.severity"), vec![&json!("critical")]);
+        assert_eq!(
+            field_values(&src, "kibana.alert.severity"),
+            vec![&json!("critical")]
+        );
         assert_eq!(field_values(&src, "host.name"), vec![&json!("WS-1")]);
         assert_eq!(field_values(&src, "host.ip").len(), 2);
-        assert_eq!(field_values(&src, "kibana.alert.rule.name"), vec![&json!("R")]);
-        assert_eq!(field_values(&src, "process.parent.name"), vec![&json!("svchost.exe")]);
+        assert_eq!(
+            field_values(&src, "kibana.alert.rule.name"),
+            vec![&json!("R")]
+        );
+        assert_eq!(
+            field_values(&src, "process.parent.name"),
+            vec![&json!("svchost.exe")]
+        );
         assert_eq!(field_values(&src, "kibana.alert.ancestors.id").len(), 2);
         assert!(field_values(&src, "host.nope").is_empty());
     }
@@ -1440,13 +1643,25 @@ mod tests {
     #[test]
     fn bool_filter_with_term_on_dotted_key_and_nested_array() {
         let s = state_with(&[
-            ("i", "1", json!({"kibana.alert.severity": "critical", "host": {"ip": ["10.0.0.1", "10.0.0.2"]}})),
-            ("i", "2", json!({"kibana.alert.severity": "high", "host": {"ip": "10.0.0.2"}})),
+            (
+                "i",
+                "1",
+                json!({"kibana.alert.severity": "critical", "host": {"ip": ["10.0.0.1", "10.0.0.2"]}}),
+            ),
+            (
+                "i",
+                "2",
+                json!({"kibana.alert.severity": "high", "host": {"ip": "10.0.0.2"}}),
+            ),
         ]);
-        let r = run(&s, "i", json!({"query": {"bool": {"filter": [
-            {"term": {"kibana.alert.severity": {"value": "critical"}}},
-            {"term": {"host.ip": "10.0.0.2"}}
-        ]}}}))
+        let r = run(
+            &s,
+            "i",
+            json!({"query": {"bool": {"filter": [
+                {"term": {"kibana.alert.severity": {"value": "critical"}}},
+                {"term": {"host.ip": "10.0.0.2"}}
+            ]}}}),
+        )
         .unwrap();
         assert_eq!(ids(&r), ["1"]);
         let r = run(&s, "i", json!({"query": {"bool": {"must_not": [{"terms": {"kibana.alert.severity": ["critical"]}}]}}})).unwrap();
@@ -1457,10 +1672,26 @@ mod tests {
     #[test]
     fn date_sort_returns_epoch_millis_and_search_after_pages_with_tie_breaker() {
         let s = state_with(&[
-            ("i", "a", json!({"@timestamp": "2025-03-04T10:00:00.000Z", "kibana.alert.uuid": "a"})),
-            ("i", "c", json!({"@timestamp": "2025-03-04T10:02:00.000Z", "kibana.alert.uuid": "c"})),
-            ("i", "b", json!({"@timestamp": "2025-03-04T10:02:00.000Z", "kibana.alert.uuid": "b"})),
-            ("i", "d", json!({"@timestamp": "2025-03-04T11:00:00+01:00", "kibana.alert.uuid": "d"})),
+            (
+                "i",
+                "a",
+                json!({"@timestamp": "2025-03-04T10:00:00.000Z", "kibana.alert.uuid": "a"}),
+            ),
+            (
+                "i",
+                "c",
+                json!({"@timestamp": "2025-03-04T10:02:00.000Z", "kibana.alert.uuid": "c"}),
+            ),
+            (
+                "i",
+                "b",
+                json!({"@timestamp": "2025-03-04T10:02:00.000Z", "kibana.alert.uuid": "b"}),
+            ),
+            (
+                "i",
+                "d",
+                json!({"@timestamp": "2025-03-04T11:00:00+01:00", "kibana.alert.uuid": "d"}),
+            ),
         ]);
         let sort = json!([{"@timestamp": {"order": "asc"}}, {"kibana.alert.uuid": "asc"}]);
         let r = run(&s, "i", json!({"sort": sort, "size": 2})).unwrap();
@@ -1469,27 +1700,64 @@ mod tests {
         let last = r["hits"]["hits"][1]["sort"].clone();
         assert_eq!(last, json!([1741082400000_i64, "d"]));
         assert!(r["hits"]["hits"][0]["_score"].is_null());
-        let r2 = run(&s, "i", json!({"sort": sort, "size": 2, "search_after": last})).unwrap();
+        let r2 = run(
+            &s,
+            "i",
+            json!({"sort": sort, "size": 2, "search_after": last}),
+        )
+        .unwrap();
         assert_eq!(ids(&r2), ["b", "c"]);
-        let r3 = run(&s, "i", json!({"sort": sort, "size": 2, "search_after": r2["hits"]["hits"][1]["sort"]})).unwrap();
+        let r3 = run(
+            &s,
+            "i",
+            json!({"sort": sort, "size": 2, "search_after": r2["hits"]["hits"][1]["sort"]}),
+        )
+        .unwrap();
         assert!(ids(&r3).is_empty());
         // A date string is accepted in search_after too.
-        let r4 = run(&s, "i", json!({"sort": sort, "search_after": ["2025-03-04T10:02:00Z", "b"]})).unwrap();
+        let r4 = run(
+            &s,
+            "i",
+            json!({"sort": sort, "search_after": ["2025-03-04T10:02:00Z", "b"]}),
+        )
+        .unwrap();
         assert_eq!(ids(&r4), ["c"]);
     }
 
     #[test]
     fn range_compares_instants_numbers_and_date_math() {
         let s = state_with(&[
-            ("i", "old", json!({"@timestamp": "2025-03-04T09:00:00Z", "risk": 10})),
-            ("i", "new", json!({"@timestamp": "2025-03-04T10:30:00.5+00:00", "risk": 90})),
+            (
+                "i",
+                "old",
+                json!({"@timestamp": "2025-03-04T09:00:00Z", "risk": 10}),
+            ),
+            (
+                "i",
+                "new",
+                json!({"@timestamp": "2025-03-04T10:30:00.5+00:00", "risk": 90}),
+            ),
         ]);
-        let r = run(&s, "i", json!({"query": {"range": {"@timestamp": {"gt": "2025-03-04T10:00:00.000Z"}}}})).unwrap();
+        let r = run(
+            &s,
+            "i",
+            json!({"query": {"range": {"@timestamp": {"gt": "2025-03-04T10:00:00.000Z"}}}}),
+        )
+        .unwrap();
         assert_eq!(ids(&r), ["new"]);
         let r = run(&s, "i", json!({"query": {"range": {"risk": {"gte": 50}}}})).unwrap();
         assert_eq!(ids(&r), ["new"]);
-        let now = DateTime::parse_from_rfc3339("2025-03-04T10:31:00Z").unwrap().with_timezone(&Utc);
-        let r = search(&s, "i", &json!({"query": {"range": {"@timestamp": {"gte": "now-5m"}}}}), &HashMap::new(), now).unwrap();
+        let now = DateTime::parse_from_rfc3339("2025-03-04T10:31:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = search(
+            &s,
+            "i",
+            &json!({"query": {"range": {"@timestamp": {"gte": "now-5m"}}}}),
+            &HashMap::new(),
+            now,
+        )
+        .unwrap();
         assert_eq!(ids(&r), ["new"]);
     }
 
@@ -1499,12 +1767,18 @@ mod tests {
         let e = run(&s, "nope", json!({})).unwrap_err();
         assert_eq!(e.status, 404);
         assert_eq!(e.body()["error"]["type"], "index_not_found_exception");
-        assert_eq!(e.body()["error"]["root_cause"][0]["type"], "index_not_found_exception");
+        assert_eq!(
+            e.body()["error"]["root_cause"][0]["type"],
+            "index_not_found_exception"
+        );
         let r = run(&s, "nope-*", json!({})).unwrap();
         assert_eq!(r["hits"]["total"]["value"], 0);
         // Dot-prefixed indices only match dot-prefixed patterns.
         assert!(ids(&run(&s, "*", json!({})).unwrap()).is_empty());
-        assert_eq!(ids(&run(&s, ".internal.alerts-*", json!({})).unwrap()), ["1"]);
+        assert_eq!(
+            ids(&run(&s, ".internal.alerts-*", json!({})).unwrap()),
+            ["1"]
+        );
     }
 
     #[test]
@@ -1516,9 +1790,62 @@ mod tests {
         assert_eq!(e.kind, "illegal_argument_exception");
     }
 
+    #[tokio::test]
+    async fn http_headers_failures_and_recording() {
+        let es = ElasticEmulator::start().await.unwrap();
+        es.seed_sample_alerts();
+        let client = reqwest::Client::new();
+        // The Rust `elasticsearch` crate sends plain `application/json`.
+        let resp = client
+            .post(format!(
+                "{}/.alerts-security.alerts-default/_search",
+                es.url()
+            ))
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .body(r#"{"size":1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-elastic-product"], "Elasticsearch");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        es.fail_next(1, 503);
+        let resp = client
+            .get(format!("{}/_search", es.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "search_phase_execution_exception");
+        let resp = client
+            .get(format!("{}/_search", es.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let searches = es.searches();
+        assert_eq!(searches.len(), 3);
+        assert_eq!(searches[0]["body"], json!({"size": 1}));
+        assert_eq!(searches[1]["target"], "");
+        let info: Value = client
+            .get(es.url())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["version"]["number"], "9.1.0");
+    }
+
     #[test]
     fn fields_option_returns_flat_arrays() {
-        let s = state_with(&[("i", "1", json!({"kibana.alert.uuid": "u", "host": {"name": "h"}}))]);
+        let s = state_with(&[(
+            "i",
+            "1",
+            json!({"kibana.alert.uuid": "u", "host": {"name": "h"}}),
+        )]);
         let r = run(&s, "i", json!({"fields": ["*"], "_source": false})).unwrap();
         let hit = &r["hits"]["hits"][0];
         assert!(hit.get("_source").is_none());

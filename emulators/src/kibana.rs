@@ -117,7 +117,10 @@ impl KibanaEmulator {
             }
         });
         let addr = server::spawn(router).await?;
-        Ok(Self { state, url: format!("http://{addr}") })
+        Ok(Self {
+            state,
+            url: format!("http://{addr}"),
+        })
     }
 
     /// Base URL without a trailing slash.
@@ -145,7 +148,8 @@ impl KibanaEmulator {
 
     /// Requests whose `Authorization` header is not exactly `header_value` get 401.
     pub fn require_auth(&self, header_value: &str) {
-        self.state.update(|s| s.required_auth = Some(header_value.to_string()));
+        self.state
+            .update(|s| s.required_auth = Some(header_value.to_string()));
     }
 
     /// Queues an assistant answer (FIFO); each `chat/complete` call consumes one.
@@ -160,7 +164,9 @@ impl KibanaEmulator {
         self.state.update(|s| s.responder = Some(f));
     }
 
-    /// Every validated `chat/complete` call, oldest first (including ones that then failed).
+    /// Every `chat/complete` call that passed validation, oldest first (including ones answered
+    /// 500 for lack of a scripted answer). Calls failed by [`Self::fail_next`] are answered before
+    /// validation and appear only in [`Self::requests`].
     pub fn calls(&self) -> Vec<ChatCompleteCall> {
         self.state.read().calls.clone()
     }
@@ -169,12 +175,14 @@ impl KibanaEmulator {
     /// the assistant error shape `{"message":..,"status_code":N}`. Cases are unaffected; see
     /// [`Self::fail_cases_next`].
     pub fn fail_next(&self, n: usize, status: u16) {
-        self.state.update(|s| s.fail_assistant.extend(std::iter::repeat_n(status, n)));
+        self.state
+            .update(|s| s.fail_assistant.extend(std::iter::repeat_n(status, n)));
     }
 
     /// The next `n` Cases requests fail with `status` and the core error shape.
     pub fn fail_cases_next(&self, n: usize, status: u16) {
-        self.state.update(|s| s.fail_cases.extend(std::iter::repeat_n(status, n)));
+        self.state
+            .update(|s| s.fail_cases.extend(std::iter::repeat_n(status, n)));
     }
 
     /// Pause between the chunks of a streamed answer (`None`: only yield to the runtime).
@@ -189,7 +197,12 @@ impl KibanaEmulator {
 
     /// All cases (full objects including comments), in creation order, across spaces.
     pub fn cases(&self) -> Vec<Value> {
-        self.state.read().cases.iter().map(|c| c.case.clone()).collect()
+        self.state
+            .read()
+            .cases
+            .iter()
+            .map(|c| c.case.clone())
+            .collect()
     }
 
     /// `(method, path-with-query, body)` of every Cases request (body `null` for GETs).
@@ -207,7 +220,10 @@ impl KibanaEmulator {
 // Responses
 
 fn reason_phrase(status: u16) -> &'static str {
-    StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
@@ -230,7 +246,10 @@ fn core_error(status: u16, message: impl Into<String>) -> Response {
 
 /// Assistant route-level error shape (`buildResponse(...).error`).
 fn assistant_error(status: u16, message: impl Into<String>) -> Response {
-    json_response(status, &json!({"message": message.into(), "status_code": status}))
+    json_response(
+        status,
+        &json!({"message": message.into(), "status_code": status}),
+    )
 }
 
 fn now() -> String {
@@ -261,28 +280,33 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    let full_path = uri.path_and_query().map(|p| p.to_string()).unwrap_or_else(|| path.clone());
+    let full_path = uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| path.clone());
     let (space, route) = split_space(&path);
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
 
-    let resp = (|| {
-        // Authentication first, then the post-auth XSRF check, as in Kibana's lifecycle.
-        let required = state.read().required_auth.clone();
-        if let Some(want) = required
-            && auth.as_deref() != Some(want.as_str())
-        {
-            return Err(core_error(401, "[security_exception]: unable to authenticate user"));
-        }
-        let safe = method == Method::GET || method == Method::HEAD;
-        if !safe && !headers.contains_key("kbn-xsrf") && !headers.contains_key("kbn-version") {
-            return Err(core_error(400, "Request must contain a kbn-xsrf header."));
-        }
-        Ok(())
-    })();
+    // Authentication first, then the post-auth XSRF check, as in Kibana's lifecycle.
+    let required = state.read().required_auth.clone();
+    let safe = method == Method::GET || method == Method::HEAD;
+    let rejected = if required.is_some_and(|want| auth.as_deref() != Some(want.as_str())) {
+        Some(core_error(
+            401,
+            "[security_exception]: unable to authenticate user",
+        ))
+    } else if !safe && !headers.contains_key("kbn-xsrf") && !headers.contains_key("kbn-version") {
+        Some(core_error(400, "Request must contain a kbn-xsrf header."))
+    } else {
+        None
+    };
 
-    let resp = match resp {
-        Err(r) => r,
-        Ok(()) => {
+    let resp = match rejected {
+        Some(r) => r,
+        None => {
             let req = Req {
                 method: method.clone(),
                 route: route.clone(),
@@ -297,7 +321,12 @@ async fn handle(
     };
     let status = resp.status().as_u16();
     state.update(|s| {
-        s.requests.push(KibanaRequest { method: method.to_string(), path: full_path, space, status })
+        s.requests.push(KibanaRequest {
+            method: method.to_string(),
+            path: full_path,
+            space,
+            status,
+        })
     });
     resp
 }
@@ -314,23 +343,33 @@ fn split_space(path: &str) -> (String, String) {
 /// The user name Kibana would record: the Basic-auth user, else `elastic`.
 fn username_from(auth: Option<&str>) -> String {
     auth.and_then(|a| a.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()))
         .unwrap_or_else(|| "elastic".to_string())
 }
 
-fn parse_json_body(body: &Bytes) -> Result<Value, Response> {
+/// Parses a JSON body; `Err` is hapi's answer to malformed JSON.
+fn parse_json_body(body: &Bytes) -> Result<Value, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
     serde_json::from_slice(body)
-        .map_err(|_| core_error(400, "Invalid request payload JSON format"))
+        .map_err(|_| Box::new(core_error(400, "Invalid request payload JSON format")))
 }
 
 async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response {
     let segments: Vec<&str> = req.route.trim_matches('/').split('/').collect();
-    const CONV: [&str; 4] = ["api", "security_ai_assistant", "current_user", "conversations"];
+    const CONV: [&str; 4] = [
+        "api",
+        "security_ai_assistant",
+        "current_user",
+        "conversations",
+    ];
     match (&req.method, segments.as_slice()) {
         (&Method::GET, ["api", "status"]) => json_response(
             200,
@@ -338,13 +377,13 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
                     "status": {"overall": {"level": "available"}}}),
         ),
         (&Method::POST, ["api", "security_ai_assistant", "chat", "complete"]) => {
-            if let Some(status) = take(&state, |s| &mut s.fail_assistant) {
+            if let Some(status) = take(state, |s| &mut s.fail_assistant) {
                 return assistant_error(status, "emulated failure");
             }
             chat_complete(state, &req).await
         }
         (m, [a, b, c, d, rest @ ..]) if [*a, *b, *c, *d] == CONV => {
-            if let Some(status) = take(&state, |s| &mut s.fail_assistant) {
+            if let Some(status) = take(state, |s| &mut s.fail_assistant) {
                 return assistant_error(status, "emulated failure");
             }
             match (m, rest) {
@@ -357,12 +396,13 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
         (m, ["api", "cases", rest @ ..]) => {
             let body = match parse_json_body(&req.body) {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             state.update(|s| {
-                s.case_requests.push((m.to_string(), req.full_path.clone(), body.clone()))
+                s.case_requests
+                    .push((m.to_string(), req.full_path.clone(), body.clone()))
             });
-            if let Some(status) = take(&state, |s| &mut s.fail_cases) {
+            if let Some(status) = take(state, |s| &mut s.fail_cases) {
                 return core_error(status, "emulated failure");
             }
             match (m, rest) {
@@ -406,19 +446,24 @@ fn validate_chat_body(body: &Value) -> Vec<String> {
     let Some(obj) = body.as_object() else {
         return vec![format!("Expected object, received {}", type_name(body))];
     };
-    let expect = |issues: &mut Vec<String>, key: &str, want: &str, required: bool| {
-        match obj.get(key) {
+    let expect =
+        |issues: &mut Vec<String>, key: &str, want: &str, required: bool| match obj.get(key) {
             None if required => issues.push(format!("{key}: Required")),
             None => {}
             Some(v) if type_name(v) != want => {
                 issues.push(format!("{key}: Expected {want}, received {}", type_name(v)))
             }
             Some(_) => {}
-        }
-    };
+        };
     expect(&mut issues, "connectorId", "string", true);
     expect(&mut issues, "persist", "boolean", true);
-    for key in ["promptId", "responseLanguage", "model", "langSmithProject", "langSmithApiKey"] {
+    for key in [
+        "promptId",
+        "responseLanguage",
+        "model",
+        "langSmithProject",
+        "langSmithApiKey",
+    ] {
         expect(&mut issues, key, "string", false);
     }
     expect(&mut issues, "isStream", "boolean", false);
@@ -426,9 +471,12 @@ fn validate_chat_body(body: &Value) -> Vec<String> {
         Some(Value::String(s)) if s.trim().is_empty() => {
             issues.push("conversationId: No empty strings allowed".to_string())
         }
-        Some(v @ Value::Number(_) | v @ Value::Bool(_) | v @ Value::Array(_) | v @ Value::Object(_)) => {
-            issues.push(format!("conversationId: Expected string, received {}", type_name(v)))
-        }
+        Some(
+            v @ Value::Number(_) | v @ Value::Bool(_) | v @ Value::Array(_) | v @ Value::Object(_),
+        ) => issues.push(format!(
+            "conversationId: Expected string, received {}",
+            type_name(v)
+        )),
         _ => {}
     }
     match obj.get("messages") {
@@ -439,7 +487,10 @@ fn validate_chat_body(body: &Value) -> Vec<String> {
             }
             for (i, m) in items.iter().enumerate() {
                 let Some(m) = m.as_object() else {
-                    issues.push(format!("messages.{i}: Expected object, received {}", type_name(m)));
+                    issues.push(format!(
+                        "messages.{i}: Expected object, received {}",
+                        type_name(m)
+                    ));
                     continue;
                 };
                 match m.get("role").and_then(Value::as_str) {
@@ -450,10 +501,16 @@ fn validate_chat_body(body: &Value) -> Vec<String> {
                     None => issues.push(format!("messages.{i}.role: Required")),
                 }
                 if let Some(c) = m.get("content").filter(|c| !c.is_string()) {
-                    issues.push(format!("messages.{i}.content: Expected string, received {}", type_name(c)));
+                    issues.push(format!(
+                        "messages.{i}.content: Expected string, received {}",
+                        type_name(c)
+                    ));
                 }
                 if let Some(d) = m.get("data").filter(|d| !d.is_object()) {
-                    issues.push(format!("messages.{i}.data: Expected object, received {}", type_name(d)));
+                    issues.push(format!(
+                        "messages.{i}.data: Expected object, received {}",
+                        type_name(d)
+                    ));
                 }
                 match m.get("fields_to_anonymize") {
                     None => {}
@@ -464,24 +521,46 @@ fn validate_chat_body(body: &Value) -> Vec<String> {
                 }
                 let extra: Vec<String> = m
                     .keys()
-                    .filter(|k| !["role", "content", "data", "fields_to_anonymize"].contains(&k.as_str()))
+                    .filter(|k| {
+                        !["role", "content", "data", "fields_to_anonymize"].contains(&k.as_str())
+                    })
                     .map(|k| format!("'{k}'"))
                     .collect();
                 if !extra.is_empty() {
-                    issues.push(format!("messages.{i}: Unrecognized key(s) in object: {}", extra.join(", ")));
+                    issues.push(format!(
+                        "messages.{i}: Unrecognized key(s) in object: {}",
+                        extra.join(", ")
+                    ));
                 }
             }
         }
-        Some(v) => issues.push(format!("messages: Expected array, received {}", type_name(v))),
+        Some(v) => issues.push(format!(
+            "messages: Expected array, received {}",
+            type_name(v)
+        )),
     }
     const KNOWN: &[&str] = &[
-        "connectorId", "persist", "messages", "conversationId", "promptId", "isStream",
-        "responseLanguage", "model", "langSmithProject", "langSmithApiKey",
+        "connectorId",
+        "persist",
+        "messages",
+        "conversationId",
+        "promptId",
+        "isStream",
+        "responseLanguage",
+        "model",
+        "langSmithProject",
+        "langSmithApiKey",
     ];
-    let extra: Vec<String> =
-        obj.keys().filter(|k| !KNOWN.contains(&k.as_str())).map(|k| format!("'{k}'")).collect();
+    let extra: Vec<String> = obj
+        .keys()
+        .filter(|k| !KNOWN.contains(&k.as_str()))
+        .map(|k| format!("'{k}'"))
+        .collect();
     if !extra.is_empty() {
-        issues.push(format!("Unrecognized key(s) in object: {}", extra.join(", ")));
+        issues.push(format!(
+            "Unrecognized key(s) in object: {}",
+            extra.join(", ")
+        ));
     }
     issues
 }
@@ -512,7 +591,7 @@ fn stored_message(role: &str, content: &str) -> Value {
 async fn chat_complete(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
     let body = match parse_json_body(&req.body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let issues = validate_chat_body(&body);
     if !issues.is_empty() {
@@ -520,7 +599,10 @@ async fn chat_complete(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Respons
     }
     let connector_id = body["connectorId"].as_str().unwrap_or_default().to_string();
     let persist = body["persist"].as_bool().unwrap_or(false);
-    let is_stream = body.get("isStream").and_then(Value::as_bool).unwrap_or(false);
+    let is_stream = body
+        .get("isStream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user_content = messages
         .iter()
@@ -529,7 +611,10 @@ async fn chat_complete(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Respons
         .and_then(|m| m["content"].as_str())
         .unwrap_or("")
         .to_string();
-    let given_id = body.get("conversationId").and_then(Value::as_str).map(str::to_string);
+    let given_id = body
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
 
     // Kibana ignores conversationId unless persist is true; with persist it must exist.
     let conversation_id = if persist {
@@ -678,7 +763,10 @@ fn stream_response(chunks: Vec<Bytes>, delay: Option<Duration>) -> Response {
     // Headers set by Kibana's streamFactory (kibana.md §1.4); deliberately no Content-Type.
     // Transfer-Encoding and Connection are framing headers hyper manages itself.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }
@@ -686,10 +774,16 @@ fn stream_response(chunks: Vec<Bytes>, delay: Option<Duration>) -> Response {
 fn create_conversation(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
     let body = match parse_json_body(&req.body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(obj) = body.as_object() else {
-        return core_error(400, format!("[request body]: Expected object, received {}", type_name(&body)));
+        return core_error(
+            400,
+            format!(
+                "[request body]: Expected object, received {}",
+                type_name(&body)
+            ),
+        );
     };
     let mut issues = Vec::new();
     match obj.get("title") {
@@ -709,19 +803,34 @@ fn create_conversation(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Respons
                 match ac.get(key) {
                     Some(Value::String(_)) => {}
                     None => issues.push(format!("apiConfig.{key}: Required")),
-                    Some(v) => issues.push(format!("apiConfig.{key}: Expected string, received {}", type_name(v))),
+                    Some(v) => issues.push(format!(
+                        "apiConfig.{key}: Expected string, received {}",
+                        type_name(v)
+                    )),
                 }
             }
         }
-        Some(v) => issues.push(format!("apiConfig: Expected object, received {}", type_name(v))),
+        Some(v) => issues.push(format!(
+            "apiConfig: Expected object, received {}",
+            type_name(v)
+        )),
     }
     if let Some(m) = obj.get("messages").filter(|m| !m.is_array()) {
-        issues.push(format!("messages: Expected array, received {}", type_name(m)));
+        issues.push(format!(
+            "messages: Expected array, received {}",
+            type_name(m)
+        ));
     }
     if let Some(r) = obj.get("replacements").filter(|r| !r.is_object()) {
-        issues.push(format!("replacements: Expected object, received {}", type_name(r)));
+        issues.push(format!(
+            "replacements: Expected object, received {}",
+            type_name(r)
+        ));
     }
-    if let Some(e) = obj.get("excludeFromLastConversationStorage").filter(|e| !e.is_boolean()) {
+    if let Some(e) = obj
+        .get("excludeFromLastConversationStorage")
+        .filter(|e| !e.is_boolean())
+    {
         issues.push(format!(
             "excludeFromLastConversationStorage: Expected boolean, received {}",
             type_name(e)
@@ -731,14 +840,23 @@ fn create_conversation(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Respons
         return core_error(400, format!("[request body]: {}", issues.join(", ")));
     }
     let title = obj["title"].as_str().unwrap_or_default();
-    let mut conv =
-        new_conversation(&req.space, title, &req.username, obj.get("apiConfig").cloned().unwrap_or(json!({})));
-    if obj.get("apiConfig").is_none() {
-        if let Some(map) = conv.as_object_mut() {
-            map.remove("apiConfig");
-        }
+    let mut conv = new_conversation(
+        &req.space,
+        title,
+        &req.username,
+        obj.get("apiConfig").cloned().unwrap_or(json!({})),
+    );
+    if obj.get("apiConfig").is_none()
+        && let Some(map) = conv.as_object_mut()
+    {
+        map.remove("apiConfig");
     }
-    for key in ["category", "messages", "replacements", "excludeFromLastConversationStorage"] {
+    for key in [
+        "category",
+        "messages",
+        "replacements",
+        "excludeFromLastConversationStorage",
+    ] {
         if let Some(v) = obj.get(key) {
             conv[key] = v.clone();
         }
@@ -769,7 +887,10 @@ fn find_conversations(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response
         .rev()
         .cloned()
         .collect();
-    json_response(200, &json!({"page": 1, "perPage": data.len().max(20), "total": data.len(), "data": data}))
+    json_response(
+        200,
+        &json!({"page": 1, "perPage": data.len().max(20), "total": data.len(), "data": data}),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,8 +899,15 @@ fn find_conversations(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response
 const OWNERS: &[&str] = &["cases", "observability", "securitySolution"];
 const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 const STATUSES: &[&str] = &["open", "in-progress", "closed"];
-const CONNECTOR_TYPES: &[&str] =
-    &[".none", ".jira", ".resilient", ".servicenow", ".servicenow-sir", ".swimlane", ".cases-webhook"];
+const CONNECTOR_TYPES: &[&str] = &[
+    ".none",
+    ".jira",
+    ".resilient",
+    ".servicenow",
+    ".servicenow-sir",
+    ".swimlane",
+    ".cases-webhook",
+];
 
 /// Renders a value the way io-ts `formatErrors` does.
 fn render(v: Option<&Value>) -> String {
@@ -798,14 +926,26 @@ struct Check {
 
 impl Check {
     fn invalid(&mut self, v: Option<&Value>, path: &str) {
-        self.errors.push(format!("Invalid value \"{}\" supplied to \"{path}\"", render(v)));
+        self.errors.push(format!(
+            "Invalid value \"{}\" supplied to \"{path}\"",
+            render(v)
+        ));
     }
 
     fn keys(&mut self, obj: &Map<String, Value>, allowed: &[&str]) {
-        self.excess.extend(obj.keys().filter(|k| !allowed.contains(&k.as_str())).cloned());
+        self.excess.extend(
+            obj.keys()
+                .filter(|k| !allowed.contains(&k.as_str()))
+                .cloned(),
+        );
     }
 
-    fn string<'a>(&mut self, obj: &'a Map<String, Value>, key: &str, required: bool) -> Option<&'a str> {
+    fn string<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        key: &str,
+        required: bool,
+    ) -> Option<&'a str> {
         match obj.get(key) {
             Some(Value::String(s)) => Some(s),
             None if !required => None,
@@ -819,9 +959,12 @@ impl Check {
     /// `limitedStringSchema`: trimmed non-empty, at most `max` characters.
     fn limited(&mut self, s: &str, field: &str, max: usize) {
         if s.trim().is_empty() {
-            self.errors.push(format!("The {field} field cannot be an empty string."));
+            self.errors
+                .push(format!("The {field} field cannot be an empty string."));
         } else if s.chars().count() > max {
-            self.errors.push(format!("The length of the {field} is too long. The maximum length is {max}."));
+            self.errors.push(format!(
+                "The length of the {field} is too long. The maximum length is {max}."
+            ));
         }
     }
 
@@ -857,9 +1000,10 @@ fn check_case_fields(c: &mut Check, obj: &Map<String, Value>, required: bool) {
         None if !required => {}
         Some(Value::Array(tags)) => {
             if tags.len() > 200 {
-                c.errors.push(format!(
+                c.errors.push(
                     "The length of the field tags is too long. Array must be of length <= 200."
-                ));
+                        .to_string(),
+                );
             }
             for t in tags {
                 match t.as_str() {
@@ -949,12 +1093,26 @@ fn check_case_fields(c: &mut Check, obj: &Map<String, Value>, required: bool) {
 
 fn validate_create_case(body: &Value) -> Result<(), String> {
     let Some(obj) = body.as_object() else {
-        return Err(format!("Invalid value \"{}\" supplied to \"\"", render(Some(body))));
+        return Err(format!(
+            "Invalid value \"{}\" supplied to \"\"",
+            render(Some(body))
+        ));
     };
     let mut c = Check::default();
     c.keys(
         obj,
-        &["title", "description", "tags", "connector", "settings", "owner", "severity", "assignees", "category", "customFields"],
+        &[
+            "title",
+            "description",
+            "tags",
+            "connector",
+            "settings",
+            "owner",
+            "severity",
+            "assignees",
+            "category",
+            "customFields",
+        ],
     );
     check_case_fields(&mut c, obj, true);
     c.one_of(obj, "owner", OWNERS, true);
@@ -963,7 +1121,10 @@ fn validate_create_case(body: &Value) -> Result<(), String> {
 
 fn validate_comment(body: &Value) -> Result<(), String> {
     let Some(obj) = body.as_object() else {
-        return Err(format!("Invalid value \"{}\" supplied to \"\"", render(Some(body))));
+        return Err(format!(
+            "Invalid value \"{}\" supplied to \"\"",
+            render(Some(body))
+        ));
     };
     let mut c = Check::default();
     match obj.get("type").and_then(Value::as_str) {
@@ -977,7 +1138,9 @@ fn validate_comment(body: &Value) -> Result<(), String> {
             c.keys(obj, &["type", "alertId", "index", "rule", "owner"]);
             let ids = match obj.get("alertId") {
                 Some(Value::String(_)) => Some(1),
-                Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => Some(a.len()),
+                Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => {
+                    Some(a.len())
+                }
                 v => {
                     c.invalid(v, "alertId");
                     None
@@ -985,7 +1148,9 @@ fn validate_comment(body: &Value) -> Result<(), String> {
             };
             let idx = match obj.get("index") {
                 Some(Value::String(_)) => Some(1),
-                Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => Some(a.len()),
+                Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => {
+                    Some(a.len())
+                }
                 v => {
                     c.invalid(v, "index");
                     None
@@ -1016,13 +1181,24 @@ fn validate_comment(body: &Value) -> Result<(), String> {
 }
 
 const PATCHABLE: &[&str] = &[
-    "title", "description", "tags", "severity", "status", "assignees", "category", "settings",
-    "connector", "customFields",
+    "title",
+    "description",
+    "tags",
+    "severity",
+    "status",
+    "assignees",
+    "category",
+    "settings",
+    "connector",
+    "customFields",
 ];
 
 fn validate_patch(body: &Value) -> Result<Vec<Map<String, Value>>, String> {
     let Some(obj) = body.as_object() else {
-        return Err(format!("Invalid value \"{}\" supplied to \"\"", render(Some(body))));
+        return Err(format!(
+            "Invalid value \"{}\" supplied to \"\"",
+            render(Some(body))
+        ));
     };
     let mut c = Check::default();
     c.keys(obj, &["cases"]);
@@ -1125,7 +1301,9 @@ fn create_case(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
 }
 
 fn find_case_index(s: &KibanaState, space: &str, id: &str) -> Option<usize> {
-    s.cases.iter().position(|c| c.space == space && c.case["id"] == id)
+    s.cases
+        .iter()
+        .position(|c| c.space == space && c.case["id"] == id)
 }
 
 fn get_case(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str) -> Response {
@@ -1180,7 +1358,11 @@ fn patch_cases(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
     let id_versions: Vec<Value> = body
         .get("cases")
         .and_then(Value::as_array)
-        .map(|l| l.iter().map(|c| json!({"id": c.get("id"), "version": c.get("version")})).collect())
+        .map(|l| {
+            l.iter()
+                .map(|c| json!({"id": c.get("id"), "version": c.get("version")}))
+                .collect()
+        })
         .unwrap_or_default();
     let prefix = format!(
         "Failed to update case, ids: {}: Error: ",
@@ -1191,14 +1373,14 @@ fn patch_cases(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
         Err(msg) => return core_error(400, format!("{prefix}{msg}")),
     };
     let ts = now();
-    let outcome: Result<Vec<Value>, Response> = state.update(|s| {
+    let outcome: Result<Vec<Value>, (u16, String)> = state.update(|s| {
         let missing: Vec<&str> = items
             .iter()
             .filter_map(|m| m["id"].as_str())
             .filter(|id| find_case_index(s, &req.space, id).is_none())
             .collect();
         if !missing.is_empty() {
-            return Err(core_error(
+            return Err((
                 404,
                 format!(
                     "{prefix}These cases {} do not exist. Please check you have the correct ids.",
@@ -1215,7 +1397,7 @@ fn patch_cases(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
             .filter_map(|m| m["id"].as_str())
             .collect();
         if !conflicted.is_empty() {
-            return Err(core_error(
+            return Err((
                 409,
                 format!(
                     "{prefix}These cases {} has been updated. Please refresh before saving additional updates.",
@@ -1238,7 +1420,7 @@ fn patch_cases(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
             })
             .collect();
         if changes.is_empty() {
-            return Err(core_error(
+            return Err((
                 406,
                 format!("{prefix}All update fields are identical to current version."),
             ));
@@ -1282,14 +1464,28 @@ fn patch_cases(state: &Arc<Recorder<KibanaState>>, req: &Req, body: &Value) -> R
     });
     match outcome {
         Ok(list) => json_response(200, &Value::Array(list)),
-        Err(r) => r,
+        Err((status, message)) => core_error(status, message),
     }
 }
 
 /// Query parameters of `GET /api/cases/_find` that this emulator understands.
 const FIND_PARAMS: &[&str] = &[
-    "tags", "owner", "status", "severity", "search", "searchFields", "defaultSearchOperator",
-    "sortField", "sortOrder", "page", "perPage", "assignees", "reporters", "category", "from", "to",
+    "tags",
+    "owner",
+    "status",
+    "severity",
+    "search",
+    "searchFields",
+    "defaultSearchOperator",
+    "sortField",
+    "sortOrder",
+    "page",
+    "perPage",
+    "assignees",
+    "reporters",
+    "category",
+    "from",
+    "to",
 ];
 
 fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
@@ -1300,7 +1496,13 @@ fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
         .filter(|k| !FIND_PARAMS.contains(k))
         .collect();
     if !excess.is_empty() {
-        return core_error(400, format!("Failed to find cases: Error: invalid keys \"{}\"", excess.join(",")));
+        return core_error(
+            400,
+            format!(
+                "Failed to find cases: Error: invalid keys \"{}\"",
+                excess.join(",")
+            ),
+        );
     }
     let mut multi: HashMap<&str, Vec<&str>> = HashMap::new();
     for (k, v) in &pairs {
@@ -1311,7 +1513,12 @@ fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
     let per_page: usize = match first("perPage").map(str::parse) {
         None => 20,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return core_error(400, "Failed to find cases: Error: Invalid value supplied to \"perPage\""),
+        Some(Err(_)) => {
+            return core_error(
+                400,
+                "Failed to find cases: Error: Invalid value supplied to \"perPage\"",
+            );
+        }
     };
     if per_page > 100 {
         return core_error(
@@ -1319,7 +1526,10 @@ fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
             "Failed to find cases: Error: The provided perPage value is too high. The maximum allowed perPage value is 100.",
         );
     }
-    let page: usize = first("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let page: usize = first("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let tags = all("tags");
     let owners = all("owner");
     let statuses = all("status");
@@ -1335,14 +1545,18 @@ fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
         .filter(|c| {
             // Tags are ORed, like Kibana's KQL filter `tags: a OR tags: b`.
             tags.is_empty()
-                || c["tags"].as_array().is_some_and(|t| t.iter().any(|x| tags.iter().any(|w| x == *w)))
+                || c["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| tags.iter().any(|w| x == *w)))
         })
         .filter(|c| owners.is_empty() || owners.iter().any(|o| c["owner"] == *o))
         .filter(|c| severities.is_empty() || severities.iter().any(|o| c["severity"] == *o))
         .filter(|c| {
             search.as_ref().is_none_or(|q| {
                 ["title", "description"].iter().any(|f| {
-                    c[*f].as_str().is_some_and(|t| t.to_lowercase().contains(q.as_str()))
+                    c[*f]
+                        .as_str()
+                        .is_some_and(|t| t.to_lowercase().contains(q.as_str()))
                 })
             })
         })
@@ -1411,7 +1625,10 @@ mod tests {
         let mut body = valid_case();
         body["status"] = json!("open");
         body["settings"]["bogus"] = json!(1);
-        assert_eq!(validate_create_case(&body), Err("invalid keys \"status,bogus\"".to_string()));
+        assert_eq!(
+            validate_create_case(&body),
+            Err("invalid keys \"status,bogus\"".to_string())
+        );
     }
 
     #[test]
@@ -1438,15 +1655,23 @@ mod tests {
         let ok = json!({"type": "alert", "alertId": "a", "index": ".internal.alerts-security.alerts-default-000001",
                         "rule": {"id": null, "name": "R"}, "owner": "securitySolution"});
         assert_eq!(validate_comment(&ok), Ok(()));
-        let bad = json!({"type": "user", "comment": "hi", "owner": "securitySolution", "alertId": "a"});
-        assert_eq!(validate_comment(&bad), Err("invalid keys \"alertId\"".to_string()));
+        let bad =
+            json!({"type": "user", "comment": "hi", "owner": "securitySolution", "alertId": "a"});
+        assert_eq!(
+            validate_comment(&bad),
+            Err("invalid keys \"alertId\"".to_string())
+        );
         let empty = json!({"type": "user", "comment": " ", "owner": "securitySolution"});
-        assert_eq!(validate_comment(&empty), Err("The comment field cannot be an empty string.".to_string()));
+        assert_eq!(
+            validate_comment(&empty),
+            Err("The comment field cannot be an empty string.".to_string())
+        );
     }
 
     #[test]
     fn patch_rejects_owner_and_bad_status() {
-        let body = json!({"cases": [{"id": "x", "version": "v", "owner": "cases", "status": "done"}]});
+        let body =
+            json!({"cases": [{"id": "x", "version": "v", "owner": "cases", "status": "done"}]});
         assert_eq!(
             validate_patch(&body).unwrap_err(),
             "Invalid value \"done\" supplied to \"status\""
@@ -1476,7 +1701,8 @@ mod tests {
 
     #[test]
     fn ndjson_chunks_split_lines_in_the_middle_of_json() {
-        let answer = "### Triage summary\n\nThe process WmiPrvSE.exe wrote a Run key — likely malicious.";
+        let answer =
+            "### Triage summary\n\nThe process WmiPrvSE.exe wrote a Run key — likely malicious.";
         let chunks = ndjson_chunks(answer);
         assert!(chunks.len() >= 4, "several chunks: {}", chunks.len());
         for c in &chunks[..chunks.len() - 1] {
@@ -1505,9 +1731,226 @@ mod tests {
         assert!(text.lines().filter(|l| l.contains("\"content\"")).count() >= 3);
     }
 
+    async fn send(
+        k: &KibanaEmulator,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", k.url()))
+            .header("kbn-xsrf", "true");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn xsrf_then_auth_rules_and_error_shapes() {
+        let k = KibanaEmulator::start().await.unwrap();
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/cases", k.url()))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["message"], "Request must contain a kbn-xsrf header.");
+        k.require_auth("ApiKey abc");
+        let (status, body) = send(&k, reqwest::Method::GET, "/api/cases/_find", None).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body["message"],
+            "[security_exception]: unable to authenticate user"
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_answer_arrives_in_chunks_that_split_lines() {
+        let k = KibanaEmulator::start().await.unwrap();
+        k.set_chunk_delay(Some(Duration::from_millis(5)));
+        let answer = "Verdict: malicious. Run Get-Process on WS-FIN-042 and isolate the host.";
+        k.push_answer(answer);
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/s/soc/api/security_ai_assistant/chat/complete",
+                k.url()
+            ))
+            .header("kbn-xsrf", "true")
+            .json(
+                &json!({"connectorId": "c", "persist": false, "isStream": true,
+                          "messages": [{"role": "user", "content": "triage"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-type").is_none());
+        let mut resp = resp;
+        let mut chunks = Vec::new();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            chunks.push(c);
+        }
+        assert!(chunks.len() > 2, "several chunks: {}", chunks.len());
+        assert!(
+            chunks[..chunks.len() - 1]
+                .iter()
+                .all(|c| !c.ends_with(b"\n"))
+        );
+        let text: Vec<u8> = chunks.concat();
+        let content: String = String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "content")
+            .filter_map(|v| v["payload"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(content, answer);
+        let calls = k.calls();
+        assert_eq!(calls[0].space, "soc");
+        assert!(calls[0].is_stream && calls[0].conversation_id.is_none());
+        assert_eq!(calls[0].last_user_content, "triage");
+    }
+
+    #[tokio::test]
+    async fn persisted_chat_continues_a_precreated_conversation() {
+        let k = KibanaEmulator::start().await.unwrap();
+        let (status, conv) = send(
+            &k,
+            reqwest::Method::POST,
+            "/api/security_ai_assistant/current_user/conversations",
+            Some(json!({"title": "Triage a-1", "apiConfig": {"connectorId": "c", "actionTypeId": ".gen-ai"}})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let id = conv["id"].as_str().unwrap().to_string();
+        k.set_responder(|call| format!("echo: {}", call.last_user_content));
+        let (status, body) = send(
+            &k,
+            reqwest::Method::POST,
+            "/api/security_ai_assistant/chat/complete",
+            Some(
+                json!({"connectorId": "c", "persist": true, "conversationId": id,
+                        "messages": [{"role": "user", "content": "why?"}]}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"], "echo: why?");
+        assert_eq!(body["conversationId"], id.as_str());
+        let (_, stored) = send(
+            &k,
+            reqwest::Method::GET,
+            &format!("/api/security_ai_assistant/current_user/conversations/{id}"),
+            None,
+        )
+        .await;
+        let roles: Vec<&str> = stored["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["role"].as_str())
+            .collect();
+        assert_eq!(roles, ["user", "assistant"]);
+        // Without persist, no conversationId comes back.
+        let (_, body) = send(
+            &k,
+            reqwest::Method::POST,
+            "/api/security_ai_assistant/chat/complete",
+            Some(json!({"connectorId": "c", "persist": false, "messages": [{"role": "user", "content": "x"}]})),
+        )
+        .await;
+        assert!(body.get("conversationId").is_none());
+        // Scripted failure uses the assistant error shape.
+        k.fail_next(1, 503);
+        let (status, body) = send(
+            &k,
+            reqwest::Method::POST,
+            "/api/security_ai_assistant/chat/complete",
+            Some(json!({"connectorId": "c", "persist": false, "messages": [{"role": "user", "content": "x"}]})),
+        )
+        .await;
+        assert_eq!((status, body["status_code"].clone()), (503, json!(503)));
+    }
+
+    #[tokio::test]
+    async fn case_lifecycle_with_versions_conflicts_and_find() {
+        let k = KibanaEmulator::start().await.unwrap();
+        let (status, case) =
+            send(&k, reqwest::Method::POST, "/api/cases", Some(valid_case())).await;
+        assert_eq!(status, 200, "{case}");
+        let id = case["id"].as_str().unwrap().to_string();
+        let v1 = case["version"].clone();
+        let (status, case) = send(
+            &k,
+            reqwest::Method::POST,
+            &format!("/api/cases/{id}/comments"),
+            Some(json!({"type": "alert", "alertId": "a-1", "index": "idx", "rule": {"id": "r", "name": "R"},
+                        "owner": "securitySolution"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(case["totalAlerts"], 1);
+        assert_ne!(case["version"], v1);
+        let (status, err) = send(
+            &k,
+            reqwest::Method::PATCH,
+            "/api/cases",
+            Some(json!({"cases": [{"id": id, "version": v1, "status": "closed"}]})),
+        )
+        .await;
+        assert_eq!(status, 409, "{err}");
+        let v2 = case["version"].clone();
+        let (status, updated) = send(
+            &k,
+            reqwest::Method::PATCH,
+            "/api/cases",
+            Some(json!({"cases": [{"id": id, "version": v2, "status": "closed"}]})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(updated[0]["status"], "closed");
+        assert!(updated[0]["closed_at"].is_string());
+        let v3 = updated[0]["version"].clone();
+        let (status, _) = send(
+            &k,
+            reqwest::Method::PATCH,
+            "/api/cases",
+            Some(json!({"cases": [{"id": id, "version": v3, "status": "closed"}]})),
+        )
+        .await;
+        assert_eq!(status, 406);
+        let (status, _) = send(&k, reqwest::Method::GET, "/api/cases/nope", None).await;
+        assert_eq!(status, 404);
+        let (_, found) = send(
+            &k,
+            reqwest::Method::GET,
+            "/api/cases/_find?tags=other&tags=triage-bot:incident:1&owner=securitySolution",
+            None,
+        )
+        .await;
+        assert_eq!(found["total"], 1);
+        assert_eq!(found["count_closed_cases"], 1);
+        assert_eq!(found["cases"][0]["comments"], json!([]));
+        let (_, other_space) = send(&k, reqwest::Method::GET, "/s/soc/api/cases/_find", None).await;
+        assert_eq!(other_space["total"], 0);
+        assert_eq!(k.cases()[0]["comments"].as_array().map(Vec::len), Some(1));
+        assert_eq!(k.case_requests().len(), 8);
+    }
+
     #[test]
     fn space_prefix_is_split_off() {
-        assert_eq!(split_space("/s/soc/api/cases"), ("soc".into(), "/api/cases".into()));
-        assert_eq!(split_space("/api/cases"), ("default".into(), "/api/cases".into()));
+        assert_eq!(
+            split_space("/s/soc/api/cases"),
+            ("soc".into(), "/api/cases".into())
+        );
+        assert_eq!(
+            split_space("/api/cases"),
+            ("default".into(), "/api/cases".into())
+        );
     }
 }

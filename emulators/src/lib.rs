@@ -17,6 +17,7 @@
 
 pub mod elasticsearch;
 pub mod kibana;
+pub mod pycheck;
 pub mod server;
 pub mod slack;
 pub mod winrm;

@@ -29,7 +29,10 @@ pub struct Recorder<S> {
 
 impl<S> Recorder<S> {
     pub fn new(state: S) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(state), changed: Notify::new() })
+        Arc::new(Self {
+            state: Mutex::new(state),
+            changed: Notify::new(),
+        })
     }
 
     /// Read access to the state.

@@ -133,7 +133,9 @@ impl SlackState {
     }
 
     fn find_message(&self, channel: &str, ts: &str) -> Option<usize> {
-        self.messages.iter().position(|m| m.channel == channel && m.ts == ts)
+        self.messages
+            .iter()
+            .position(|m| m.channel == channel && m.ts == ts)
     }
 }
 
@@ -170,7 +172,10 @@ impl SlackEmulator {
             }
         });
         let addr = server::spawn(router).await?;
-        Ok(Self { state, base: format!("http://{addr}") })
+        Ok(Self {
+            state,
+            base: format!("http://{addr}"),
+        })
     }
 
     /// Web API base with trailing `/api/` (clients append the method name).
@@ -214,7 +219,12 @@ impl SlackEmulator {
 
     /// Marks a member as deactivated (`deleted: true`).
     pub fn deactivate_user(&self, id: &str) {
-        self.state.update(|s| s.users.iter_mut().filter(|u| u.id == id).for_each(|u| u.deleted = true));
+        self.state.update(|s| {
+            s.users
+                .iter_mut()
+                .filter(|u| u.id == id)
+                .for_each(|u| u.deleted = true)
+        });
     }
 
     /// Defines a user group (`S…`) and its members.
@@ -227,7 +237,13 @@ impl SlackEmulator {
 
     /// Stores a message written by a human (e.g. a thread reply the app will read), returning its
     /// ts. Pair it with [`post_event`] to also deliver the matching `message` event.
-    pub fn add_user_message(&self, channel: &str, user: &str, text: &str, thread_ts: Option<&str>) -> String {
+    pub fn add_user_message(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+    ) -> String {
         self.state.update(|s| {
             let ts = s.next_ts();
             s.messages.push(SlackMessage {
@@ -252,7 +268,13 @@ impl SlackEmulator {
 
     /// Calls of one method.
     pub fn calls_of(&self, method: &str) -> Vec<SlackCall> {
-        self.state.read().calls.iter().filter(|c| c.method == method).cloned().collect()
+        self.state
+            .read()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
     }
 
     /// Current state of every non-ephemeral message, in posting order.
@@ -272,17 +294,24 @@ impl SlackEmulator {
 
     /// The next `n` Web API calls get HTTP 429 with `Retry-After: retry_after_secs`.
     pub fn rate_limit_next(&self, n: usize, retry_after_secs: u64) {
-        self.state.update(|s| s.rate_limits.extend(std::iter::repeat_n(retry_after_secs, n)));
+        self.state.update(|s| {
+            s.rate_limits
+                .extend(std::iter::repeat_n(retry_after_secs, n))
+        });
     }
 
     /// The next `n` Web API calls get HTTP `status` (e.g. 500, 503).
     pub fn fail_next(&self, n: usize, status: u16) {
-        self.state.update(|s| s.failures.extend(std::iter::repeat_n(status, n)));
+        self.state
+            .update(|s| s.failures.extend(std::iter::repeat_n(status, n)));
     }
 
     /// The next call of `method` answers HTTP 200 `{"ok":false,"error":error}`.
     pub fn error_next(&self, method: &str, error: &str) {
-        self.state.update(|s| s.scripted_errors.push((method.to_string(), error.to_string())));
+        self.state.update(|s| {
+            s.scripted_errors
+                .push((method.to_string(), error.to_string()))
+        });
     }
 
     /// A `block_actions` payload for a click on the button `action_id` of the stored message
@@ -298,14 +327,19 @@ impl SlackEmulator {
         action_id: &str,
         value: &str,
     ) -> Value {
-        let mut payload = block_actions_payload(user_id, user_name, channel, message_ts, action_id, value);
+        let mut payload =
+            block_actions_payload(user_id, user_name, channel, message_ts, action_id, value);
         let s = self.state.read();
         if let Some(i) = s.find_message(channel, message_ts) {
             let m = &s.messages[i];
             payload["message"]["text"] = json!(m.text);
             payload["message"]["blocks"] = m.blocks.clone();
             for block in m.blocks.as_array().into_iter().flatten() {
-                let elements = block.get("elements").and_then(Value::as_array).into_iter().flatten();
+                let elements = block
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten();
                 let accessory = block.get("accessory").into_iter();
                 for el in elements.chain(accessory) {
                     if el["action_id"] == action_id {
@@ -322,7 +356,10 @@ impl SlackEmulator {
                 }
             }
         }
-        payload["response_url"] = json!(format!("{}/actions/{channel}/{message_ts}/emulated", self.base));
+        payload["response_url"] = json!(format!(
+            "{}/actions/{channel}/{message_ts}/emulated",
+            self.base
+        ));
         payload
     }
 }
@@ -397,7 +434,13 @@ pub fn event_callback(event: Value) -> Value {
 }
 
 /// An `app_mention` event (wrap it with [`event_callback`]).
-pub fn app_mention_event(user: &str, channel: &str, text: &str, ts: &str, thread_ts: Option<&str>) -> Value {
+pub fn app_mention_event(
+    user: &str,
+    channel: &str,
+    text: &str,
+    ts: &str,
+    thread_ts: Option<&str>,
+) -> Value {
     let mut e = json!({"type": "app_mention", "user": user, "text": text, "ts": ts,
                        "channel": channel, "event_ts": ts, "team": TEAM_ID});
     if let Some(t) = thread_ts {
@@ -407,7 +450,13 @@ pub fn app_mention_event(user: &str, channel: &str, text: &str, ts: &str, thread
 }
 
 /// A plain `message` event from a user (wrap it with [`event_callback`]).
-pub fn message_event(user: &str, channel: &str, text: &str, ts: &str, thread_ts: Option<&str>) -> Value {
+pub fn message_event(
+    user: &str,
+    channel: &str,
+    text: &str,
+    ts: &str,
+    thread_ts: Option<&str>,
+) -> Value {
     let mut e = json!({"type": "message", "user": user, "text": text, "ts": ts, "channel": channel,
                        "event_ts": ts, "channel_type": "channel", "team": TEAM_ID});
     if let Some(t) = thread_ts {
@@ -454,7 +503,15 @@ pub async fn post_interaction(
     timestamp: i64,
 ) -> anyhow::Result<(u16, String)> {
     let body = serde_urlencoded::to_string([("payload", payload.to_string())])?;
-    post_signed(app_url, signing_secret, "application/x-www-form-urlencoded", body, timestamp, &[]).await
+    post_signed(
+        app_url,
+        signing_secret,
+        "application/x-www-form-urlencoded",
+        body,
+        timestamp,
+        &[],
+    )
+    .await
 }
 
 /// Sends an Events API JSON body (e.g. [`event_callback`] output or a `url_verification`), signed.
@@ -467,7 +524,15 @@ pub async fn post_event(
     event: &Value,
     timestamp: i64,
 ) -> anyhow::Result<(u16, String)> {
-    post_signed(app_url, signing_secret, "application/json", event.to_string(), timestamp, &[]).await
+    post_signed(
+        app_url,
+        signing_secret,
+        "application/json",
+        event.to_string(),
+        timestamp,
+        &[],
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,11 +557,17 @@ struct ApiError {
 
 impl ApiError {
     fn new(code: &str) -> Self {
-        Self { code: code.to_string(), messages: Vec::new() }
+        Self {
+            code: code.to_string(),
+            messages: Vec::new(),
+        }
     }
 
     fn with(code: &str, messages: Vec<String>) -> Self {
-        Self { code: code.to_string(), messages }
+        Self {
+            code: code.to_string(),
+            messages,
+        }
     }
 
     fn body(&self) -> Value {
@@ -527,13 +598,21 @@ fn parse_json_strings(params: &mut Map<String, Value>) -> Result<(), ApiError> {
 }
 
 /// Collects query, form and JSON parameters into one object.
-fn collect_params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+fn collect_params(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Map<String, Value>, ApiError> {
     let mut params = Map::new();
-    let pairs = |raw: &str| serde_urlencoded::from_str::<Vec<(String, String)>>(raw).unwrap_or_default();
+    let pairs =
+        |raw: &str| serde_urlencoded::from_str::<Vec<(String, String)>>(raw).unwrap_or_default();
     for (k, v) in pairs(uri.query().unwrap_or("")) {
         params.insert(k, Value::String(v));
     }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !body.is_empty() {
         if ct.starts_with("application/json") {
             match serde_json::from_slice::<Value>(body) {
@@ -581,7 +660,12 @@ fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string)
-        .or_else(|| params.get("token").and_then(Value::as_str).map(str::to_string));
+        .or_else(|| {
+            params
+                .get("token")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
     params.remove("token");
 
     let record = |error: Option<String>, params: &Map<String, Value>| {
@@ -598,7 +682,11 @@ fn handle(
     // Transport-level faults come before anything else, like an overloaded edge would answer.
     let (failure, rate_limit) = state.update(|s| {
         let f = s.failures.pop_front();
-        let r = if f.is_none() { s.rate_limits.pop_front() } else { None };
+        let r = if f.is_none() {
+            s.rate_limits.pop_front()
+        } else {
+            None
+        };
         (f, r)
     });
     if let Some(status) = failure {
@@ -625,7 +713,10 @@ fn handle(
             return Err(e);
         }
         let scripted = state.update(|s| {
-            let pos = s.scripted_errors.iter().position(|(m, _)| *m == api_method)?;
+            let pos = s
+                .scripted_errors
+                .iter()
+                .position(|(m, _)| *m == api_method)?;
             Some(s.scripted_errors.remove(pos).1)
         });
         if let Some(code) = scripted {
@@ -665,13 +756,20 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
         "users.info" => {
             let id = required(p, "user", "user_not_found")?;
             let s = state.read();
-            let u = s.users.iter().find(|u| u.id == id).ok_or_else(|| ApiError::new("user_not_found"))?;
+            let u = s
+                .users
+                .iter()
+                .find(|u| u.id == id)
+                .ok_or_else(|| ApiError::new("user_not_found"))?;
             Ok(json!({"ok": true, "user": render_user(u)}))
         }
         "usergroups.users.list" => {
             let id = required(p, "usergroup", "no_such_subteam")?;
             let s = state.read();
-            let users = s.usergroups.get(&id).ok_or_else(|| ApiError::new("no_such_subteam"))?;
+            let users = s
+                .usergroups
+                .get(&id)
+                .ok_or_else(|| ApiError::new("no_such_subteam"))?;
             Ok(json!({"ok": true, "users": users}))
         }
         "conversations.history" => history(state, p),
@@ -713,7 +811,10 @@ fn decode_cursor(prefix: &str, cursor: &str) -> Result<usize, ApiError> {
         .decode(cursor)
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.strip_prefix(&format!("{prefix}:")).and_then(|n| n.parse().ok()))
+        .and_then(|s| {
+            s.strip_prefix(&format!("{prefix}:"))
+                .and_then(|n| n.parse().ok())
+        })
         .ok_or_else(|| ApiError::new("invalid_cursor"))
 }
 
@@ -721,34 +822,62 @@ fn decode_cursor(prefix: &str, cursor: &str) -> Result<usize, ApiError> {
 // Block Kit validation
 
 const BLOCK_TYPES: &[&str] = &[
-    "section", "header", "actions", "context", "divider", "image", "input", "rich_text", "markdown",
-    "file", "video", "table", "context_actions",
+    "section",
+    "header",
+    "actions",
+    "context",
+    "divider",
+    "image",
+    "input",
+    "rich_text",
+    "markdown",
+    "file",
+    "video",
+    "table",
+    "context_actions",
 ];
 
 fn too_long(max: usize, pointer: &str) -> String {
-    format!("[ERROR] must be less than {} characters [json-pointer:{pointer}]", max + 1)
+    format!(
+        "[ERROR] must be less than {} characters [json-pointer:{pointer}]",
+        max + 1
+    )
 }
 
 /// Checks a text object: `plain_text`/`mrkdwn` (or `plain_text` only), 1..=max characters.
 fn check_text(v: &Value, max: usize, plain_only: bool, pointer: &str, errs: &mut Vec<String>) {
     let Some(obj) = v.as_object() else {
-        errs.push(format!("[ERROR] must provide an object [json-pointer:{pointer}]"));
+        errs.push(format!(
+            "[ERROR] must provide an object [json-pointer:{pointer}]"
+        ));
         return;
     };
     match obj.get("type").and_then(Value::as_str) {
         Some("plain_text") => {}
         Some("mrkdwn") if !plain_only => {}
-        _ => errs.push(format!("[ERROR] must be a valid enum value [json-pointer:{pointer}/type]")),
+        _ => errs.push(format!(
+            "[ERROR] must be a valid enum value [json-pointer:{pointer}/type]"
+        )),
     }
     match obj.get("text").and_then(Value::as_str) {
-        None => errs.push(format!("[ERROR] missing required field: text [json-pointer:{pointer}]")),
-        Some("") => errs.push(format!("[ERROR] must be more than 0 characters [json-pointer:{pointer}/text]")),
+        None => errs.push(format!(
+            "[ERROR] missing required field: text [json-pointer:{pointer}]"
+        )),
+        Some("") => errs.push(format!(
+            "[ERROR] must be more than 0 characters [json-pointer:{pointer}/text]"
+        )),
         Some(t) if t.chars().count() > max => errs.push(too_long(max, &format!("{pointer}/text"))),
         Some(_) => {}
     }
 }
 
-fn check_len(obj: &Map<String, Value>, key: &str, max: usize, pointer: &str, errs: &mut Vec<String>) {
+fn check_len(
+    obj: &Map<String, Value>,
+    key: &str,
+    max: usize,
+    pointer: &str,
+    errs: &mut Vec<String>,
+) {
     if let Some(s) = obj.get(key).and_then(Value::as_str)
         && s.chars().count() > max
     {
@@ -758,21 +887,27 @@ fn check_len(obj: &Map<String, Value>, key: &str, max: usize, pointer: &str, err
 
 fn check_element(el: &Value, pointer: &str, errs: &mut Vec<String>) {
     let Some(obj) = el.as_object() else {
-        errs.push(format!("[ERROR] must provide an object [json-pointer:{pointer}]"));
+        errs.push(format!(
+            "[ERROR] must provide an object [json-pointer:{pointer}]"
+        ));
         return;
     };
     check_len(obj, "action_id", 255, pointer, errs);
     if obj.get("type").and_then(Value::as_str) == Some("button") {
         match obj.get("text") {
             Some(t) => check_text(t, 75, true, &format!("{pointer}/text"), errs),
-            None => errs.push(format!("[ERROR] missing required field: text [json-pointer:{pointer}]")),
+            None => errs.push(format!(
+                "[ERROR] missing required field: text [json-pointer:{pointer}]"
+            )),
         }
         check_len(obj, "value", 2000, pointer, errs);
         check_len(obj, "url", 3000, pointer, errs);
         if let Some(style) = obj.get("style")
             && !matches!(style.as_str(), Some("primary" | "danger"))
         {
-            errs.push(format!("[ERROR] must be a valid enum value [json-pointer:{pointer}/style]"));
+            errs.push(format!(
+                "[ERROR] must be a valid enum value [json-pointer:{pointer}/style]"
+            ));
         }
     }
 }
@@ -794,7 +929,9 @@ fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
         };
         let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
         if !BLOCK_TYPES.contains(&kind) {
-            errs.push(format!("[ERROR] unsupported type: {kind} [json-pointer:{ptr}/type]"));
+            errs.push(format!(
+                "[ERROR] unsupported type: {kind} [json-pointer:{ptr}/type]"
+            ));
             continue;
         }
         if let Some(id) = b.get("block_id").and_then(Value::as_str) {
@@ -802,7 +939,9 @@ fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
                 errs.push(too_long(255, &format!("{ptr}/block_id")));
             }
             if block_ids.contains(&id) {
-                errs.push(format!("[ERROR] duplicate block_id [json-pointer:{ptr}/block_id]"));
+                errs.push(format!(
+                    "[ERROR] duplicate block_id [json-pointer:{ptr}/block_id]"
+                ));
             }
             block_ids.push(id);
         }
@@ -814,7 +953,9 @@ fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
                 match b.get("fields").and_then(Value::as_array) {
                     Some(fields) => {
                         if fields.len() > 10 {
-                            errs.push(format!("[ERROR] no more than 10 items allowed [json-pointer:{ptr}/fields]"));
+                            errs.push(format!(
+                                "[ERROR] no more than 10 items allowed [json-pointer:{ptr}/fields]"
+                            ));
                         }
                         for (j, f) in fields.iter().enumerate() {
                             check_text(f, 2000, false, &format!("{ptr}/fields/{j}"), &mut errs);
@@ -831,13 +972,17 @@ fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
             }
             "header" => match b.get("text") {
                 Some(t) => check_text(t, 150, true, &format!("{ptr}/text"), &mut errs),
-                None => errs.push(format!("[ERROR] missing required field: text [json-pointer:{ptr}]")),
+                None => errs.push(format!(
+                    "[ERROR] missing required field: text [json-pointer:{ptr}]"
+                )),
             },
             "actions" | "context" => {
                 let max = if kind == "actions" { 25 } else { 10 };
                 let elements = b.get("elements").and_then(Value::as_array);
                 match elements {
-                    None => errs.push(format!("[ERROR] missing required field: elements [json-pointer:{ptr}]")),
+                    None => errs.push(format!(
+                        "[ERROR] missing required field: elements [json-pointer:{ptr}]"
+                    )),
                     Some(els) if els.is_empty() => errs.push(format!(
                         "[ERROR] must provide at least 1 items [json-pointer:{ptr}/elements]"
                     )),
@@ -866,18 +1011,33 @@ fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
             _ => {}
         }
     }
-    if errs.is_empty() { Ok(()) } else { Err(ApiError::with("invalid_blocks", errs)) }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::with("invalid_blocks", errs))
+    }
 }
 
 /// Validates `text`/`blocks` of a posting call; returns (text, blocks).
-fn message_content(p: &Map<String, Value>, blocks_required_for_text: bool) -> Result<(String, Option<Value>), ApiError> {
-    let text = param(p, "text").or_else(|| param(p, "markdown_text")).unwrap_or_default();
+fn message_content(
+    p: &Map<String, Value>,
+    blocks_required_for_text: bool,
+) -> Result<(String, Option<Value>), ApiError> {
+    let text = param(p, "text")
+        .or_else(|| param(p, "markdown_text"))
+        .unwrap_or_default();
     let blocks = p.get("blocks").filter(|b| !b.is_null()).cloned();
     if let Some(b) = &blocks {
         validate_blocks(b)?;
     }
-    let has_blocks = blocks.as_ref().and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    let has_attachments = p.get("attachments").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let has_blocks = blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let has_attachments = p
+        .get("attachments")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     if blocks_required_for_text && text.is_empty() && !has_blocks && !has_attachments {
         return Err(ApiError::new("no_text"));
     }
@@ -887,9 +1047,9 @@ fn message_content(p: &Map<String, Value>, blocks_required_for_text: bool) -> Re
 fn check_metadata(p: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
     match p.get("metadata") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) if m.get("event_type").is_some_and(Value::is_string) => {
-            Ok(Some(json!({"event_type": m["event_type"], "event_payload": m.get("event_payload").cloned().unwrap_or(json!({}))})))
-        }
+        Some(Value::Object(m)) if m.get("event_type").is_some_and(Value::is_string) => Ok(Some(
+            json!({"event_type": m["event_type"], "event_payload": m.get("event_payload").cloned().unwrap_or(json!({}))}),
+        )),
         Some(_) => Err(ApiError::with(
             "invalid_metadata_format",
             vec!["[ERROR] missing required field: event_type [json-pointer:/metadata]".into()],
@@ -966,7 +1126,9 @@ fn update_message(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiRe
         return Err(ApiError::new("no_text"));
     }
     state.update(|s| {
-        let i = s.find_message(&channel, &ts).ok_or_else(|| ApiError::new("message_not_found"))?;
+        let i = s
+            .find_message(&channel, &ts)
+            .ok_or_else(|| ApiError::new("message_not_found"))?;
         if s.messages[i].bot_id.is_none() {
             return Err(ApiError::new("cant_update_message"));
         }
@@ -1033,10 +1195,22 @@ fn users_list(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult
     };
     let s = state.read();
     // limit 0 / absent: everything at once (Slack tries to; fine for a small workspace).
-    let limit = param_usize(p, "limit").filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let page: Vec<Value> = s.users.iter().skip(offset).take(limit).map(render_user).collect();
+    let limit = param_usize(p, "limit")
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let page: Vec<Value> = s
+        .users
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(render_user)
+        .collect();
     let next = offset.saturating_add(page.len());
-    let next_cursor = if next < s.users.len() { encode_cursor("user", next) } else { String::new() };
+    let next_cursor = if next < s.users.len() {
+        encode_cursor("user", next)
+    } else {
+        String::new()
+    };
     Ok(json!({
         "ok": true, "members": page, "cache_ts": chrono::Utc::now().timestamp(),
         "response_metadata": {"next_cursor": next_cursor}
@@ -1053,7 +1227,11 @@ fn lookup_by_email(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiR
     let s = state.read();
     s.users
         .iter()
-        .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&email)))
+        .find(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+        })
         .map(|u| json!({"ok": true, "user": render_user(u)}))
         .ok_or_else(|| ApiError::new("users_not_found"))
 }
@@ -1069,7 +1247,10 @@ fn history(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult {
         Some(c) => decode_cursor("history", &c)?,
         None => 0,
     };
-    let limit = param_usize(p, "limit").filter(|l| *l > 0).unwrap_or(100).min(999);
+    let limit = param_usize(p, "limit")
+        .filter(|l| *l > 0)
+        .unwrap_or(100)
+        .min(999);
     let inclusive = matches!(param(p, "inclusive").as_deref(), Some("true" | "1"));
     let latest = param(p, "latest");
     let oldest = param(p, "oldest");
@@ -1093,8 +1274,12 @@ fn history(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult {
         })
         .collect();
     top.sort_by(|a, b| ts_cmp(&b.ts, &a.ts));
-    let page: Vec<Value> =
-        top.iter().skip(offset).take(limit).map(|m| render_message(m, &s.messages)).collect();
+    let page: Vec<Value> = top
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| render_message(m, &s.messages))
+        .collect();
     let next = offset + page.len();
     let has_more = next < top.len();
     Ok(json!({
@@ -1112,16 +1297,28 @@ fn replies(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult {
     };
     let limit = param_usize(p, "limit").filter(|l| *l > 0).unwrap_or(1000);
     let s = state.read();
-    let i = s.find_message(&channel, &ts).ok_or_else(|| ApiError::new("thread_not_found"))?;
-    let parent_ts = s.messages[i].thread_ts.clone().unwrap_or_else(|| ts.clone());
+    let i = s
+        .find_message(&channel, &ts)
+        .ok_or_else(|| ApiError::new("thread_not_found"))?;
+    let parent_ts = s.messages[i]
+        .thread_ts
+        .clone()
+        .unwrap_or_else(|| ts.clone());
     let mut thread: Vec<&SlackMessage> = s
         .messages
         .iter()
-        .filter(|m| m.channel == channel && (m.ts == parent_ts || m.thread_ts.as_deref() == Some(&parent_ts)))
+        .filter(|m| {
+            m.channel == channel
+                && (m.ts == parent_ts || m.thread_ts.as_deref() == Some(&parent_ts))
+        })
         .collect();
     thread.sort_by(|a, b| ts_cmp(&a.ts, &b.ts));
-    let page: Vec<Value> =
-        thread.iter().skip(offset).take(limit).map(|m| render_message(m, &s.messages)).collect();
+    let page: Vec<Value> = thread
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| render_message(m, &s.messages))
+        .collect();
     let next = offset + page.len();
     let has_more = next < thread.len();
     Ok(json!({
@@ -1147,7 +1344,9 @@ fn response_url_post(state: &Recorder<SlackState>, rest: &str, body: &Bytes) -> 
         return slack_json(400, &e.body());
     }
     let text = param(&p, "text").unwrap_or_default();
-    let truthy = |k: &str| matches!(p.get(k), Some(Value::Bool(true))) || param(&p, k).as_deref() == Some("true");
+    let truthy = |k: &str| {
+        matches!(p.get(k), Some(Value::Bool(true))) || param(&p, k).as_deref() == Some("true")
+    };
     let result = state.update(|s| {
         s.response_url_posts.push(ResponseUrlPost {
             channel: channel.to_string(),
@@ -1155,10 +1354,14 @@ fn response_url_post(state: &Recorder<SlackState>, rest: &str, body: &Bytes) -> 
             body: payload.clone(),
         });
         if truthy("delete_original") {
-            let i = s.find_message(channel, message_ts).ok_or("message_not_found")?;
+            let i = s
+                .find_message(channel, message_ts)
+                .ok_or("message_not_found")?;
             s.messages.remove(i);
         } else if truthy("replace_original") {
-            let i = s.find_message(channel, message_ts).ok_or("message_not_found")?;
+            let i = s
+                .find_message(channel, message_ts)
+                .ok_or("message_not_found")?;
             let m = &mut s.messages[i];
             m.text = text.clone();
             m.blocks = blocks.clone().unwrap_or(json!([]));
@@ -1232,8 +1435,16 @@ mod tests {
             ]
         );
         let many: Vec<Value> = (0..51).map(|_| json!({"type": "divider"})).collect();
-        assert_eq!(validate_blocks(&Value::Array(many)).unwrap_err().code, "invalid_blocks");
-        assert_eq!(validate_blocks(&json!({"type": "divider"})).unwrap_err().code, "invalid_blocks_format");
+        assert_eq!(
+            validate_blocks(&Value::Array(many)).unwrap_err().code,
+            "invalid_blocks"
+        );
+        assert_eq!(
+            validate_blocks(&json!({"type": "divider"}))
+                .unwrap_err()
+                .code,
+            "invalid_blocks_format"
+        );
         assert!(validate_blocks(&json!([{"type": "divider"}])).is_ok());
     }
 
@@ -1250,9 +1461,106 @@ mod tests {
         assert!(p["trigger_id"].is_string() && p["response_url"].is_string());
     }
 
+    #[tokio::test]
+    async fn interaction_payload_points_at_the_emulator_response_url() {
+        let slack = SlackEmulator::start("xoxb-t").await.unwrap();
+        let posted: Value = reqwest::Client::new()
+            .post(format!("{}chat.postMessage", slack.url()))
+            .bearer_auth("xoxb-t")
+            .json(&json!({"channel": "C1", "text": "Approve?", "blocks": [
+                {"type": "actions", "block_id": "approval:inc-1", "elements": [
+                    {"type": "button", "action_id": "approve", "value": "inc-1",
+                     "text": {"type": "plain_text", "text": "Yes"}}]}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ts = posted["ts"].as_str().unwrap();
+        let p = slack.interaction_payload("U1", "alice", "C1", ts, "approve", "inc-1");
+        assert_eq!(p["actions"][0]["block_id"], "approval:inc-1");
+        assert_eq!(p["actions"][0]["text"]["text"], "Yes");
+        assert_eq!(p["message"]["text"], "Approve?");
+        let url = p["response_url"].as_str().unwrap();
+        let resp = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"replace_original": true, "text": "Approved by <@U1>"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let m = &slack.messages()[0];
+        assert_eq!(
+            (m.text.as_str(), m.updated, m.blocks.clone()),
+            ("Approved by <@U1>", 1, json!([]))
+        );
+        assert_eq!(slack.response_url_posts().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn chat_update_keeps_blocks_when_omitted_and_scripted_errors_fire_once() {
+        let slack = SlackEmulator::start("xoxb-t").await.unwrap();
+        let client = reqwest::Client::new();
+        let call = |method: &str, body: Value| {
+            client
+                .post(format!("{}{method}", slack.url()))
+                .bearer_auth("xoxb-t")
+                .json(&body)
+                .send()
+        };
+        let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]);
+        let posted: Value = call(
+            "chat.postMessage",
+            json!({"channel": "C1", "blocks": blocks}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let ts = posted["ts"].clone();
+        let upd: Value = call(
+            "chat.update",
+            json!({"channel": "C1", "ts": ts, "text": "new"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(upd["ok"], true);
+        assert_eq!(slack.messages()[0].blocks, blocks);
+        slack.error_next("chat.postMessage", "channel_not_found");
+        let e: Value = call("chat.postMessage", json!({"channel": "C1", "text": "x"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(e["error"], "channel_not_found");
+        let ok: Value = call("chat.postMessage", json!({"channel": "C1", "text": "x"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ok["ok"], true);
+        let unknown: Value = call("nope.nope", json!({}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(unknown["error"], "unknown_method");
+    }
+
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         assert_eq!(decode_cursor("user", &encode_cursor("user", 7)).unwrap(), 7);
-        assert_eq!(decode_cursor("user", "bm9wZQ==").unwrap_err().code, "invalid_cursor");
+        assert_eq!(
+            decode_cursor("user", "bm9wZQ==").unwrap_err().code,
+            "invalid_cursor"
+        );
     }
 }

@@ -1621,4 +1621,350 @@ mod tests {
         assert!(must_understand(&h.children[1]) && !understood(&h.children[1]));
         assert!(!must_understand(&h.children[2]));
     }
+
+    /// A request the way pypsrp writes one: `s:` prefixes and `s:mustUnderstand`.
+    fn request(action: &str, shell_id: Option<&str>, extra_header: &str, body: &str) -> String {
+        let selector = shell_id
+            .map(|id| {
+                format!(r#"<wsman:SelectorSet><wsman:Selector Name="ShellId">{id}</wsman:Selector></wsman:SelectorSet>"#)
+            })
+            .unwrap_or_default();
+        format!(
+            r#"<s:Envelope xmlns:s="{NS_SOAP}" xmlns:wsa="{NS_ADDRESSING}" xmlns:wsman="{NS_WSMAN}" xmlns:rsp="{NS_SHELL}"><s:Header><wsa:To>http://x:5985/wsman</wsa:To><wsa:MessageID>uuid:REQ-1</wsa:MessageID><wsman:OperationTimeout>PT20S</wsman:OperationTimeout><wsman:ResourceURI s:mustUnderstand="true">{RESOURCE_URI_CMD}</wsman:ResourceURI><wsa:Action s:mustUnderstand="true">{action}</wsa:Action>{selector}{extra_header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+        )
+    }
+
+    fn cfg() -> WinRmEmulatorConfig {
+        WinRmEmulatorConfig {
+            host_name: "WIN-T".into(),
+            username: "u".into(),
+            password: "p".into(),
+        }
+    }
+
+    fn run(s: &mut WinRmState, xml: &str) -> Reply {
+        match Request::parse(xml) {
+            Ok(req) => dispatch(&cfg(), s, &req, "x:5985"),
+            Err(f) => Reply::Fault(*f),
+        }
+    }
+
+    fn ok(reply: Reply) -> Element {
+        match reply {
+            Reply::Ok(xml) => {
+                let root = parse_document(&xml).unwrap();
+                let header = root.child(NS_SOAP, "Header").unwrap();
+                assert_eq!(
+                    header.child(NS_ADDRESSING, "RelatesTo").unwrap().trimmed(),
+                    "uuid:REQ-1"
+                );
+                root.child(NS_SOAP, "Body").unwrap().clone()
+            }
+            Reply::Fault(f) | Reply::TimedOut { fault: f, .. } => panic!("fault: {f:?}"),
+        }
+    }
+
+    fn fault_code(reply: Reply) -> (Option<&'static str>, Option<u32>) {
+        match reply {
+            Reply::Fault(f) | Reply::TimedOut { fault: f, .. } => (f.subcode, f.wsman_code),
+            Reply::Ok(xml) => panic!("expected a fault, got {xml}"),
+        }
+    }
+
+    fn create(s: &mut WinRmState) -> String {
+        let body = ok(run(
+            s,
+            &request(
+                ACTION_CREATE,
+                None,
+                "",
+                "<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams></rsp:Shell>",
+            ),
+        ));
+        let created = body.child(NS_TRANSFER, "ResourceCreated").unwrap();
+        let selector = created
+            .child(NS_ADDRESSING, "ReferenceParameters")
+            .and_then(|r| r.child(NS_WSMAN, "SelectorSet"))
+            .and_then(|s| s.child(NS_WSMAN, "Selector"))
+            .unwrap();
+        let id = selector.trimmed().to_owned();
+        let shell = body.child(NS_SHELL, "Shell").unwrap();
+        assert_eq!(shell.child(NS_SHELL, "ShellId").unwrap().trimmed(), id);
+        id
+    }
+
+    fn command(s: &mut WinRmState, shell: &str, line: &str) -> String {
+        let body = ok(run(
+            s,
+            &request(
+                ACTION_COMMAND,
+                Some(shell),
+                "",
+                &format!(
+                    "<rsp:CommandLine><rsp:Command>{}</rsp:Command></rsp:CommandLine>",
+                    esc(line)
+                ),
+            ),
+        ));
+        body.child(NS_SHELL, "CommandResponse")
+            .and_then(|c| c.child(NS_SHELL, "CommandId"))
+            .unwrap()
+            .trimmed()
+            .to_owned()
+    }
+
+    fn receive_req(shell: &str, cmd: &str) -> String {
+        request(
+            ACTION_RECEIVE,
+            Some(shell),
+            "",
+            &format!(
+                r#"<rsp:Receive><rsp:DesiredStream CommandId="{cmd}">stdout stderr</rsp:DesiredStream></rsp:Receive>"#
+            ),
+        )
+    }
+
+    #[test]
+    fn full_flow_with_chunked_output() {
+        let mut s = WinRmState::new();
+        s.responses.insert(
+            "Get-Date".into(),
+            Canned {
+                stdout: "Monday 1 January\r\n".into(),
+                stderr: "oops\r\n".into(),
+                exit_code: 2,
+            },
+        );
+        let shell = create(&mut s);
+        let cmd = command(
+            &mut s,
+            &shell,
+            &format!("powershell -EncodedCommand {}", enc("Get-Date")),
+        );
+        assert_eq!(s.executed[0].script.as_deref(), Some("Get-Date"));
+        assert_eq!(
+            s.executed[0].codepage, 437,
+            "Windows' default when no codepage is sent"
+        );
+
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut stdout_chunks = 0;
+        let mut exit = None;
+        for _ in 0..5 {
+            let body = ok(run(&mut s, &receive_req(&shell, &cmd)));
+            let resp = body.child(NS_SHELL, "ReceiveResponse").unwrap();
+            for st in resp.children.iter().filter(|c| c.is(NS_SHELL, "Stream")) {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(st.trimmed())
+                    .unwrap();
+                match st.attr("Name") {
+                    Some("stdout") if !data.is_empty() => {
+                        stdout_chunks += 1;
+                        stdout.extend(data);
+                    }
+                    Some("stderr") => stderr.extend(data),
+                    _ => {}
+                }
+            }
+            let state = resp.child(NS_SHELL, "CommandState").unwrap();
+            if state.attr("State") == Some(STATE_DONE) {
+                exit = Some(
+                    state
+                        .child(NS_SHELL, "ExitCode")
+                        .unwrap()
+                        .trimmed()
+                        .to_owned(),
+                );
+                break;
+            }
+        }
+        assert_eq!(stdout, b"Monday 1 January\r\n");
+        assert!(stdout_chunks >= 2, "stdout must come in several chunks");
+        let stderr = String::from_utf8(stderr).unwrap();
+        assert!(stderr.starts_with("#< CLIXML\r\n<Objs"), "{stderr}");
+        assert!(
+            stderr.contains(r#"<S S="Error">oops_x000D__x000A_</S>"#),
+            "{stderr}"
+        );
+        assert_eq!(exit.as_deref(), Some("2"));
+
+        ok(run(
+            &mut s,
+            &request(
+                ACTION_SIGNAL,
+                Some(&shell),
+                "",
+                &format!(
+                    r#"<rsp:Signal CommandId="{cmd}"><rsp:Code>{SIGNAL_PREFIX}terminate</rsp:Code></rsp:Signal>"#
+                ),
+            ),
+        ));
+        assert_eq!(
+            fault_code(run(&mut s, &receive_req(&shell, &cmd))).1,
+            Some(WSMAN_INVALID_SELECTORS)
+        );
+        ok(run(&mut s, &request(ACTION_DELETE, Some(&shell), "", "")));
+        assert_eq!(s.open_shells(), 0);
+        assert_eq!(
+            fault_code(run(&mut s, &request(ACTION_DELETE, Some(&shell), "", ""))).1,
+            Some(WSMAN_INVALID_SELECTORS),
+            "the shell is gone"
+        );
+    }
+
+    #[test]
+    fn delayed_receives_time_out_first() {
+        let mut s = WinRmState::new();
+        s.delays.insert("slow".into(), 2);
+        let shell = create(&mut s);
+        let cmd = command(&mut s, &shell, &format!("powershell -enc {}", enc("slow")));
+        for _ in 0..2 {
+            match run(&mut s, &receive_req(&shell, &cmd)) {
+                Reply::TimedOut { fault, .. } => {
+                    assert_eq!(fault.wsman_code, Some(WSMAN_TIMED_OUT));
+                    assert_eq!(fault.subcode, Some("w:TimedOut"));
+                }
+                _ => panic!("expected w:TimedOut"),
+            }
+        }
+        ok(run(&mut s, &receive_req(&shell, &cmd)));
+    }
+
+    #[test]
+    fn strict_validation() {
+        let mut s = WinRmState::new();
+        let shell = create(&mut s);
+        let line = "<rsp:CommandLine><rsp:Command>hostname</rsp:Command></rsp:CommandLine>";
+
+        // ShellId selector missing, or unknown.
+        assert_eq!(
+            fault_code(run(&mut s, &request(ACTION_COMMAND, None, "", line))).1,
+            Some(WSMAN_INVALID_SELECTORS)
+        );
+        assert_eq!(
+            fault_code(run(
+                &mut s,
+                &request(ACTION_COMMAND, Some("NOPE"), "", line)
+            ))
+            .1,
+            Some(WSMAN_INVALID_SELECTORS)
+        );
+        // Unknown CommandId; Receive without one.
+        assert_eq!(
+            fault_code(run(&mut s, &receive_req(&shell, "NOPE"))).1,
+            Some(WSMAN_INVALID_SELECTORS)
+        );
+        assert_eq!(
+            fault_code(run(
+                &mut s,
+                &request(
+                    ACTION_RECEIVE,
+                    Some(&shell),
+                    "",
+                    "<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>"
+                )
+            ))
+            .1,
+            Some(WSMAN_INVALID_PARAMETER)
+        );
+        // Unknown Action, wrong ResourceURI, no MessageID, not understood header, SOAP 1.1.
+        assert_eq!(
+            fault_code(run(
+                &mut s,
+                &request("http://example.com/Nope", Some(&shell), "", "")
+            ))
+            .0,
+            Some("a:ActionNotSupported")
+        );
+        let wrong_uri = request(ACTION_COMMAND, Some(&shell), "", line).replace(
+            RESOURCE_URI_CMD,
+            "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+        );
+        assert_eq!(
+            fault_code(run(&mut s, &wrong_uri)).0,
+            Some("w:DestinationUnreachable")
+        );
+        let no_id = request(ACTION_COMMAND, Some(&shell), "", line)
+            .replace("<wsa:MessageID>uuid:REQ-1</wsa:MessageID>", "");
+        assert_eq!(
+            fault_code(run(&mut s, &no_id)).0,
+            Some("a:MessageInformationHeaderRequired")
+        );
+        match run(
+            &mut s,
+            &request(
+                ACTION_COMMAND,
+                Some(&shell),
+                r#"<z:Thing xmlns:z="urn:z" s:mustUnderstand="true"/>"#,
+                line,
+            ),
+        ) {
+            Reply::Fault(f) => {
+                assert_eq!(f.code, "s:MustUnderstand");
+                assert!(f.render("h").contains("NotUnderstood"));
+            }
+            _ => panic!("expected MustUnderstand"),
+        }
+        let soap11 =
+            format!(r#"<e:Envelope xmlns:e="{NS_SOAP11}"><e:Header/><e:Body/></e:Envelope>"#);
+        assert_eq!(
+            fault_code(run(&mut s, &soap11)).1,
+            Some(WSMAN_SCHEMA_VALIDATION)
+        );
+        assert!(matches!(run(&mut s, "<not xml"), Reply::Fault(_)));
+        // A not-understood header that is optional is fine.
+        ok(run(
+            &mut s,
+            &request(
+                ACTION_COMMAND,
+                Some(&shell),
+                r#"<z:Thing xmlns:z="urn:z" s:mustUnderstand="false"/>"#,
+                line,
+            ),
+        ));
+        assert_eq!(s.open_shells(), 1);
+    }
+
+    #[test]
+    fn command_line_too_long_for_cmd() {
+        let mut s = WinRmState::new();
+        let shell = create(&mut s);
+        let cmd = command(
+            &mut s,
+            &shell,
+            &format!("echo {}", "a".repeat(CMD_LINE_LIMIT)),
+        );
+        let body = ok(run(&mut s, &receive_req(&shell, &cmd)));
+        let stderr: Vec<u8> = body
+            .child(NS_SHELL, "ReceiveResponse")
+            .unwrap()
+            .children
+            .iter()
+            .filter(|c| c.attr("Name") == Some("stderr"))
+            .flat_map(|c| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(c.trimmed())
+                    .unwrap()
+            })
+            .collect();
+        // The first Receive carries part of it; the rest comes with Done.
+        let body2 = ok(run(&mut s, &receive_req(&shell, &cmd)));
+        let rest: Vec<u8> = body2
+            .child(NS_SHELL, "ReceiveResponse")
+            .unwrap()
+            .children
+            .iter()
+            .filter(|c| c.attr("Name") == Some("stderr"))
+            .flat_map(|c| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(c.trimmed())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            [stderr, rest].concat(),
+            b"The command line is too long.\r\n"
+        );
+    }
 }

@@ -2,70 +2,28 @@
 //! official python client of the real system (`elasticsearch`, `slack_sdk`), so the emulators are
 //! held to what real clients expect rather than to what our own client happens to send.
 //!
-//! The python packages are pinned in `emulators/checks/requirements.txt`. A missing package fails
-//! the test (with the install command), it never skips: a silent skip would let the emulators
-//! drift from the real wire format unnoticed. Set `PYTHON` to choose the interpreter.
+//! The python packages are pinned in `emulators/checks/requirements.txt` and installed on demand by
+//! [`emulators::pycheck`]; a check that cannot run fails, it never skips.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use emulators::elasticsearch::ElasticEmulator;
 use emulators::slack::{self, SlackEmulator};
 
-const INSTALL_HINT: &str = "pip install -r emulators/checks/requirements.txt";
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn checks_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("checks")
-}
-
-/// Fails (never skips) when the interpreter or the module is missing.
-async fn require_module(module: &str) {
-    let out = tokio::process::Command::new(python())
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .await;
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "python module `{module}` is not installed; run `{INSTALL_HINT}`\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("cannot run `{}` ({e}); install python3, then run `{INSTALL_HINT}`", python()),
-    }
-}
-
-/// Runs `checks/<script> <args…>` and asserts it exits 0, showing its output otherwise.
+/// Runs a check script; any failure (including a failed install) fails the test with its output.
 async fn run_check(script: &str, args: &[String]) -> String {
-    let child = tokio::process::Command::new(python())
-        .arg(checks_dir().join(script))
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), child)
+    emulators::pycheck::run_check(script, args)
         .await
-        .unwrap_or_else(|_| panic!("{script} did not finish within 120 s"))
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} failed with {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
-    );
-    stdout
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_elasticsearch_client_pages_through_alerts() {
-    require_module("elasticsearch").await;
-    let es = ElasticEmulator::start().await.expect("start elasticsearch emulator");
+    let es = ElasticEmulator::start()
+        .await
+        .expect("start elasticsearch emulator");
     es.seed_sample_alerts();
 
     let out = run_check("es_check.py", &[es.url()]).await;
@@ -83,11 +41,17 @@ async fn python_elasticsearch_client_pages_through_alerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
-    require_module("slack_sdk").await;
     let token = "xoxb-check-token";
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";
-    let slack = SlackEmulator::start(token).await.expect("start slack emulator");
-    slack.add_user("U0ALICE", "alice", "Alice Analyst", Some("alice@example.com"));
+    let slack = SlackEmulator::start(token)
+        .await
+        .expect("start slack emulator");
+    slack.add_user(
+        "U0ALICE",
+        "alice",
+        "Alice Analyst",
+        Some("alice@example.com"),
+    );
     slack.add_user("U0BOB", "bob", "Bob Responder", Some("bob@example.com"));
     slack.add_user("U0CAROL", "carol", "Carol NoEmail", None);
     slack.add_user("U0DAVE", "dave", "Dave Oncall", Some("dave@example.com"));
@@ -110,10 +74,18 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
             }
         }),
     );
-    let addr = emulators::server::spawn(app).await.expect("spawn stand-in app");
+    let addr = emulators::server::spawn(app)
+        .await
+        .expect("spawn stand-in app");
     let ts = chrono::Utc::now().timestamp();
-    let payload =
-        slack::block_actions_payload("U0ALICE", "alice", "C0SOC", "1700000000.000100", "approve", "inc-1");
+    let payload = slack::block_actions_payload(
+        "U0ALICE",
+        "alice",
+        "C0SOC",
+        "1700000000.000100",
+        "approve",
+        "inc-1",
+    );
     let (status, _) = slack::post_interaction(
         &format!("http://{addr}/slack/interactions"),
         secret,
@@ -129,7 +101,11 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
         .take()
         .expect("the app received the interaction");
     let header = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default()
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_default()
     };
     assert_eq!(header("content-type"), "application/x-www-form-urlencoded");
     assert_eq!(header("x-slack-request-timestamp"), ts.to_string());
@@ -139,7 +115,14 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
 
     let out = run_check(
         "slack_check.py",
-        &[slack.url(), token.to_string(), secret.to_string(), ts.to_string(), body, signature],
+        &[
+            slack.url(),
+            token.to_string(),
+            secret.to_string(),
+            ts.to_string(),
+            body,
+            signature,
+        ],
     )
     .await;
     assert!(out.contains("slack_check: all good"), "{out}");
@@ -152,16 +135,28 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
         .into_iter()
         .find(|c| c.params["text"] == "thread reply")
         .expect("the form-encoded post was recorded");
-    assert!(form_post.params["blocks"].is_array(), "form `blocks` string parsed into JSON");
-    assert!(slack.calls_of("users.list").iter().all(|c| c.http_method == "GET"));
+    assert!(
+        form_post.params["blocks"].is_array(),
+        "form `blocks` string parsed into JSON"
+    );
+    // slack_sdk POSTs every method, with users.list's arguments in the query string.
+    let list_calls = slack.calls_of("users.list");
+    assert_eq!(list_calls.len(), 3, "{list_calls:?}");
+    assert!(list_calls[1].params["cursor"].is_string(), "{list_calls:?}");
     let messages = slack.messages();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].updated, 1);
     assert_eq!(messages[0].text, "Approved by <@U0ALICE>");
     assert_eq!(
-        messages[0].metadata.as_ref().map(|m| m["event_type"].clone()),
+        messages[0]
+            .metadata
+            .as_ref()
+            .map(|m| m["event_type"].clone()),
         Some(serde_json::json!("triage_approval"))
     );
-    assert_eq!(messages[1].thread_ts.as_deref(), Some(messages[0].ts.as_str()));
+    assert_eq!(
+        messages[1].thread_ts.as_deref(),
+        Some(messages[0].ts.as_str())
+    );
     assert_eq!(slack.ephemerals().len(), 1);
 }

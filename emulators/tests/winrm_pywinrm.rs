@@ -1,8 +1,6 @@
 //! Checks the WinRM emulator with pywinrm, the independent real client: starts the emulator
-//! in-process, seeds it, runs `checks/pywinrm_check.py` against it and requires exit 0. Without
-//! pywinrm installed the test fails (never skips) and says how to install it.
-
-use std::time::Duration;
+//! in-process, seeds it, runs `checks/pywinrm_check.py` against it and requires exit 0. pywinrm is
+//! installed on demand by [`emulators::pycheck`]; a check that cannot run fails, never skips.
 
 use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
 use serde_json::json;
@@ -10,32 +8,8 @@ use serde_json::json;
 const USER: &str = "vagrant";
 const PASSWORD: &str = "Emul4ted-Pass!";
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-async fn require_pywinrm() {
-    let probe = tokio::process::Command::new(python())
-        .args(["-c", "import winrm"])
-        .output()
-        .await;
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "pywinrm is not installed for {}: run `pip install -r emulators/checks/requirements.txt`\n{}",
-            python(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "cannot run {} ({e}); install Python 3 and `pip install -r emulators/checks/requirements.txt`",
-            python()
-        ),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pywinrm_runs_commands_against_the_emulator() {
-    require_pywinrm().await;
     let emu = WinRmEmulator::start(WinRmEmulatorConfig {
         host_name: "WIN-EMU01".into(),
         username: USER.into(),
@@ -77,29 +51,14 @@ async fn pywinrm_runs_commands_against_the_emulator() {
         {"kind": "bad_auth"},
         {"kind": "bad_shell"},
     ]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/checks/pywinrm_check.py");
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new(python())
-            .arg(script)
-            .arg(emu.url())
-            .arg(USER)
-            .arg(PASSWORD)
-            .arg(cases.to_string())
-            .output(),
+    let out = emulators::pycheck::run_check(
+        "pywinrm_check.py",
+        &[emu.url(), USER.into(), PASSWORD.into(), cases.to_string()],
     )
     .await
-    .expect("pywinrm check finishes within 2 minutes")
-    .expect("python starts");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pywinrm check failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    .unwrap_or_else(|e| panic!("pywinrm check: {e}"));
 
-    eprintln!("{stdout}");
+    eprintln!("{out}");
 
     // What pywinrm sent, as the host saw it.
     let executed = emu.executed();

@@ -69,11 +69,18 @@ impl ElasticClient {
                 builder = builder.auth(Credentials::EncodedApiKey(k.expose().to_string()));
             }
             HttpAuth::Basic { username, password } => {
-                builder = builder.auth(Credentials::Basic(username.clone(), password.expose().to_string()));
+                builder = builder.auth(Credentials::Basic(
+                    username.clone(),
+                    password.expose().to_string(),
+                ));
             }
         }
-        let transport = builder.build().map_err(|e| anyhow::anyhow!("Elasticsearch client: {e}"))?;
-        Ok(Self { es: Elasticsearch::new(transport) })
+        let transport = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("Elasticsearch client: {e}"))?;
+        Ok(Self {
+            es: Elasticsearch::new(transport),
+        })
     }
 
     /// Runs a search against `index` (a pattern is fine) and returns the hits.
@@ -97,7 +104,10 @@ impl ElasticClient {
                 .unwrap_or_else(|| body.to_string());
             return Err(ElasticError::Status { status, reason });
         }
-        let parsed: SearchResponse = response.json().await.map_err(|e| ElasticError::Decode(e.to_string()))?;
+        let parsed: SearchResponse = response
+            .json()
+            .await
+            .map_err(|e| ElasticError::Decode(e.to_string()))?;
         Ok(parsed.hits.hits)
     }
 }

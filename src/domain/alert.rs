@@ -116,7 +116,8 @@ impl Alert {
                 reason: format!("unknown severity {s:?}"),
             })?,
             None => severity_from_score(
-                num_field(source, "event.severity").or_else(|| num_field(source, "event.risk_score")),
+                num_field(source, "event.severity")
+                    .or_else(|| num_field(source, "event.risk_score")),
             ),
         };
         let risk_score = num_field(source, "kibana.alert.risk_score")
@@ -125,7 +126,10 @@ impl Alert {
             .or_else(|| str_field(source, "host.hostname"))
             .ok_or(AlertError::Missing("host.name"))?;
         let host_ips = match field(source, "host.ip") {
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             Some(Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -137,7 +141,10 @@ impl Alert {
             .or_else(|| str_field(source, "@timestamp"))
             .ok_or(AlertError::Missing("@timestamp"))?;
         let timestamp = DateTime::parse_from_rfc3339(&ts_text)
-            .map_err(|e| AlertError::Malformed { field: "@timestamp", reason: e.to_string() })?
+            .map_err(|e| AlertError::Malformed {
+                field: "@timestamp",
+                reason: e.to_string(),
+            })?
             .with_timezone(&Utc);
         Ok(Self {
             id: AlertId(id),
@@ -236,7 +243,13 @@ mod tests {
 
     #[test]
     fn normalises_a_security_alert_with_dotted_and_nested_fields() {
-        let a = Alert::from_document("3f1c", ".internal.alerts-security.alerts-default-000001", &sample(), "@timestamp").unwrap();
+        let a = Alert::from_document(
+            "3f1c",
+            ".internal.alerts-security.alerts-default-000001",
+            &sample(),
+            "@timestamp",
+        )
+        .unwrap();
         assert_eq!(a.id.0, "3f1c");
         assert_eq!(a.severity, Severity::Critical);
         assert_eq!(a.host_name, "WS-FIN-042");
@@ -249,7 +262,10 @@ mod tests {
     #[test]
     fn mixed_dotted_and_nested_lookup() {
         let doc = json!({"kibana.alert": {"rule": {"name": "x"}}, "a": {"b.c": 1}});
-        assert_eq!(str_field(&doc, "kibana.alert.rule.name").as_deref(), Some("x"));
+        assert_eq!(
+            str_field(&doc, "kibana.alert.rule.name").as_deref(),
+            Some("x")
+        );
         assert_eq!(field(&doc, "a.b.c"), Some(&json!(1)));
     }
 
@@ -265,7 +281,10 @@ mod tests {
     fn bad_severity_and_non_object_are_rejected() {
         let mut doc = sample();
         doc["kibana.alert.severity"] = json!("urgent");
-        assert!(matches!(Alert::from_document("x", "i", &doc, "@timestamp"), Err(AlertError::Malformed { .. })));
+        assert!(matches!(
+            Alert::from_document("x", "i", &doc, "@timestamp"),
+            Err(AlertError::Malformed { .. })
+        ));
         assert!(Alert::from_document("x", "i", &json!([1]), "@timestamp").is_err());
     }
 }

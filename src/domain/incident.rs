@@ -219,7 +219,11 @@ mod tests {
     #[test]
     fn approval_hash_binds_host_and_commands() {
         let id = IncidentId("i1".into());
-        let cmds = vec![ProposedCommand { seq: 1, kind: CommandKind::Investigation, text: "Get-Process".into() }];
+        let cmds = vec![ProposedCommand {
+            seq: 1,
+            kind: CommandKind::Investigation,
+            text: "Get-Process".into(),
+        }];
         let h = approval_hash(&id, "WS1", &cmds);
         assert_eq!(h, approval_hash(&id, "WS1", &cmds));
         assert_ne!(h, approval_hash(&id, "WS2", &cmds));

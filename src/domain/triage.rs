@@ -21,11 +21,21 @@ impl Triage {
 
     /// The commands in the order they run: investigation first, then remediation.
     pub fn commands(&self) -> Vec<ProposedCommand> {
-        let inv = self.investigation.iter().map(|c| (CommandKind::Investigation, c));
-        let rem = self.remediation.iter().map(|c| (CommandKind::Remediation, c));
+        let inv = self
+            .investigation
+            .iter()
+            .map(|c| (CommandKind::Investigation, c));
+        let rem = self
+            .remediation
+            .iter()
+            .map(|c| (CommandKind::Remediation, c));
         inv.chain(rem)
             .enumerate()
-            .map(|(i, (kind, text))| ProposedCommand { seq: i as i64 + 1, kind, text: text.clone() })
+            .map(|(i, (kind, text))| ProposedCommand {
+                seq: i as i64 + 1,
+                kind,
+                text: text.clone(),
+            })
             .collect()
     }
 }

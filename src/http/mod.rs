@@ -23,11 +23,19 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .with_state(ctx)
 }
 
-async fn interactions(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: String) -> impl IntoResponse {
+async fn interactions(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
     crate::slack_app::interactions::handle(&ctx, &headers, &body).await
 }
 
-async fn events(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: String) -> impl IntoResponse {
+async fn events(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
     crate::slack_app::events::handle(&ctx, &headers, &body).await
 }
 

@@ -51,7 +51,14 @@ pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
 }
 
 /// The search body of one page.
-pub fn query(source: &AlertSource, severity_field: &str, severity: &str, since: DateTime<Utc>, size: usize, after: Option<&[Value]>) -> Value {
+pub fn query(
+    source: &AlertSource,
+    severity_field: &str,
+    severity: &str,
+    since: DateTime<Utc>,
+    size: usize,
+    after: Option<&[Value]>,
+) -> Value {
     let mut body = json!({
         "size": size,
         "query": { "bool": { "filter": [
@@ -78,7 +85,14 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
     let mut stats = PollStats::default();
     let mut after: Option<Vec<Value>> = None;
     for _ in 0..MAX_PAGES_PER_POLL {
-        let body = query(source, &es.severity_field, &es.severity, since, es.batch_size, after.as_deref());
+        let body = query(
+            source,
+            &es.severity_field,
+            &es.severity,
+            since,
+            es.batch_size,
+            after.as_deref(),
+        );
         let hits = ctx.elastic.search(&source.index, body).await?;
         let mut newest: Option<DateTime<Utc>> = None;
         for hit in &hits {
@@ -96,7 +110,17 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
                 }
                 Err(e) => {
                     stats.rejected += 1;
-                    if ctx.store.reject_document(&source.name, &hit.id, &hit.index, &e.to_string(), &hit.source).await? {
+                    if ctx
+                        .store
+                        .reject_document(
+                            &source.name,
+                            &hit.id,
+                            &hit.index,
+                            &e.to_string(),
+                            &hit.source,
+                        )
+                        .await?
+                    {
                         metrics::counter!("triage_bot_alerts_rejected_total", "source" => source.name.clone()).increment(1);
                         tracing::warn!(source = %source.name, doc.id = %hit.id, doc.index = %hit.index, reason = %e, "AlertRejected: kept in ingest_rejections");
                     }
@@ -104,10 +128,14 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
             }
         }
         if let Some(t) = newest {
-            ctx.store.save_checkpoint(&source.name, t.timestamp_millis()).await?;
+            ctx.store
+                .save_checkpoint(&source.name, t.timestamp_millis())
+                .await?;
         }
         match hits.last() {
-            Some(last) if hits.len() >= es.batch_size && !last.sort.is_empty() => after = Some(last.sort.clone()),
+            Some(last) if hits.len() >= es.batch_size && !last.sort.is_empty() => {
+                after = Some(last.sort.clone())
+            }
             _ => break,
         }
     }

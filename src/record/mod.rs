@@ -20,12 +20,29 @@ pub fn incident_tag(incident: &str) -> String {
 
 /// `[Critical] <rule> on <host>`, at most 160 characters.
 pub fn case_title(alert: &Alert) -> String {
-    clip(&format!("[{}] {} on {}", alert.severity.title(), alert.rule_name, alert.host_name), 160)
+    clip(
+        &format!(
+            "[{}] {} on {}",
+            alert.severity.title(),
+            alert.rule_name,
+            alert.host_name
+        ),
+        160,
+    )
 }
 
 pub fn case_url(ctx: &Ctx, case_id: &str) -> String {
-    let space = ctx.settings.kibana.space.as_deref().map(|s| format!("/s/{s}")).unwrap_or_default();
-    format!("{}{space}/app/security/cases/{case_id}", ctx.settings.kibana.public_url)
+    let space = ctx
+        .settings
+        .kibana
+        .space
+        .as_deref()
+        .map(|s| format!("/s/{s}"))
+        .unwrap_or_default();
+    format!(
+        "{}{space}/app/security/cases/{case_id}",
+        ctx.settings.kibana.public_url
+    )
 }
 
 pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
@@ -34,32 +51,68 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
     let case_id = match &incident.case_id {
         Some(id) => id.clone(),
         None => {
-            let case = match ctx.cases.find_by_tag(&tag).await.map_err(JobError::from_client)? {
+            let case = match ctx
+                .cases
+                .find_by_tag(&tag)
+                .await
+                .map_err(JobError::from_client)?
+            {
                 Some(existing) => existing,
                 None => {
-                    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+                    let commands = ctx
+                        .store
+                        .commands(&incident.id)
+                        .await
+                        .map_err(JobError::retry)?;
                     let new = NewCase {
                         title: case_title(&alert),
                         description: description(incident, &alert, &commands),
-                        tags: vec!["triage-bot".into(), tag.clone(), format!("rule:{}", alert.rule_name), format!("host:{}", alert.host_name)],
+                        tags: vec![
+                            "triage-bot".into(),
+                            tag.clone(),
+                            format!("rule:{}", alert.rule_name),
+                            format!("host:{}", alert.host_name),
+                        ],
                         severity: alert.severity,
                     };
                     ctx.cases.create(new).await.map_err(JobError::from_client)?
                 }
             };
-            ctx.store.set_case(&incident.id, &case.id, &case.version).await.map_err(JobError::retry)?;
+            ctx.store
+                .set_case(&incident.id, &case.id, &case.version)
+                .await
+                .map_err(JobError::retry)?;
             tracing::info!(incident.id = %incident.id, case.id = %case.id, "CaseCreated");
             case.id
         }
     };
     // Attach the alert unless a previous attempt already did.
-    let current = ctx.cases.get(&case_id).await.map_err(JobError::from_client)?;
+    let current = ctx
+        .cases
+        .get(&case_id)
+        .await
+        .map_err(JobError::from_client)?;
     if current.total_alerts == 0 {
-        let updated = ctx.cases.attach_alert(&case_id, &alert).await.map_err(JobError::from_client)?;
-        ctx.store.set_case(&incident.id, &case_id, &updated.version).await.map_err(JobError::retry)?;
+        let updated = ctx
+            .cases
+            .attach_alert(&case_id, &alert)
+            .await
+            .map_err(JobError::from_client)?;
+        ctx.store
+            .set_case(&incident.id, &case_id, &updated.version)
+            .await
+            .map_err(JobError::retry)?;
         let url = case_url(ctx, &case_id);
         ctx.store
-            .enqueue(&incident.id, &Job::ThreadReply { text: format!("Audit record: <{url}|Kibana case {}>", crate::slack_app::blocks::escape(&case_title(&alert))) })
+            .enqueue(
+                &incident.id,
+                &Job::ThreadReply {
+                    text: format!(
+                        "Audit record: <{url}|Kibana case {}>",
+                        crate::slack_app::blocks::escape(&case_title(&alert))
+                    ),
+                },
+            )
             .await
             .map_err(JobError::retry)?;
     }
@@ -72,8 +125,15 @@ pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str) -> Result<()
     };
     // A comment over Kibana's limit is split, not cut.
     for part in split_text(text, MAX_TEXT) {
-        let updated = ctx.cases.comment(case_id, &part).await.map_err(JobError::from_client)?;
-        ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+        let updated = ctx
+            .cases
+            .comment(case_id, &part)
+            .await
+            .map_err(JobError::from_client)?;
+        ctx.store
+            .set_case(&incident.id, case_id, &updated.version)
+            .await
+            .map_err(JobError::retry)?;
     }
     Ok(())
 }
@@ -84,10 +144,21 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
         return Err(JobError::retry("the case has not been created yet"));
     };
     let alert = incident.alert().map_err(JobError::permanent)?;
-    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+    let commands = ctx
+        .store
+        .commands(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
     let text = description(incident, &alert, &commands);
-    let updated = ctx.cases.update(case_id, version, json!({ "description": text })).await.map_err(JobError::from_client)?;
-    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    let updated = ctx
+        .cases
+        .update(case_id, version, json!({ "description": text }))
+        .await
+        .map_err(JobError::from_client)?;
+    ctx.store
+        .set_case(&incident.id, case_id, &updated.version)
+        .await
+        .map_err(JobError::retry)?;
     Ok(())
 }
 
@@ -99,23 +170,41 @@ fn split_text(text: &str, max: usize) -> Vec<String> {
     let body_max = max - 20;
     let parts: Vec<String> = chars.chunks(body_max).map(|c| c.iter().collect()).collect();
     let n = parts.len();
-    parts.into_iter().enumerate().map(|(i, p)| format!("(part {}/{n})\n{p}", i + 1)).collect()
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| format!("(part {}/{n})\n{p}", i + 1))
+        .collect()
 }
 
 /// The case description: alert facts, AI summary, commands with their risk, the decision, and
 /// every command's output — outputs cut evenly so the whole stays within 30,000 characters.
 pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow]) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "Triaged automatically by triage-bot (incident `{}`).\n", incident.id);
+    let _ = writeln!(
+        head,
+        "Triaged automatically by triage-bot (incident `{}`).\n",
+        incident.id
+    );
     let _ = writeln!(head, "| Field | Value |\n|---|---|");
-    let row = |k: &str, v: &str| format!("| {k} | {} |\n", v.replace('|', "\\|").replace('\n', " "));
+    let row =
+        |k: &str, v: &str| format!("| {k} | {} |\n", v.replace('|', "\\|").replace('\n', " "));
     head.push_str(&row("Rule", &alert.rule_name));
     head.push_str(&row("Severity", alert.severity.as_str()));
-    head.push_str(&row("Risk score", &alert.risk_score.map(|r| r.to_string()).unwrap_or_else(|| "n/a".into())));
+    head.push_str(&row(
+        "Risk score",
+        &alert
+            .risk_score
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "n/a".into()),
+    ));
     head.push_str(&row("Host", &alert.host_name));
     head.push_str(&row("IP addresses", &alert.host_ips.join(", ")));
     head.push_str(&row("OS", alert.os_family.as_deref().unwrap_or("unknown")));
-    head.push_str(&row("User", alert.user_name.as_deref().unwrap_or("unknown")));
+    head.push_str(&row(
+        "User",
+        alert.user_name.as_deref().unwrap_or("unknown"),
+    ));
     head.push_str(&row("Time", &alert.timestamp.to_rfc3339()));
     head.push_str(&row("Alert id", &alert.id.0));
     head.push_str(&row("Index", &alert.index));
@@ -129,9 +218,17 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
             }
         }
         None => {
-            let _ = writeln!(head, "\n## Triage failed\n\n{}\n", incident.error.as_deref().unwrap_or("unknown reason"));
+            let _ = writeln!(
+                head,
+                "\n## Triage failed\n\n{}\n",
+                incident.error.as_deref().unwrap_or("unknown reason")
+            );
             if let Some(raw) = &incident.raw_answer {
-                let _ = writeln!(head, "The assistant answered:\n\n````\n{}\n````\n", clip(raw, 10_000));
+                let _ = writeln!(
+                    head,
+                    "The assistant answered:\n\n````\n{}\n````\n",
+                    clip(raw, 10_000)
+                );
             }
         }
     }
@@ -139,13 +236,28 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
         let _ = writeln!(head, "## Proposed commands\n");
         for c in commands {
             let kind = c.proposed().kind;
-            let _ = writeln!(head, "{}. [{} — {}] `{}`", c.seq, kind.as_str(), kind.risk_label(), c.text.replace('`', "'"));
+            let _ = writeln!(
+                head,
+                "{}. [{} — {}] `{}`",
+                c.seq,
+                kind.as_str(),
+                kind.risk_label(),
+                c.text.replace('`', "'")
+            );
         }
     }
     let _ = writeln!(head, "\n## Decision\n");
-    match (incident.decision.as_deref(), &incident.decided_by, &incident.decided_at) {
+    match (
+        incident.decision.as_deref(),
+        &incident.decided_by,
+        &incident.decided_at,
+    ) {
         (Some(d), Some(by), Some(at)) => {
-            let _ = writeln!(head, "**{d}** by Slack user {by} at {at}, for host {}.", incident.host_name);
+            let _ = writeln!(
+                head,
+                "**{d}** by Slack user {by} at {at}, for host {}.",
+                incident.host_name
+            );
         }
         _ if incident.state() == Some(IncidentState::TriageFailed) => {
             let _ = writeln!(head, "No decision: nothing was proposed.");
@@ -154,7 +266,10 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
             let _ = writeln!(head, "Awaiting approval in Slack.");
         }
     }
-    let ran: Vec<&CommandRow> = commands.iter().filter(|c| c.started_at.is_some() || c.status != "proposed").collect();
+    let ran: Vec<&CommandRow> = commands
+        .iter()
+        .filter(|c| c.started_at.is_some() || c.status != "proposed")
+        .collect();
     if ran.is_empty() {
         return clip(&head, MAX_TEXT);
     }
@@ -164,8 +279,17 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
     let per_command = (budget / ran.len()).max(200);
     for c in ran {
         let _ = writeln!(head, "### {}. `{}`\n", c.seq, c.text.replace('`', "'"));
-        let exit = c.exit_code.map(|e| e.to_string()).unwrap_or_else(|| "none".into());
-        let _ = writeln!(head, "Status: **{}**, exit code {exit}, started {}, finished {}.", c.status, c.started_at.as_deref().unwrap_or("-"), c.finished_at.as_deref().unwrap_or("-"));
+        let exit = c
+            .exit_code
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "none".into());
+        let _ = writeln!(
+            head,
+            "Status: **{}**, exit code {exit}, started {}, finished {}.",
+            c.status,
+            c.started_at.as_deref().unwrap_or("-"),
+            c.finished_at.as_deref().unwrap_or("-")
+        );
         if let Some(err) = &c.error {
             let _ = writeln!(head, "Error: {err}");
         }
@@ -191,7 +315,10 @@ mod tests {
         let parts = split_text(&text, MAX_TEXT);
         assert_eq!(parts.len(), 3);
         assert!(parts.iter().all(|p| p.chars().count() <= MAX_TEXT));
-        let joined: usize = parts.iter().map(|p| p.chars().filter(|c| *c == 'a').count()).sum();
+        let joined: usize = parts
+            .iter()
+            .map(|p| p.split_once('\n').map_or(0, |(_, body)| body.len()))
+            .sum();
         assert_eq!(joined, 65_000);
     }
 }

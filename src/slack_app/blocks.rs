@@ -15,7 +15,9 @@ const HEADER_MAX: usize = 150;
 
 /// Escapes the three characters Slack treats as control characters in text.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Cuts to `max` characters with a note pointing to the case.
@@ -24,10 +26,15 @@ pub fn fit(text: &str, max: usize) -> String {
         return text.to_string();
     }
     const NOTE: &str = "… (full text in the case)";
-    let keep = max.saturating_sub(NOTE.chars().count() + 4);
+    // Room for the note, its newline and a possible code-block closer.
+    let keep = max.saturating_sub(NOTE.chars().count() + 5);
     let cut: String = text.chars().take(keep).collect();
     // Keep a code block closed if the cut fell inside it.
-    let closer = if cut.matches("```").count() % 2 == 1 { "\n```" } else { "" };
+    let closer = if cut.matches("```").count() % 2 == 1 {
+        "\n```"
+    } else {
+        ""
+    };
     format!("{cut}{closer}\n{NOTE}")
 }
 
@@ -70,7 +77,10 @@ fn facts(alert: &Alert) -> String {
     let ip = alert.primary_ip().unwrap_or("unknown IP");
     let os = alert.os_family.as_deref().unwrap_or("unknown OS");
     let user = alert.user_name.as_deref().unwrap_or("unknown");
-    let risk = alert.risk_score.map(|r| format!("{r}")).unwrap_or_else(|| "n/a".into());
+    let risk = alert
+        .risk_score
+        .map(|r| format!("{r}"))
+        .unwrap_or_else(|| "n/a".into());
     format!(
         "*Host:* {} ({}, {})\n*User:* {}\n*Time:* {}\n*Risk score:* {}\n*Alert:* `{}`",
         escape(&alert.host_name),
@@ -88,25 +98,57 @@ fn facts(alert: &Alert) -> String {
 pub fn command_list(commands: &[ProposedCommand]) -> String {
     let lines: Vec<String> = commands
         .iter()
-        .map(|c| format!("{}. [{}] {}", c.seq, c.kind.risk_label(), escape(&c.text.replace("```", "ˋˋˋ"))))
+        .map(|c| {
+            format!(
+                "{}. [{}] {}",
+                c.seq,
+                c.kind.risk_label(),
+                escape(&c.text.replace("```", "ˋˋˋ"))
+            )
+        })
         .collect();
     format!("```\n{}\n```", lines.join("\n"))
 }
 
 /// The approval request: alert facts, AI summary, handler, commands and Yes / No buttons.
-pub fn approval_message(channel: &str, incident: &str, alert: &Alert, triage: &Triage, handler: &HandlerTag, approval_value: &str, case_url: Option<&str>) -> Value {
+pub fn approval_message(
+    channel: &str,
+    incident: &str,
+    alert: &Alert,
+    triage: &Triage,
+    handler: &HandlerTag,
+    approval_value: &str,
+    case_url: Option<&str>,
+) -> Value {
     let commands = triage.commands();
-    let (inv, rem): (Vec<_>, Vec<_>) = commands.iter().cloned().partition(|c| c.kind == crate::domain::CommandKind::Investigation);
+    let (inv, rem): (Vec<_>, Vec<_>) = commands
+        .iter()
+        .cloned()
+        .partition(|c| c.kind == crate::domain::CommandKind::Investigation);
     let mut blocks = vec![
         header(alert),
         section(&facts(alert)),
         section(&format!("*AI summary*\n{}", escape(&triage.summary))),
-        section(&format!("*Handler:* {} — please review and decide.", handler.mention())),
-        section(&format!("*Investigation commands* ({})\n{}", inv.len(), command_list(&inv))),
-        section(&format!("*Remediation commands* ({})\n{}", rem.len(), command_list(&rem))),
+        section(&format!(
+            "*Handler:* {} — please review and decide.",
+            handler.mention()
+        )),
+        section(&format!(
+            "*Investigation commands* ({})\n{}",
+            inv.len(),
+            command_list(&inv)
+        )),
+        section(&format!(
+            "*Remediation commands* ({})\n{}",
+            rem.len(),
+            command_list(&rem)
+        )),
     ];
     if !triage.warnings.is_empty() {
-        blocks.push(section(&format!(":warning: {}", escape(&triage.warnings.join("; ")))));
+        blocks.push(section(&format!(
+            ":warning: {}",
+            escape(&triage.warnings.join("; "))
+        )));
     }
     if let Some(url) = case_url {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": format!("<{url}|Kibana case>") }] }));
@@ -161,10 +203,22 @@ pub fn decided_message(original: &Value, decision_line: &str) -> Value {
 }
 
 /// A message for an incident whose triage failed: what went wrong and the raw answer.
-pub fn triage_failed_message(channel: &str, alert: &Alert, reason: &str, raw_answer: Option<&str>) -> Value {
-    let mut blocks = vec![header(alert), section(&facts(alert)), section(&format!(":x: *Triage failed:* {}", escape(reason)))];
+pub fn triage_failed_message(
+    channel: &str,
+    alert: &Alert,
+    reason: &str,
+    raw_answer: Option<&str>,
+) -> Value {
+    let mut blocks = vec![
+        header(alert),
+        section(&facts(alert)),
+        section(&format!(":x: *Triage failed:* {}", escape(reason))),
+    ];
     if let Some(raw) = raw_answer {
-        blocks.push(section(&format!("*The assistant answered:*\n```\n{}\n```", escape(&raw.replace("```", "ˋˋˋ")))));
+        blocks.push(section(&format!(
+            "*The assistant answered:*\n```\n{}\n```",
+            escape(&raw.replace("```", "ˋˋˋ"))
+        )));
     }
     blocks.push(section("No commands will be proposed for this alert; it is recorded in the Kibana case for manual triage."));
     json!({
@@ -181,7 +235,10 @@ mod tests {
 
     #[test]
     fn escape_neutralises_mentions_and_links() {
-        assert_eq!(escape("<!channel> & <@U1> <http://x|y>"), "&lt;!channel&gt; &amp; &lt;@U1&gt; &lt;http://x|y&gt;");
+        assert_eq!(
+            escape("<!channel> & <@U1> <http://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;@U1&gt; &lt;http://x|y&gt;"
+        );
     }
 
     #[test]

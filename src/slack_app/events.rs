@@ -22,7 +22,10 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
     };
     match v.get("type").and_then(Value::as_str) {
         Some("url_verification") => {
-            let challenge = v.get("challenge").and_then(Value::as_str).unwrap_or_default();
+            let challenge = v
+                .get("challenge")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             (StatusCode::OK, challenge.to_string())
         }
         Some("event_callback") => {
@@ -40,7 +43,10 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
 
 async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
     let event = v.get("event").cloned().unwrap_or(Value::Null);
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if kind != "message" && kind != "app_mention" {
         return Ok(());
     }
@@ -62,16 +68,24 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
     };
     // One question per user message: dedupe the delivery (event_id) and the message itself,
     // which arrives twice when it @-mentions the bot (as app_mention and as message).
-    let event_id = v.get("event_id").and_then(Value::as_str).unwrap_or_default();
-    let msg_key = format!("msg:{channel}:{}", event.get("ts").and_then(Value::as_str).unwrap_or_default());
+    let event_id = v
+        .get("event_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let msg_key = format!(
+        "msg:{channel}:{}",
+        event.get("ts").and_then(Value::as_str).unwrap_or_default()
+    );
     let mut tx = ctx.store.write_tx().await?;
     for key in [event_id.to_string(), msg_key] {
-        let fresh = sqlx::query("INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(&key)
-            .bind(now_text())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let fresh = sqlx::query(
+            "INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if fresh == 0 {
             return Ok(());
         }
@@ -81,7 +95,15 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
         tx.commit().await?;
         return Ok(());
     }
-    crate::store::outbox::enqueue(&mut tx, &incident.id, &Job::FollowUp { question, user: user.to_string() }).await?;
+    crate::store::outbox::enqueue(
+        &mut tx,
+        &incident.id,
+        &Job::FollowUp {
+            question,
+            user: user.to_string(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

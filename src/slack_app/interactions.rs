@@ -49,8 +49,13 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
 }
 
 fn parse_form_payload(body: &str) -> Result<InteractionPayload, String> {
-    let form: Vec<(String, String)> = serde_urlencoded::from_str(body).map_err(|e| format!("body is not form-encoded: {e}"))?;
-    let json = form.into_iter().find(|(k, _)| k == "payload").map(|(_, v)| v).ok_or("no payload field")?;
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_str(body).map_err(|e| format!("body is not form-encoded: {e}"))?;
+    let json = form
+        .into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v)
+        .ok_or("no payload field")?;
     serde_json::from_str(&json).map_err(|e| format!("payload is not a block_actions object: {e}"))
 }
 
@@ -61,10 +66,18 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
     let Some(user) = p.user.as_ref().map(|u| u.id.clone()) else {
         return ClickOutcome::Ignored;
     };
-    let Some(action) = p.actions.iter().find(|a| a.action_id == ACTION_APPROVE || a.action_id == ACTION_DECLINE) else {
+    let Some(action) = p
+        .actions
+        .iter()
+        .find(|a| a.action_id == ACTION_APPROVE || a.action_id == ACTION_DECLINE)
+    else {
         return ClickOutcome::Ignored;
     };
-    let decision = if action.action_id == ACTION_APPROVE { Decision::Approve } else { Decision::Decline };
+    let decision = if action.action_id == ACTION_APPROVE {
+        Decision::Approve
+    } else {
+        Decision::Decline
+    };
     let value = action.value.clone().unwrap_or_default();
     let (incident_id, hash) = value.split_once(':').unwrap_or((value.as_str(), ""));
     let channel = p
@@ -77,31 +90,75 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, incident.id = incident_id, "cannot record a decision");
-            let _ = ctx.slack.post_ephemeral(&channel, &user, "triage-bot could not record your decision; please try again.").await;
+            let _ = ctx
+                .slack
+                .post_ephemeral(
+                    &channel,
+                    &user,
+                    "triage-bot could not record your decision; please try again.",
+                )
+                .await;
             ClickOutcome::Ignored
         }
     }
 }
 
 /// Takes a decision for `incident_id` by `user`, if they may.
-pub async fn decide(ctx: &Ctx, incident_id: &str, hash: &str, user: &str, decision: Decision, channel: &str) -> anyhow::Result<ClickOutcome> {
+pub async fn decide(
+    ctx: &Ctx,
+    incident_id: &str,
+    hash: &str,
+    user: &str,
+    decision: Decision,
+    channel: &str,
+) -> anyhow::Result<ClickOutcome> {
     let Some(incident) = ctx.store.incident(incident_id).await? else {
         return Ok(ClickOutcome::UnknownIncident);
     };
-    let authorised = incident.handler_slack_id.as_deref() == Some(user) || ctx.settings.slack.approvers.iter().any(|a| a == user);
-    let refuse = |text: String| Job::Ephemeral { channel: channel.to_string(), user: user.to_string(), text };
+    let authorised = incident.handler_slack_id.as_deref() == Some(user)
+        || ctx.settings.slack.approvers.iter().any(|a| a == user);
+    let refuse = |text: String| Job::Ephemeral {
+        channel: channel.to_string(),
+        user: user.to_string(),
+        text,
+    };
     if !authorised {
         let mut tx = ctx.store.write_tx().await?;
-        Store::audit(&mut tx, incident_id, user, "DecisionRefused", json!({"reason": "not an authorised approver", "decision": decision.as_str()})).await?;
+        Store::audit(
+            &mut tx,
+            incident_id,
+            user,
+            "DecisionRefused",
+            json!({"reason": "not an authorised approver", "decision": decision.as_str()}),
+        )
+        .await?;
         outbox::enqueue(&mut tx, incident_id, &refuse("You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.".into())).await?;
         tx.commit().await?;
-        tracing::warn!(incident.id = incident_id, slack.user = user, "DecisionRefused");
+        tracing::warn!(
+            incident.id = incident_id,
+            slack.user = user,
+            "DecisionRefused"
+        );
         return Ok(ClickOutcome::NotAuthorised);
     }
     if incident.approval_hash.as_deref() != Some(hash) {
         let mut tx = ctx.store.write_tx().await?;
-        Store::audit(&mut tx, incident_id, user, "DecisionRefused", json!({"reason": "stale or tampered approval value"})).await?;
-        outbox::enqueue(&mut tx, incident_id, &refuse("This button no longer matches the proposed commands; nothing was changed.".into())).await?;
+        Store::audit(
+            &mut tx,
+            incident_id,
+            user,
+            "DecisionRefused",
+            json!({"reason": "stale or tampered approval value"}),
+        )
+        .await?;
+        outbox::enqueue(
+            &mut tx,
+            incident_id,
+            &refuse(
+                "This button no longer matches the proposed commands; nothing was changed.".into(),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         return Ok(ClickOutcome::Stale);
     }
@@ -109,13 +166,34 @@ pub async fn decide(ctx: &Ctx, incident_id: &str, hash: &str, user: &str, decisi
         Decision::Approve => IncidentState::Approved,
         Decision::Decline => IncidentState::Declined,
     };
+    // Read before taking the write lock: a pool query inside the transaction could wait on a
+    // connection held by another writer that is itself waiting for our lock.
+    let commands = ctx.store.commands(incident_id).await?;
     let mut tx = ctx.store.write_tx().await?;
     match Store::transition(&mut tx, incident_id, next).await {
         Ok(()) => {}
         Err(e) if e.is::<StateConflict>() => {
-            Store::audit(&mut tx, incident_id, user, "DecisionIgnored", json!({"reason": "already decided", "state": incident.state})).await?;
-            let by = incident.decided_by.as_deref().map(|u| format!(" by <@{u}>")).unwrap_or_default();
-            outbox::enqueue(&mut tx, incident_id, &refuse(format!("This incident was already decided{by}; your click changed nothing."))).await?;
+            Store::audit(
+                &mut tx,
+                incident_id,
+                user,
+                "DecisionIgnored",
+                json!({"reason": "already decided", "state": incident.state}),
+            )
+            .await?;
+            let by = incident
+                .decided_by
+                .as_deref()
+                .map(|u| format!(" by <@{u}>"))
+                .unwrap_or_default();
+            outbox::enqueue(
+                &mut tx,
+                incident_id,
+                &refuse(format!(
+                    "This incident was already decided{by}; your click changed nothing."
+                )),
+            )
+            .await?;
             tx.commit().await?;
             return Ok(ClickOutcome::AlreadyDecided);
         }
@@ -129,13 +207,22 @@ pub async fn decide(ctx: &Ctx, incident_id: &str, hash: &str, user: &str, decisi
         .bind(incident_id)
         .execute(&mut *tx)
         .await?;
-    let commands = ctx.store.commands(incident_id).await?;
     Store::audit(&mut tx, incident_id, user, "ApprovalDecided", json!({"decision": decision.as_str(), "commands": commands.iter().map(|c| &c.text).collect::<Vec<_>>(), "host": incident.host_name, "hash": hash})).await?;
     outbox::enqueue(&mut tx, incident_id, &Job::UpdateApprovalMessage).await?;
-    let list: Vec<String> = commands.iter().map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'"))).collect();
+    let list: Vec<String> = commands
+        .iter()
+        .map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'")))
+        .collect();
     let comment = match decision {
-        Decision::Approve => format!("**Approved** by Slack user {user} at {at}. Commands to run on {}:\n\n{}", incident.host_name, list.join("\n")),
-        Decision::Decline => format!("**Declined** by Slack user {user} at {at}. Nothing was run. Proposed commands were:\n\n{}", list.join("\n")),
+        Decision::Approve => format!(
+            "**Approved** by Slack user {user} at {at}. Commands to run on {}:\n\n{}",
+            incident.host_name,
+            list.join("\n")
+        ),
+        Decision::Decline => format!(
+            "**Declined** by Slack user {user} at {at}. Nothing was run. Proposed commands were:\n\n{}",
+            list.join("\n")
+        ),
     };
     outbox::enqueue(&mut tx, incident_id, &Job::CaseComment { text: comment }).await?;
     match decision {
@@ -143,7 +230,12 @@ pub async fn decide(ctx: &Ctx, incident_id: &str, hash: &str, user: &str, decisi
         Decision::Decline => outbox::enqueue(&mut tx, incident_id, &Job::FinalizeCase).await?,
     }
     tx.commit().await?;
-    tracing::info!(incident.id = incident_id, slack.user = user, decision = decision.as_str(), "ApprovalDecided");
+    tracing::info!(
+        incident.id = incident_id,
+        slack.user = user,
+        decision = decision.as_str(),
+        "ApprovalDecided"
+    );
     metrics::counter!("triage_bot_decisions_total", "decision" => decision.as_str()).increment(1);
     Ok(ClickOutcome::Decided(decision))
 }

@@ -19,9 +19,16 @@ pub enum SignatureError {
 }
 
 pub fn verify(secret: &Secret, headers: &HeaderMap, body: &str) -> Result<(), SignatureError> {
-    let sig = headers.get("x-slack-signature").and_then(|v| v.to_str().ok()).ok_or(SignatureError::Missing)?;
-    let ts = headers.get("x-slack-request-timestamp").and_then(|v| v.to_str().ok()).ok_or(SignatureError::Missing)?;
-    let verifier = SlackEventSignatureVerifier::new(&SlackSigningSecret::new(secret.expose().to_string()));
+    let sig = headers
+        .get("x-slack-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(SignatureError::Missing)?;
+    let ts = headers
+        .get("x-slack-request-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(SignatureError::Missing)?;
+    let verifier =
+        SlackEventSignatureVerifier::new(&SlackSigningSecret::new(secret.expose().to_string()));
     verifier.verify(sig, body, ts).map_err(|e| {
         use slack_morphism::signature_verifier::SlackEventSignatureVerifierError as E;
         match e {
@@ -48,11 +55,23 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let body = "payload=%7B%7D";
         let sig = emulators::slack::sign("s3cr3t", now, body);
-        assert_eq!(verify(&secret, &headers(&sig, &now.to_string()), body), Ok(()));
-        assert_eq!(verify(&secret, &headers(&sig, &now.to_string()), "payload=x"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&secret, &headers(&sig, &now.to_string()), body),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&secret, &headers(&sig, &now.to_string()), "payload=x"),
+            Err(SignatureError::Mismatch)
+        );
         let old = now - 600;
         let old_sig = emulators::slack::sign("s3cr3t", old, body);
-        assert_eq!(verify(&secret, &headers(&old_sig, &old.to_string()), body), Err(SignatureError::Stale));
-        assert_eq!(verify(&secret, &HeaderMap::new(), body), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&secret, &headers(&old_sig, &old.to_string()), body),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify(&secret, &HeaderMap::new(), body),
+            Err(SignatureError::Missing)
+        );
     }
 }

@@ -45,7 +45,11 @@ pub struct CommandResult {
 }
 
 impl Store {
-    pub async fn insert_commands(conn: &mut SqliteConnection, incident: &str, cmds: &[ProposedCommand]) -> Result<(), sqlx::Error> {
+    pub async fn insert_commands(
+        conn: &mut SqliteConnection,
+        incident: &str,
+        cmds: &[ProposedCommand],
+    ) -> Result<(), sqlx::Error> {
         for c in cmds {
             sqlx::query("INSERT INTO commands (incident_id, seq, kind, text) VALUES (?, ?, ?, ?)")
                 .bind(incident)
@@ -59,10 +63,12 @@ impl Store {
     }
 
     pub async fn commands(&self, incident: &str) -> anyhow::Result<Vec<CommandRow>> {
-        Ok(sqlx::query_as("SELECT * FROM commands WHERE incident_id = ? ORDER BY seq")
-            .bind(incident)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM commands WHERE incident_id = ? ORDER BY seq")
+                .bind(incident)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Marks a command as started. Committed before the command is sent, so a crash after this
@@ -77,7 +83,12 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn finish_command(&self, incident: &str, seq: i64, result: &CommandResult) -> anyhow::Result<()> {
+    pub async fn finish_command(
+        &self,
+        incident: &str,
+        seq: i64,
+        result: &CommandResult,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE commands SET status = ?, exit_code = ?, stdout = ?, stderr = ?, error = ?, finished_at = ?
              WHERE incident_id = ? AND seq = ? AND status = 'running'",
@@ -97,17 +108,22 @@ impl Store {
 
     /// Commands that were running when the process died become `interrupted`; the rest of the
     /// batch is skipped. Returns how many were interrupted.
-    pub async fn interrupt_commands(conn: &mut SqliteConnection, incident: &str) -> anyhow::Result<u64> {
+    pub async fn interrupt_commands(
+        conn: &mut SqliteConnection,
+        incident: &str,
+    ) -> anyhow::Result<u64> {
         let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = ?, error = 'triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = ? AND status = 'running'")
             .bind(now_text())
             .bind(incident)
             .execute(&mut *conn)
             .await?
             .rows_affected();
-        sqlx::query("UPDATE commands SET status = 'skipped' WHERE incident_id = ? AND status = 'proposed'")
-            .bind(incident)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE commands SET status = 'skipped' WHERE incident_id = ? AND status = 'proposed'",
+        )
+        .bind(incident)
+        .execute(&mut *conn)
+        .await?;
         Ok(n)
     }
 }

@@ -38,7 +38,9 @@ impl IncidentRow {
     }
 
     pub fn triage(&self) -> Option<Triage> {
-        self.triage_json.as_deref().and_then(|t| serde_json::from_str(t).ok())
+        self.triage_json
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
     }
 
     pub fn state(&self) -> Option<IncidentState> {
@@ -62,7 +64,11 @@ pub struct StateConflict {
 impl Store {
     /// Records a new alert as an incident in `received` and queues its triage, unless the alert
     /// was seen before. Returns the new incident id, or `None` for a duplicate.
-    pub async fn ingest_alert(&self, source: &str, alert: &Alert) -> anyhow::Result<Option<IncidentId>> {
+    pub async fn ingest_alert(
+        &self,
+        source: &str,
+        alert: &Alert,
+    ) -> anyhow::Result<Option<IncidentId>> {
         let id = IncidentId::new();
         let mut tx = self.write_tx().await?;
         let now = now_text();
@@ -84,13 +90,27 @@ impl Store {
             return Ok(None);
         }
         outbox::enqueue(&mut tx, &id.0, &Job::Triage).await?;
-        Store::audit(&mut tx, &id.0, "triage-bot", "AlertReceived", json!({"alert_id": alert.id.0, "source": source, "index": alert.index})).await?;
+        Store::audit(
+            &mut tx,
+            &id.0,
+            "triage-bot",
+            "AlertReceived",
+            json!({"alert_id": alert.id.0, "source": source, "index": alert.index}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(id))
     }
 
     /// Keeps a document that could not be normalised, with the reason. True if it is new.
-    pub async fn reject_document(&self, source: &str, doc_id: &str, index: &str, reason: &str, doc: &serde_json::Value) -> anyhow::Result<bool> {
+    pub async fn reject_document(
+        &self,
+        source: &str,
+        doc_id: &str,
+        index: &str,
+        reason: &str,
+        doc: &serde_json::Value,
+    ) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "INSERT INTO ingest_rejections (source, doc_id, doc_index, reason, document, received_at)
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -107,14 +127,20 @@ impl Store {
     }
 
     pub async fn rejections(&self) -> anyhow::Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as("SELECT doc_id, reason FROM ingest_rejections ORDER BY received_at").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_as("SELECT doc_id, reason FROM ingest_rejections ORDER BY received_at")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn checkpoint(&self, source: &str) -> anyhow::Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT last_ts_ms FROM checkpoints WHERE source = ?")
-            .bind(source)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT last_ts_ms FROM checkpoints WHERE source = ?")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Moves the checkpoint forward only (a slow page never rewinds it).
@@ -132,76 +158,137 @@ impl Store {
     }
 
     pub async fn incident(&self, id: &str) -> anyhow::Result<Option<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn incident_by_alert(&self, alert_id: &str) -> anyhow::Result<Option<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents WHERE alert_id = ?").bind(alert_id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as("SELECT * FROM incidents WHERE alert_id = ?")
+            .bind(alert_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn incidents(&self) -> anyhow::Result<Vec<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents ORDER BY created_at").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM incidents ORDER BY created_at")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Moves an incident along the state machine inside `conn`'s transaction; refuses an illegal
     /// move, and a move from a state other than the one read (compare-and-set).
-    pub async fn transition(conn: &mut SqliteConnection, id: &str, next: IncidentState) -> anyhow::Result<()> {
-        let current: Option<String> = sqlx::query_scalar("SELECT state FROM incidents WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+    pub async fn transition(
+        conn: &mut SqliteConnection,
+        id: &str,
+        next: IncidentState,
+    ) -> anyhow::Result<()> {
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT state FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
         let current = current.ok_or_else(|| anyhow::anyhow!("incident {id} does not exist"))?;
-        let from = IncidentState::parse(&current).ok_or_else(|| anyhow::anyhow!("incident {id} has unknown state {current}"))?;
+        let from = IncidentState::parse(&current)
+            .ok_or_else(|| anyhow::anyhow!("incident {id} has unknown state {current}"))?;
         if !from.can_move_to(next) {
-            return Err(StateConflict { id: id.into(), actual: current, wanted: next }.into());
+            return Err(StateConflict {
+                id: id.into(),
+                actual: current,
+                wanted: next,
+            }
+            .into());
         }
-        let changed = sqlx::query("UPDATE incidents SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
-            .bind(next.as_str())
-            .bind(now_text())
-            .bind(id)
-            .bind(&current)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE incidents SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+        )
+        .bind(next.as_str())
+        .bind(now_text())
+        .bind(id)
+        .bind(&current)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
         if changed != 1 {
-            return Err(StateConflict { id: id.into(), actual: current, wanted: next }.into());
+            return Err(StateConflict {
+                id: id.into(),
+                actual: current,
+                wanted: next,
+            }
+            .into());
         }
-        Store::audit(conn, id, "triage-bot", "StateChanged", json!({"from": current, "to": next.as_str()})).await?;
+        Store::audit(
+            conn,
+            id,
+            "triage-bot",
+            "StateChanged",
+            json!({"from": current, "to": next.as_str()}),
+        )
+        .await?;
         Ok(())
     }
 
     /// Sets one nullable text column of an incident. `column` is one of a fixed list.
-    pub async fn set_field(&self, id: &str, column: IncidentField, value: Option<&str>) -> anyhow::Result<()> {
+    pub async fn set_field(
+        &self,
+        id: &str,
+        column: IncidentField,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
         Self::set_field_in(&mut conn, id, column, value).await
     }
 
-    pub async fn set_field_in(conn: &mut SqliteConnection, id: &str, column: IncidentField, value: Option<&str>) -> anyhow::Result<()> {
+    pub async fn set_field_in(
+        conn: &mut SqliteConnection,
+        id: &str,
+        column: IncidentField,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
         let sql = match column {
-            IncidentField::ConversationId => "UPDATE incidents SET conversation_id = ?, updated_at = ? WHERE id = ?",
-            IncidentField::CaseVersion => "UPDATE incidents SET case_version = ?, updated_at = ? WHERE id = ?",
+            IncidentField::ConversationId => {
+                "UPDATE incidents SET conversation_id = ?, updated_at = ? WHERE id = ?"
+            }
+            IncidentField::CaseVersion => {
+                "UPDATE incidents SET case_version = ?, updated_at = ? WHERE id = ?"
+            }
             IncidentField::Error => "UPDATE incidents SET error = ?, updated_at = ? WHERE id = ?",
         };
-        sqlx::query(sql).bind(value).bind(now_text()).bind(id).execute(conn).await?;
+        sqlx::query(sql)
+            .bind(value)
+            .bind(now_text())
+            .bind(id)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
     pub async fn set_slack_message(&self, id: &str, channel: &str, ts: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE incidents SET slack_channel = ?, slack_ts = ?, updated_at = ? WHERE id = ?")
-            .bind(channel)
-            .bind(ts)
-            .bind(now_text())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE incidents SET slack_channel = ?, slack_ts = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(channel)
+        .bind(ts)
+        .bind(now_text())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn set_case(&self, id: &str, case_id: &str, version: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE incidents SET case_id = ?, case_version = ?, updated_at = ? WHERE id = ?")
-            .bind(case_id)
-            .bind(version)
-            .bind(now_text())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE incidents SET case_id = ?, case_version = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(case_id)
+        .bind(version)
+        .bind(now_text())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -215,11 +302,17 @@ pub enum IncidentField {
 
 impl Store {
     /// The incident whose approval message is the root of this Slack thread.
-    pub async fn incident_by_thread(&self, channel: &str, thread_ts: &str) -> anyhow::Result<Option<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents WHERE slack_channel = ? AND slack_ts = ?")
-            .bind(channel)
-            .bind(thread_ts)
-            .fetch_optional(&self.pool)
-            .await?)
+    pub async fn incident_by_thread(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+    ) -> anyhow::Result<Option<IncidentRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM incidents WHERE slack_channel = ? AND slack_ts = ?")
+                .bind(channel)
+                .bind(thread_ts)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }

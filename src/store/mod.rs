@@ -35,12 +35,15 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .min_connections(1)
             .connect_with(opts)
             .await
             .context("cannot open the database")?;
-        MIGRATOR.run(&pool).await.context("database migration failed")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("database migration failed")?;
         Ok(Self { pool })
     }
 
@@ -62,22 +65,26 @@ impl Store {
         event: &str,
         detail: serde_json::Value,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO audit (incident_id, at, actor, event, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(incident)
-            .bind(now_text())
-            .bind(actor)
-            .bind(event)
-            .bind(detail.to_string())
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit (incident_id, at, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(incident)
+        .bind(now_text())
+        .bind(actor)
+        .bind(event)
+        .bind(detail.to_string())
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
     pub async fn audit_trail(&self, incident: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
-        sqlx::query_as("SELECT at, actor, event, detail FROM audit WHERE incident_id = ? ORDER BY id")
-            .bind(incident)
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT at, actor, event, detail FROM audit WHERE incident_id = ? ORDER BY id",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await
     }
 }
 

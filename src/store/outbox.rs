@@ -24,7 +24,11 @@ pub enum Job {
     /// A reply in the incident's thread.
     ThreadReply { text: String },
     /// A message only `user` can see.
-    Ephemeral { channel: String, user: String, text: String },
+    Ephemeral {
+        channel: String,
+        user: String,
+        text: String,
+    },
     /// Create (or find) the incident's case and attach the alert.
     CreateCase,
     /// A comment on the incident's case.
@@ -41,7 +45,10 @@ impl Job {
     pub fn lane(&self) -> &'static str {
         match self {
             Job::Triage | Job::FollowUp { .. } => "ai",
-            Job::PostApproval | Job::UpdateApprovalMessage | Job::ThreadReply { .. } | Job::Ephemeral { .. } => "slack",
+            Job::PostApproval
+            | Job::UpdateApprovalMessage
+            | Job::ThreadReply { .. }
+            | Job::Ephemeral { .. } => "slack",
             Job::CreateCase | Job::CaseComment { .. } | Job::FinalizeCase => "case",
             Job::Execute => "exec",
         }
@@ -82,7 +89,11 @@ impl OutboxRow {
 }
 
 /// Queues a job inside the caller's transaction.
-pub async fn enqueue(conn: &mut SqliteConnection, incident: &str, job: &Job) -> Result<(), sqlx::Error> {
+pub async fn enqueue(
+    conn: &mut SqliteConnection,
+    incident: &str,
+    job: &Job,
+) -> Result<(), sqlx::Error> {
     let now = now_text();
     sqlx::query("INSERT INTO outbox (incident_id, lane, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(incident)
@@ -126,34 +137,46 @@ impl Store {
     }
 
     pub async fn complete(&self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'done', finished_at = ?, last_error = NULL WHERE id = ?")
-            .bind(now_text())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'done', finished_at = ?, last_error = NULL WHERE id = ?",
+        )
+        .bind(now_text())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Puts a job back for a later attempt.
-    pub async fn retry_later(&self, id: i64, delay: std::time::Duration, error: &str) -> anyhow::Result<()> {
-        let at = Utc::now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60));
-        sqlx::query("UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?")
-            .bind(time_text(at))
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn retry_later(
+        &self,
+        id: i64,
+        delay: std::time::Duration,
+        error: &str,
+    ) -> anyhow::Result<()> {
+        let at =
+            Utc::now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60));
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(time_text(at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Gives up on a job; it stays in the table with its error, for the operator.
     pub async fn fail(&self, id: i64, error: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ? WHERE id = ?")
-            .bind(now_text())
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(now_text())
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -166,13 +189,20 @@ impl Store {
     }
 
     pub async fn requeue(&self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Earliest time a pending job becomes due, so the worker can sleep until then.
     pub async fn next_due(&self) -> anyhow::Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT min(not_before) FROM outbox WHERE status = 'pending'").fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT min(not_before) FROM outbox WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn outbox_rows(&self, incident: &str) -> anyhow::Result<Vec<OutboxRow>> {
@@ -184,6 +214,10 @@ impl Store {
 
     /// Counts by status, for /metrics and /readyz.
     pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

@@ -22,7 +22,9 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
     match row.state() {
         Some(IncidentState::Received) => {
             let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
-            Store::transition(&mut tx, &row.id, IncidentState::Triaging).await.map_err(JobError::permanent)?;
+            Store::transition(&mut tx, &row.id, IncidentState::Triaging)
+                .await
+                .map_err(JobError::permanent)?;
             tx.commit().await.map_err(JobError::retry)?;
         }
         Some(IncidentState::Triaging) => {} // a retry
@@ -34,9 +36,23 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
 
     let conversation = match &row.conversation_id {
         Some(c) => Some(c.clone()),
-        None => match ctx.assistant.create_conversation(&format!("triage-bot: {} on {}", alert.rule_name, alert.host_name)).await {
+        None => match ctx
+            .assistant
+            .create_conversation(&format!(
+                "triage-bot: {} on {}",
+                alert.rule_name, alert.host_name
+            ))
+            .await
+        {
             Ok(id) => {
-                ctx.store.set_field(&row.id, crate::store::incidents::IncidentField::ConversationId, Some(&id)).await.map_err(JobError::retry)?;
+                ctx.store
+                    .set_field(
+                        &row.id,
+                        crate::store::incidents::IncidentField::ConversationId,
+                        Some(&id),
+                    )
+                    .await
+                    .map_err(JobError::retry)?;
                 Some(id)
             }
             // Older Kibana, or no privilege: triage still works; the non-streamed answer carries an id.
@@ -50,20 +66,38 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
     let prompt = ctx.prompts.triage(&alert).map_err(JobError::permanent)?;
     let reply = match ctx.assistant.ask(&prompt, conversation.as_deref()).await {
         Ok(r) => r,
-        Err(e) if e.is_retryable() && attempt < crate::workers::MAX_ATTEMPTS => return Err(JobError::retry(e)),
+        Err(e) if e.is_retryable() && attempt < crate::workers::MAX_ATTEMPTS => {
+            return Err(JobError::retry(e));
+        }
         Err(e) => {
-            fail(ctx, row, &format!("the AI assistant could not be asked: {e}"), None).await?;
+            fail(
+                ctx,
+                row,
+                &format!("the AI assistant could not be asked: {e}"),
+                None,
+            )
+            .await?;
             return Ok(());
         }
     };
     if let Some(id) = &reply.conversation_id
         && conversation.as_deref() != Some(id.as_str())
     {
-        ctx.store.set_field(&row.id, crate::store::incidents::IncidentField::ConversationId, Some(id)).await.map_err(JobError::retry)?;
+        ctx.store
+            .set_field(
+                &row.id,
+                crate::store::incidents::IncidentField::ConversationId,
+                Some(id),
+            )
+            .await
+            .map_err(JobError::retry)?;
     }
     let triage = parser::parse_answer(&reply.text);
     if triage.is_empty() {
-        let reason = format!("the assistant's answer has no commands ({})", triage.warnings.join("; "));
+        let reason = format!(
+            "the assistant's answer has no commands ({})",
+            triage.warnings.join("; ")
+        );
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
@@ -71,11 +105,20 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
 }
 
-async fn succeed(ctx: &Ctx, row: &IncidentRow, alert: &Alert, triage: &Triage, raw: &str, handler: &HandlerTag) -> Result<(), JobError> {
+async fn succeed(
+    ctx: &Ctx,
+    row: &IncidentRow,
+    alert: &Alert,
+    triage: &Triage,
+    raw: &str,
+    handler: &HandlerTag,
+) -> Result<(), JobError> {
     let commands = triage.commands();
     let hash = approval_hash(&row.incident_id(), &alert.host_name, &commands);
     let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
-    Store::transition(&mut tx, &row.id, IncidentState::AwaitingApproval).await.map_err(JobError::permanent)?;
+    Store::transition(&mut tx, &row.id, IncidentState::AwaitingApproval)
+        .await
+        .map_err(JobError::permanent)?;
     sqlx::query("UPDATE incidents SET triage_json = ?, raw_answer = ?, handler_name = ?, handler_slack_id = ?, approval_hash = ? WHERE id = ?")
         .bind(serde_json::to_string(triage).map_err(JobError::permanent)?)
         .bind(raw)
@@ -86,10 +129,16 @@ async fn succeed(ctx: &Ctx, row: &IncidentRow, alert: &Alert, triage: &Triage, r
         .execute(&mut *tx)
         .await
         .map_err(JobError::retry)?;
-    Store::insert_commands(&mut tx, &row.id, &commands).await.map_err(JobError::retry)?;
+    Store::insert_commands(&mut tx, &row.id, &commands)
+        .await
+        .map_err(JobError::retry)?;
     Store::audit(&mut tx, &row.id, "assistant", "TriageCompleted", json!({"investigation": triage.investigation.len(), "remediation": triage.remediation.len(), "handler": handler.slack_id.clone().or(handler.name.clone()), "warnings": triage.warnings})).await.map_err(JobError::retry)?;
-    outbox::enqueue(&mut tx, &row.id, &Job::CreateCase).await.map_err(JobError::retry)?;
-    outbox::enqueue(&mut tx, &row.id, &Job::PostApproval).await.map_err(JobError::retry)?;
+    outbox::enqueue(&mut tx, &row.id, &Job::CreateCase)
+        .await
+        .map_err(JobError::retry)?;
+    outbox::enqueue(&mut tx, &row.id, &Job::PostApproval)
+        .await
+        .map_err(JobError::retry)?;
     tx.commit().await.map_err(JobError::retry)?;
     tracing::info!(incident.id = %row.id, alert.id = %alert.id, host.name = %alert.host_name, commands = commands.len(), "TriageCompleted");
     Ok(())
@@ -97,9 +146,16 @@ async fn succeed(ctx: &Ctx, row: &IncidentRow, alert: &Alert, triage: &Triage, r
 
 /// Records a failed triage with its reason (and the raw answer, if any), and still tells Slack
 /// and the case.
-async fn fail(ctx: &Ctx, row: &IncidentRow, reason: &str, raw: Option<&str>) -> Result<(), JobError> {
+async fn fail(
+    ctx: &Ctx,
+    row: &IncidentRow,
+    reason: &str,
+    raw: Option<&str>,
+) -> Result<(), JobError> {
     let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
-    Store::transition(&mut tx, &row.id, IncidentState::TriageFailed).await.map_err(JobError::permanent)?;
+    Store::transition(&mut tx, &row.id, IncidentState::TriageFailed)
+        .await
+        .map_err(JobError::permanent)?;
     sqlx::query("UPDATE incidents SET raw_answer = ?, error = ? WHERE id = ?")
         .bind(raw)
         .bind(reason)
@@ -107,9 +163,21 @@ async fn fail(ctx: &Ctx, row: &IncidentRow, reason: &str, raw: Option<&str>) -> 
         .execute(&mut *tx)
         .await
         .map_err(JobError::retry)?;
-    Store::audit(&mut tx, &row.id, "triage-bot", "TriageFailed", json!({ "reason": reason })).await.map_err(JobError::retry)?;
-    outbox::enqueue(&mut tx, &row.id, &Job::CreateCase).await.map_err(JobError::retry)?;
-    outbox::enqueue(&mut tx, &row.id, &Job::PostApproval).await.map_err(JobError::retry)?;
+    Store::audit(
+        &mut tx,
+        &row.id,
+        "triage-bot",
+        "TriageFailed",
+        json!({ "reason": reason }),
+    )
+    .await
+    .map_err(JobError::retry)?;
+    outbox::enqueue(&mut tx, &row.id, &Job::CreateCase)
+        .await
+        .map_err(JobError::retry)?;
+    outbox::enqueue(&mut tx, &row.id, &Job::PostApproval)
+        .await
+        .map_err(JobError::retry)?;
     tx.commit().await.map_err(JobError::retry)?;
     tracing::warn!(incident.id = %row.id, reason, "TriageFailed");
     Ok(())
@@ -119,14 +187,26 @@ async fn fail(ctx: &Ctx, row: &IncidentRow, reason: &str, raw: Option<&str>) -> 
 /// assistant's answer resolved to a Slack user, else the plain name, else nobody.
 pub async fn resolve_handler(ctx: &Ctx, alert: &Alert) -> HandlerTag {
     let os = alert.os_family.clone().unwrap_or_default();
-    if let Some(id) = ctx.settings.slack.routes.get(&os).or_else(|| ctx.settings.slack.routes.get("*")) {
-        return HandlerTag { slack_id: Some(id.clone()), name: None };
+    if let Some(id) = ctx
+        .settings
+        .slack
+        .routes
+        .get(&os)
+        .or_else(|| ctx.settings.slack.routes.get("*"))
+    {
+        return HandlerTag {
+            slack_id: Some(id.clone()),
+            name: None,
+        };
     }
     let question = match ctx.prompts.handler_question(alert) {
         Ok(q) => q,
         Err(e) => {
             tracing::warn!(error = %e, "handler prompt failed");
-            return HandlerTag { slack_id: None, name: None };
+            return HandlerTag {
+                slack_id: None,
+                name: None,
+            };
         }
     };
     let name = match ctx.assistant.ask(&question, None).await {
@@ -137,7 +217,10 @@ pub async fn resolve_handler(ctx: &Ctx, alert: &Alert) -> HandlerTag {
         }
     };
     let Some(name) = name else {
-        return HandlerTag { slack_id: None, name: None };
+        return HandlerTag {
+            slack_id: None,
+            name: None,
+        };
     };
     let slack_id = match ctx.slack.find_user_by_name(&name).await {
         Ok(id) => id,
@@ -146,14 +229,20 @@ pub async fn resolve_handler(ctx: &Ctx, alert: &Alert) -> HandlerTag {
             None
         }
     };
-    HandlerTag { slack_id, name: Some(name) }
+    HandlerTag {
+        slack_id,
+        name: Some(name),
+    }
 }
 
 /// "**Alice Analyst.**" → "Alice Analyst"; an answer that is not a short name is ignored.
 fn clean_name(answer: &str) -> Option<String> {
     let first = answer.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let name = first.trim_matches(|c: char| c == '*' || c == '_' || c == '`' || c == '.' || c == '"' || c == '@' || c.is_whitespace());
-    (!name.is_empty() && name.split_whitespace().count() <= 4 && name.len() <= 64).then(|| name.to_string())
+    let name = first.trim_matches(|c: char| {
+        c == '*' || c == '_' || c == '`' || c == '.' || c == '"' || c == '@' || c.is_whitespace()
+    });
+    (!name.is_empty() && name.split_whitespace().count() <= 4 && name.len() <= 64)
+        .then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -162,9 +251,15 @@ mod tests {
 
     #[test]
     fn names_are_cleaned() {
-        assert_eq!(clean_name("**Alice Analyst.**\n").as_deref(), Some("Alice Analyst"));
+        assert_eq!(
+            clean_name("**Alice Analyst.**\n").as_deref(),
+            Some("Alice Analyst")
+        );
         assert_eq!(clean_name("@bob").as_deref(), Some("bob"));
-        assert_eq!(clean_name("I am not sure who handles these alerts in your organisation."), None);
+        assert_eq!(
+            clean_name("I am not sure who handles these alerts in your organisation."),
+            None
+        );
         assert_eq!(clean_name("   "), None);
     }
 }

@@ -23,13 +23,17 @@ enum Section {
 
 static LIST_ITEM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*(?:\d{1,3}\s*[.)]|[-*•+])\s+(.*)$").expect("valid regex"));
-static CODE_SPAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`+([^`]+?)`+").expect("valid regex"));
+static CODE_SPAN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"`+([^`]+?)`+").expect("valid regex"));
 static REFERENCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{reference\([0-9a-zA-Z_-]+\)\}").expect("valid regex"));
 
 /// Parses an answer. Missing sections become warnings and empty lists, never errors.
 pub fn parse_answer(answer: &str) -> Triage {
-    let text = REFERENCE.replace_all(answer, "").replace("\r\n", "\n").replace('\r', "\n");
+    let text = REFERENCE
+        .replace_all(answer, "")
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let mut section = Section::Summary;
     let mut summary: Vec<String> = Vec::new();
     let mut investigation: Vec<String> = Vec::new();
@@ -85,7 +89,11 @@ pub fn parse_answer(answer: &str) -> Triage {
                 }
             }
             Section::Investigation | Section::Remediation => {
-                let list = if section == Section::Investigation { &mut investigation } else { &mut remediation };
+                let list = if section == Section::Investigation {
+                    &mut investigation
+                } else {
+                    &mut remediation
+                };
                 if let Some(caps) = LIST_ITEM.captures(line) {
                     let item = caps.get(1).map_or("", |m| m.as_str());
                     match command_from_item(item) {
@@ -123,7 +131,12 @@ pub fn parse_answer(answer: &str) -> Triage {
     if summary.is_empty() {
         warnings.push("the answer has no summary".to_string());
     }
-    Triage { summary, investigation, remediation, warnings }
+    Triage {
+        summary,
+        investigation,
+        remediation,
+        warnings,
+    }
 }
 
 /// Recognises a heading line and says which section it opens. Headings may be markdown headings,
@@ -136,7 +149,10 @@ fn heading_section(line: &str) -> Option<Section> {
         || (unmarked.starts_with("__") && unmarked.ends_with("__") && unmarked.len() > 4);
     let label = unmarked.trim_matches(|c| c == '*' || c == '_').trim();
     let ends_with_colon = label.ends_with(':');
-    let label = label.trim_end_matches(':').trim_matches(|c| c == '*' || c == '_').trim();
+    let label = label
+        .trim_end_matches(':')
+        .trim_matches(|c| c == '*' || c == '_')
+        .trim();
     if label.is_empty() || LIST_ITEM.is_match(line) {
         return None;
     }
@@ -144,19 +160,30 @@ fn heading_section(line: &str) -> Option<Section> {
     let words: Vec<&str> = lower.split_whitespace().collect();
     let names = |w: &str| words.first().is_some_and(|first| first.starts_with(w));
     let short = words.len() <= 5;
-    if short && names("investigat") && (words.len() == 1 || lower.contains("command") || lower.contains("step")) {
+    if short
+        && names("investigat")
+        && (words.len() == 1 || lower.contains("command") || lower.contains("step"))
+    {
         return Some(Section::Investigation);
     }
     if short
         && (names("remediat") || names("containment") || names("response"))
-        && (words.len() == 1 || lower.contains("command") || lower.contains("step") || lower.contains("action"))
+        && (words.len() == 1
+            || lower.contains("command")
+            || lower.contains("step")
+            || lower.contains("action"))
     {
         return Some(Section::Remediation);
     }
-    if short && (names("summary") || names("triage")) && (is_md_heading || is_bold || ends_with_colon) {
+    if short
+        && (names("summary") || names("triage"))
+        && (is_md_heading || is_bold || ends_with_colon)
+    {
         return Some(Section::Summary);
     }
-    if (is_md_heading || is_bold || (ends_with_colon && short && !label.contains('`'))) && words.len() <= 6 {
+    if (is_md_heading || is_bold || (ends_with_colon && short && !label.contains('`')))
+        && words.len() <= 6
+    {
         return Some(Section::Other);
     }
     None
@@ -167,7 +194,11 @@ fn strip_summary_label(line: &str) -> String {
     let no_bold = line.replace("**", "").replace("__", "");
     let t = no_bold.trim();
     let lower = t.to_lowercase();
-    let t = if lower.starts_with("summary:") { &t["summary:".len()..] } else { t };
+    let t = if lower.starts_with("summary:") {
+        &t["summary:".len()..]
+    } else {
+        t
+    };
     t.trim().to_string()
 }
 
@@ -179,7 +210,11 @@ fn command_from_item(item: &str) -> Option<String> {
         let cmd = span.as_str().trim();
         return (!cmd.is_empty()).then(|| cmd.to_string());
     }
-    let mut text = item.trim().trim_matches(|c| c == '*' || c == '_').trim().to_string();
+    let mut text = item
+        .trim()
+        .trim_matches(|c| c == '*' || c == '_')
+        .trim()
+        .to_string();
     if text.ends_with(':') {
         return None;
     }
@@ -229,7 +264,10 @@ fn dedent(s: &str) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
-    s.lines().map(|l| l.get(indent..).unwrap_or(l.trim_start())).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| l.get(indent..).unwrap_or(l.trim_start()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -241,7 +279,10 @@ mod tests {
     #[test]
     fn plain_answer() {
         let t = parse_answer(PLAIN);
-        assert_eq!(t.summary, "The host WS-FIN-042 (10.20.4.42) shows WMI persistence.");
+        assert_eq!(
+            t.summary,
+            "The host WS-FIN-042 (10.20.4.42) shows WMI persistence."
+        );
         assert_eq!(t.investigation.len(), 5);
         assert_eq!(t.remediation.len(), 3);
         assert_eq!(t.investigation[0], "Get-Process");
@@ -265,7 +306,11 @@ mod tests {
         assert_eq!(t.summary, "Suspicious run key on 10.1.1.1.");
         assert_eq!(t.investigation.len(), 2);
         assert_eq!(t.investigation[1], "Get-Process");
-        assert_eq!(t.remediation, vec!["Remove-Item C:\\ProgramData\\odu\\odupd.exe"], "Notes must not be swallowed");
+        assert_eq!(
+            t.remediation,
+            vec!["Remove-Item C:\\ProgramData\\odu\\odupd.exe"],
+            "Notes must not be swallowed"
+        );
     }
 
     #[test]
@@ -280,7 +325,13 @@ mod tests {
     fn fenced_blocks_one_command_per_line_and_multiline_kept_whole() {
         let a = "Summary here.\n\nInvestigation Commands:\n```powershell\n# comment\nGet-Process\nGet-WinEvent -LogName Security |\n  Select-Object -First 5\n```\nRemediation Commands:\n1. Remove the key:\n   ```\n   Remove-ItemProperty -Path X -Name Y\n   ```\n";
         let t = parse_answer(a);
-        assert_eq!(t.investigation, vec!["Get-Process", "Get-WinEvent -LogName Security |\n  Select-Object -First 5"]);
+        assert_eq!(
+            t.investigation,
+            vec![
+                "Get-Process",
+                "Get-WinEvent -LogName Security |\n  Select-Object -First 5"
+            ]
+        );
         assert_eq!(t.remediation, vec!["Remove-ItemProperty -Path X -Name Y"]);
     }
 
@@ -297,7 +348,9 @@ mod tests {
 
     #[test]
     fn reference_markers_are_stripped_and_unicode_survives() {
-        let t = parse_answer("Hôte ünïcode {reference(ab12c)} attaqué.\nInvestigation Commands:\n1. `Get-ChildItem 'C:\\Users\\Jörg'`\nRemediation Commands:\n1. `Stop-Process -Name évil`\n");
+        let t = parse_answer(
+            "Hôte ünïcode {reference(ab12c)} attaqué.\nInvestigation Commands:\n1. `Get-ChildItem 'C:\\Users\\Jörg'`\nRemediation Commands:\n1. `Stop-Process -Name évil`\n",
+        );
         assert_eq!(t.summary, "Hôte ünïcode  attaqué.");
         assert_eq!(t.investigation, vec!["Get-ChildItem 'C:\\Users\\Jörg'"]);
     }

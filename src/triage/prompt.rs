@@ -14,7 +14,10 @@ use crate::domain::Alert;
 const EMBEDDED: [(&str, &str); 3] = [
     ("triage.md.j2", include_str!("../../prompts/triage.md.j2")),
     ("handler.md.j2", include_str!("../../prompts/handler.md.j2")),
-    ("followup.md.j2", include_str!("../../prompts/followup.md.j2")),
+    (
+        "followup.md.j2",
+        include_str!("../../prompts/followup.md.j2"),
+    ),
 ];
 
 /// The compiled prompt templates.
@@ -48,7 +51,8 @@ impl Prompts {
 
     fn render(&self, name: &str, ctx: serde_json::Value) -> anyhow::Result<String> {
         let tmpl = self.env.get_template(name)?;
-        tmpl.render(minijinja::value::Serde(&ctx)).with_context(|| format!("rendering prompt {name}"))
+        tmpl.render(minijinja::value::Serde(&ctx))
+            .with_context(|| format!("rendering prompt {name}"))
     }
 
     /// The triage prompt: the alert JSON (fenced, labelled untrusted) and the answer format.
@@ -68,7 +72,10 @@ impl Prompts {
 
     /// "Who handles {os} alerts? Respond with just their name."
     pub fn handler_question(&self, alert: &Alert) -> anyhow::Result<String> {
-        Ok(self.render("handler.md.j2", json!({ "os_family": alert.os_family }))?.trim().to_string())
+        Ok(self
+            .render("handler.md.j2", json!({ "os_family": alert.os_family }))?
+            .trim()
+            .to_string())
     }
 
     /// A follow-up question from the Slack thread.
@@ -94,7 +101,10 @@ mod tests {
         assert!(t.contains("\"kibana.alert.uuid\": \"a1\""));
         assert!(t.contains("10.0.0.9"));
         assert!(t.contains("Investigation Commands:") && t.contains("Remediation Commands:"));
-        assert_eq!(p.handler_question(&alert).unwrap(), "Who handles windows alerts? Respond with just their name.");
+        assert_eq!(
+            p.handler_question(&alert).unwrap(),
+            "Who handles windows alerts? Respond with just their name."
+        );
     }
 
     #[test]
@@ -106,6 +116,6 @@ mod tests {
         std::fs::write(dir.path().join("handler.md.j2"), "line one\n{% if %}").unwrap();
         let err = format!("{:#}", Prompts::from_dir(dir.path()).err().unwrap());
         assert!(err.contains("handler.md.j2"), "{err}");
-        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("handler.md.j2:2"), "the line is named: {err}");
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::task::JoinSet;
-use tracing::Instrument;
 use tokio_util_shutdown::Shutdown;
+use tracing::Instrument;
 
 use crate::app::Ctx;
 use crate::domain::IncidentState;
@@ -72,16 +72,28 @@ pub struct JobError {
 
 impl JobError {
     pub fn retry(e: impl std::fmt::Display) -> Self {
-        Self { retryable: true, message: e.to_string(), retry_after: None }
+        Self {
+            retryable: true,
+            message: e.to_string(),
+            retry_after: None,
+        }
     }
 
     pub fn permanent(e: impl std::fmt::Display) -> Self {
-        Self { retryable: false, message: format!("{e:#}"), retry_after: None }
+        Self {
+            retryable: false,
+            message: format!("{e:#}"),
+            retry_after: None,
+        }
     }
 
     /// Classifies a client error by its own `is_retryable`.
     pub fn from_client<E: crate::clients::Retryable + std::fmt::Display>(e: E) -> Self {
-        Self { retryable: e.is_retryable(), message: e.to_string(), retry_after: None }
+        Self {
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+            retry_after: None,
+        }
     }
 }
 
@@ -134,7 +146,8 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
         }
         Err(e) => {
             tracing::error!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, "JobFailed");
-            metrics::counter!("triage_bot_jobs_failed_total", "kind" => row.kind.clone()).increment(1);
+            metrics::counter!("triage_bot_jobs_failed_total", "kind" => row.kind.clone())
+                .increment(1);
             report_failure(ctx, &row, &e.message).await;
             store.fail(row.id, &e.message).await
         }
@@ -152,18 +165,32 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         .incident(&row.incident_id)
         .await
         .map_err(JobError::retry)?
-        .ok_or_else(|| JobError::permanent(format!("incident {} does not exist", row.incident_id)))?;
+        .ok_or_else(|| {
+            JobError::permanent(format!("incident {} does not exist", row.incident_id))
+        })?;
     match job {
         Job::Triage => crate::triage::run(ctx, &incident, row.attempts).await,
-        Job::PostApproval => crate::slack_app::notify::post_approval(ctx, &incident, row.attempts).await,
-        Job::UpdateApprovalMessage => crate::slack_app::notify::update_approval_message(ctx, &incident).await,
-        Job::ThreadReply { text } => crate::slack_app::notify::thread_reply(ctx, &incident, &text).await,
-        Job::Ephemeral { channel, user, text } => crate::slack_app::notify::ephemeral(ctx, &channel, &user, &text).await,
+        Job::PostApproval => {
+            crate::slack_app::notify::post_approval(ctx, &incident, row.attempts).await
+        }
+        Job::UpdateApprovalMessage => {
+            crate::slack_app::notify::update_approval_message(ctx, &incident).await
+        }
+        Job::ThreadReply { text } => {
+            crate::slack_app::notify::thread_reply(ctx, &incident, &text).await
+        }
+        Job::Ephemeral {
+            channel,
+            user,
+            text,
+        } => crate::slack_app::notify::ephemeral(ctx, &channel, &user, &text).await,
         Job::CreateCase => crate::record::create_case(ctx, &incident).await,
         Job::CaseComment { text } => crate::record::comment(ctx, &incident, &text).await,
         Job::FinalizeCase => crate::record::finalize(ctx, &incident).await,
         Job::Execute => crate::execute::run_batch(ctx, &incident).await,
-        Job::FollowUp { question, user } => crate::slack_app::followup::answer(ctx, &incident, &question, &user).await,
+        Job::FollowUp { question, user } => {
+            crate::slack_app::followup::answer(ctx, &incident, &question, &user).await
+        }
     }
 }
 
@@ -171,9 +198,18 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
 /// column, and — for the case — a thread note; for Slack — a case comment.
 async fn report_failure(ctx: &Ctx, row: &OutboxRow, message: &str) {
     let note = format!("triage-bot could not complete `{}`: {}", row.kind, message);
-    let _ = ctx.store.set_field(&row.incident_id, crate::store::incidents::IncidentField::Error, Some(&note)).await;
+    let _ = ctx
+        .store
+        .set_field(
+            &row.incident_id,
+            crate::store::incidents::IncidentField::Error,
+            Some(&note),
+        )
+        .await;
     let follow_up = match row.lane.as_str() {
-        "case" => Some(Job::ThreadReply { text: format!(":warning: {note}") }),
+        "case" => Some(Job::ThreadReply {
+            text: format!(":warning: {note}"),
+        }),
         "slack" | "exec" | "ai" => Some(Job::CaseComment { text: note.clone() }),
         _ => None,
     };
@@ -194,7 +230,10 @@ pub async fn recover(store: &Store) -> anyhow::Result<()> {
             store.requeue(row.id).await?;
             continue;
         }
-        let state = store.incident(&row.incident_id).await?.and_then(|i| i.state());
+        let state = store
+            .incident(&row.incident_id)
+            .await?
+            .and_then(|i| i.state());
         if state == Some(IncidentState::Approved) {
             // Died before the batch began: nothing ran, so starting it is still the approved action.
             store.requeue(row.id).await?;
@@ -205,11 +244,23 @@ pub async fn recover(store: &Store) -> anyhow::Result<()> {
         if state == Some(IncidentState::Executing) {
             Store::transition(&mut tx, &row.incident_id, IncidentState::Interrupted).await?;
         }
-        Store::audit(&mut tx, &row.incident_id, "triage-bot", "ExecutionInterrupted", json!({ "interrupted_commands": interrupted })).await?;
+        Store::audit(
+            &mut tx,
+            &row.incident_id,
+            "triage-bot",
+            "ExecutionInterrupted",
+            json!({ "interrupted_commands": interrupted }),
+        )
+        .await?;
         let text = format!(
             ":warning: triage-bot restarted while running the approved commands. {interrupted} command(s) were in flight and their outcome is unknown; nothing was run again and the remaining commands were skipped. Check the host, then triage again if needed."
         );
-        outbox::enqueue(&mut tx, &row.incident_id, &Job::ThreadReply { text: text.clone() }).await?;
+        outbox::enqueue(
+            &mut tx,
+            &row.incident_id,
+            &Job::ThreadReply { text: text.clone() },
+        )
+        .await?;
         outbox::enqueue(&mut tx, &row.incident_id, &Job::CaseComment { text }).await?;
         outbox::enqueue(&mut tx, &row.incident_id, &Job::FinalizeCase).await?;
         sqlx::query("UPDATE outbox SET status = 'failed', last_error = 'interrupted by a restart' WHERE id = ?").bind(row.id).execute(&mut *tx).await?;

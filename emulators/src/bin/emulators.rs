@@ -45,7 +45,12 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let slack = SlackEmulator::start(&slack_token).await?;
-    slack.add_user("U0ALICE", "alice", "Alice Analyst", Some("alice@example.com"));
+    slack.add_user(
+        "U0ALICE",
+        "alice",
+        "Alice Analyst",
+        Some("alice@example.com"),
+    );
     slack.add_user("U0BOB", "bob", "Bob Responder", Some("bob@example.com"));
     slack.add_usergroup("S0SOC", &["U0ALICE", "U0BOB"]);
 

@@ -12,13 +12,17 @@ use futures_util::StreamExt;
 use regex::Regex;
 use reqwest::Method;
 
-use super::wire::{ApiConfig, ChatCompleteRequest, ChatCompleteResponse, ChatMessage, ConversationResponse, CreateConversationRequest, StreamLine};
+use super::wire::{
+    ApiConfig, ChatCompleteRequest, ChatCompleteResponse, ChatMessage, ConversationResponse,
+    CreateConversationRequest, StreamLine,
+};
 use super::{KibanaError, KibanaHttp};
 
 const CHAT_COMPLETE: &str = "/api/security_ai_assistant/chat/complete";
 const CONVERSATIONS: &str = "/api/security_ai_assistant/current_user/conversations";
 
-static REFERENCE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{reference\([0-9a-zA-Z_-]+\)\}").expect("valid regex"));
+static REFERENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{reference\([0-9a-zA-Z_-]+\)\}").expect("valid regex"));
 
 /// The assistant's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +40,11 @@ pub struct AssistantClient {
 
 impl AssistantClient {
     pub fn new(http: KibanaHttp, connector_id: impl Into<String>, stream: bool) -> Self {
-        Self { http, connector_id: connector_id.into(), stream }
+        Self {
+            http,
+            connector_id: connector_id.into(),
+            stream,
+        }
     }
 
     /// Creates a conversation, so the streamed path (which never returns an id) can continue it.
@@ -44,25 +52,41 @@ impl AssistantClient {
         let body = CreateConversationRequest {
             title,
             category: "assistant",
-            api_config: ApiConfig { connector_id: &self.connector_id, action_type_id: ".gen-ai" },
+            api_config: ApiConfig {
+                connector_id: &self.connector_id,
+                action_type_id: ".gen-ai",
+            },
             exclude_from_last_conversation_storage: true,
         };
-        let resp: ConversationResponse = self.http.json(self.http.request(Method::POST, CONVERSATIONS).json(&body)).await?;
+        let resp: ConversationResponse = self
+            .http
+            .json(self.http.request(Method::POST, CONVERSATIONS).json(&body))
+            .await?;
         Ok(resp.id)
     }
 
     /// Asks one question. With a conversation id the exchange is persisted in it; without one
     /// nothing is stored (a stand-alone question such as "who handles windows alerts?").
-    pub async fn ask(&self, content: &str, conversation_id: Option<&str>) -> Result<Reply, KibanaError> {
+    pub async fn ask(
+        &self,
+        content: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<Reply, KibanaError> {
         let body = ChatCompleteRequest {
             connector_id: &self.connector_id,
             // conversationId is ignored unless persist is true.
             persist: conversation_id.is_some(),
             is_stream: self.stream,
             conversation_id,
-            messages: vec![ChatMessage { role: "user", content }],
+            messages: vec![ChatMessage {
+                role: "user",
+                content,
+            }],
         };
-        let resp = self.http.send(self.http.request(Method::POST, CHAT_COMPLETE).json(&body)).await?;
+        let resp = self
+            .http
+            .send(self.http.request(Method::POST, CHAT_COMPLETE).json(&body))
+            .await?;
         let is_json = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -110,13 +134,18 @@ impl AnswerAccumulator {
             return;
         }
         match serde_json::from_slice::<StreamLine>(trimmed) {
-            Ok(StreamLine { kind: Some(kind), payload }) if kind == "content" => {
+            Ok(StreamLine {
+                kind: Some(kind),
+                payload,
+            }) if kind == "content" => {
                 if let Some(delta) = payload.as_str() {
                     self.text.push_str(delta);
                     self.content_lines += 1;
                 }
             }
-            Ok(other) => tracing::debug!(kind = ?other.kind, "skipping non-content assistant stream line"),
+            Ok(other) => {
+                tracing::debug!(kind = ?other.kind, "skipping non-content assistant stream line")
+            }
             Err(_) => tracing::debug!("skipping unparseable assistant stream line"),
         }
     }
@@ -139,7 +168,10 @@ impl AnswerAccumulator {
             return Err(KibanaError::EmptyAnswer);
         }
         let text = REFERENCE.replace_all(&self.text, "").into_owned();
-        Ok(Reply { text, conversation_id: self.conversation_id })
+        Ok(Reply {
+            text,
+            conversation_id: self.conversation_id,
+        })
     }
 }
 
@@ -175,7 +207,10 @@ mod tests {
     #[test]
     fn empty_stream_is_an_error() {
         assert!(matches!(run(&[b""]), Err(KibanaError::EmptyAnswer)));
-        assert!(matches!(run(&[b"{\"type\":\"debug\",\"payload\":\"x\"}\n"]), Err(KibanaError::EmptyAnswer)));
+        assert!(matches!(
+            run(&[b"{\"type\":\"debug\",\"payload\":\"x\"}\n"]),
+            Err(KibanaError::EmptyAnswer)
+        ));
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl KibanaHttp {
             Some(space) => format!("{}/s/{space}", settings.url),
             None => settings.url.clone(),
         };
-        Ok(Self { http, base, auth: settings.auth.header() })
+        Ok(Self {
+            http,
+            base,
+            auth: settings.auth.header(),
+        })
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -87,12 +91,23 @@ impl KibanaHttp {
             return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
-        Err(KibanaError::Status { status, message: wire::error_message(&text) })
+        Err(KibanaError::Status {
+            status,
+            message: wire::error_message(&text),
+        })
     }
 
-    pub async fn json<T: serde::de::DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T, KibanaError> {
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+    ) -> Result<T, KibanaError> {
         let resp = self.send(rb).await?;
         let bytes = resp.bytes().await.map_err(KibanaError::transport)?;
-        serde_json::from_slice(&bytes).map_err(|e| KibanaError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            KibanaError::Decode(format!(
+                "{e}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            ))
+        })
     }
 }

@@ -105,7 +105,12 @@ pub struct CaseConnector {
 impl CaseConnector {
     /// No external incident system.
     pub fn none() -> Self {
-        Self { id: "none", name: "none", kind: ".none", fields: None }
+        Self {
+            id: "none",
+            name: "none",
+            kind: ".none",
+            fields: None,
+        }
     }
 }
 
@@ -171,9 +176,20 @@ mod tests {
 
     #[test]
     fn both_error_shapes() {
-        assert_eq!(error_message(r#"{"statusCode":400,"error":"Bad Request","message":"[request body]: bad"}"#), "[request body]: bad");
-        assert_eq!(error_message(r#"{"message":"connector not found","status_code":404}"#), "connector not found");
-        assert_eq!(error_message("<html>gateway</html>"), "<html>gateway</html>");
+        assert_eq!(
+            error_message(
+                r#"{"statusCode":400,"error":"Bad Request","message":"[request body]: bad"}"#
+            ),
+            "[request body]: bad"
+        );
+        assert_eq!(
+            error_message(r#"{"message":"connector not found","status_code":404}"#),
+            "connector not found"
+        );
+        assert_eq!(
+            error_message("<html>gateway</html>"),
+            "<html>gateway</html>"
+        );
     }
 
     #[test]
@@ -181,10 +197,16 @@ mod tests {
         let c = CommentRequest::Alert {
             alert_id: "a".into(),
             index: "i".into(),
-            rule: AlertRule { id: Some("r".into()), name: None },
+            rule: AlertRule {
+                id: Some("r".into()),
+                name: None,
+            },
             owner: "securitySolution",
         };
         let v = serde_json::to_value(c).unwrap();
-        assert_eq!(v, serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r","name":null},"owner":"securitySolution"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r","name":null},"owner":"securitySolution"})
+        );
     }
 }

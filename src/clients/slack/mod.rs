@@ -21,11 +21,18 @@ pub enum SlackError {
     #[error("cannot reach Slack: {0}")]
     Transport(String),
     #[error("Slack {method} failed: {code}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Api { method: String, code: String, detail: Option<String> },
+    Api {
+        method: String,
+        code: String,
+        detail: Option<String>,
+    },
     #[error("Slack {method} answered HTTP {status}")]
     Http { method: String, status: u16 },
     #[error("Slack {method} is rate limited (retry after {retry_after:?})")]
-    RateLimited { method: String, retry_after: Duration },
+    RateLimited {
+        method: String,
+        retry_after: Duration,
+    },
     #[error("unexpected Slack response to {method}: {detail}")]
     Decode { method: String, detail: String },
 }
@@ -35,7 +42,14 @@ impl Retryable for SlackError {
         match self {
             SlackError::Transport(_) | SlackError::RateLimited { .. } => true,
             SlackError::Http { status, .. } => retryable_status(*status),
-            SlackError::Api { code, .. } => matches!(code.as_str(), "ratelimited" | "service_unavailable" | "internal_error" | "fatal_error" | "request_timeout"),
+            SlackError::Api { code, .. } => matches!(
+                code.as_str(),
+                "ratelimited"
+                    | "service_unavailable"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "request_timeout"
+            ),
             SlackError::Decode { .. } => false,
         }
     }
@@ -65,7 +79,9 @@ pub struct SlackClient {
 impl SlackClient {
     /// `base` is the Web API root ending in `/`, e.g. `https://slack.com/api/`.
     pub fn new(base: &str, token: Secret) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
         Ok(Self {
             http,
             base: base.to_string(),
@@ -82,7 +98,11 @@ impl SlackClient {
     }
 
     /// Calls a read method with form parameters (Slack's read methods ignore JSON bodies).
-    pub async fn call_form(&self, method: &str, params: &[(&str, String)]) -> Result<Value, SlackError> {
+    pub async fn call_form(
+        &self,
+        method: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, SlackError> {
         self.call_with(method, &Payload::Form(params)).await
     }
 
@@ -90,9 +110,15 @@ impl SlackClient {
         let mut waits = 0;
         loop {
             match self.call_once(method, body).await {
-                Err(SlackError::RateLimited { retry_after, .. }) if waits < self.max_rate_limit_waits => {
+                Err(SlackError::RateLimited { retry_after, .. })
+                    if waits < self.max_rate_limit_waits =>
+                {
                     waits += 1;
-                    tracing::warn!(slack.method = method, retry_after_secs = retry_after.as_secs_f64(), "Slack rate limit; waiting as asked");
+                    tracing::warn!(
+                        slack.method = method,
+                        retry_after_secs = retry_after.as_secs_f64(),
+                        "Slack rate limit; waiting as asked"
+                    );
                     tokio::time::sleep(retry_after).await;
                 }
                 other => return other,
@@ -101,9 +127,14 @@ impl SlackClient {
     }
 
     async fn call_once(&self, method: &str, body: &Payload<'_>) -> Result<Value, SlackError> {
-        let rb = self.http.post(format!("{}{method}", self.base)).bearer_auth(self.token.expose());
+        let rb = self
+            .http
+            .post(format!("{}{method}", self.base))
+            .bearer_auth(self.token.expose());
         let rb = match body {
-            Payload::Json(v) => rb.header("content-type", "application/json; charset=utf-8").body(v.to_string()),
+            Payload::Json(v) => rb
+                .header("content-type", "application/json; charset=utf-8")
+                .body(v.to_string()),
             Payload::Form(params) => rb.form(params),
         };
         let resp = rb
@@ -118,46 +149,102 @@ impl SlackClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(1);
-            return Err(SlackError::RateLimited { method: method.into(), retry_after: Duration::from_secs(secs) });
+            return Err(SlackError::RateLimited {
+                method: method.into(),
+                retry_after: Duration::from_secs(secs),
+            });
         }
         if !(200..300).contains(&status) {
-            return Err(SlackError::Http { method: method.into(), status });
+            return Err(SlackError::Http {
+                method: method.into(),
+                status,
+            });
         }
-        let v: Value = resp.json().await.map_err(|e| SlackError::Decode { method: method.into(), detail: e.to_string() })?;
+        let v: Value = resp.json().await.map_err(|e| SlackError::Decode {
+            method: method.into(),
+            detail: e.to_string(),
+        })?;
         if v.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(v);
         }
-        let code = v.get("error").and_then(Value::as_str).unwrap_or("unknown_error").to_string();
+        let code = v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown_error")
+            .to_string();
         let detail = v
             .pointer("/response_metadata/messages")
             .and_then(Value::as_array)
-            .map(|m| m.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "));
-        Err(SlackError::Api { method: method.into(), code, detail })
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+        Err(SlackError::Api {
+            method: method.into(),
+            code,
+            detail,
+        })
     }
 
     pub async fn post_message(&self, body: &Value) -> Result<PostedMessage, SlackError> {
         let v = self.call("chat.postMessage", body).await?;
-        serde_json::from_value(v).map_err(|e| SlackError::Decode { method: "chat.postMessage".into(), detail: e.to_string() })
+        serde_json::from_value(v).map_err(|e| SlackError::Decode {
+            method: "chat.postMessage".into(),
+            detail: e.to_string(),
+        })
     }
 
     pub async fn update_message(&self, body: &Value) -> Result<(), SlackError> {
         self.call("chat.update", body).await.map(|_| ())
     }
 
-    pub async fn post_ephemeral(&self, channel: &str, user: &str, text: &str) -> Result<(), SlackError> {
-        self.call("chat.postEphemeral", &json!({ "channel": channel, "user": user, "text": text })).await.map(|_| ())
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        self.call(
+            "chat.postEphemeral",
+            &json!({ "channel": channel, "user": user, "text": text }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The ts of the message posted for `incident` (found by its metadata), if any — so a retried
     /// post after a crash does not post twice.
-    pub async fn find_incident_message(&self, channel: &str, incident: &str) -> Result<Option<String>, SlackError> {
+    pub async fn find_incident_message(
+        &self,
+        channel: &str,
+        incident: &str,
+    ) -> Result<Option<String>, SlackError> {
         let v = self
-            .call_form("conversations.history", &[("channel", channel.to_string()), ("limit", "200".into()), ("include_all_metadata", "true".into())])
+            .call_form(
+                "conversations.history",
+                &[
+                    ("channel", channel.to_string()),
+                    ("limit", "200".into()),
+                    ("include_all_metadata", "true".into()),
+                ],
+            )
             .await?;
-        let found = v.get("messages").and_then(Value::as_array).and_then(|msgs| {
-            msgs.iter().find(|m| m.pointer("/metadata/event_payload/incident_id").and_then(Value::as_str) == Some(incident))
-        });
-        Ok(found.and_then(|m| m.get("ts")).and_then(Value::as_str).map(String::from))
+        let found = v
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|msgs| {
+                msgs.iter().find(|m| {
+                    m.pointer("/metadata/event_payload/incident_id")
+                        .and_then(Value::as_str)
+                        == Some(incident)
+                })
+            });
+        Ok(found
+            .and_then(|m| m.get("ts"))
+            .and_then(Value::as_str)
+            .map(String::from))
     }
 
     /// The bot's own user id (to ignore its own messages).
@@ -166,7 +253,10 @@ impl SlackClient {
         v.get("user_id")
             .and_then(Value::as_str)
             .map(String::from)
-            .ok_or_else(|| SlackError::Decode { method: "auth.test".into(), detail: "no user_id".into() })
+            .ok_or_else(|| SlackError::Decode {
+                method: "auth.test".into(),
+                detail: "no user_id".into(),
+            })
     }
 
     /// Finds a user id by name, display name or real name (case-insensitive), from a users.list
@@ -174,9 +264,14 @@ impl SlackClient {
     pub async fn find_user_by_name(&self, name: &str) -> Result<Option<String>, SlackError> {
         let key = name.trim().trim_start_matches('@').to_lowercase();
         let mut dir = self.directory.lock().await;
-        let stale = dir.as_ref().is_none_or(|d| d.fetched.elapsed() > self.directory_ttl);
+        let stale = dir
+            .as_ref()
+            .is_none_or(|d| d.fetched.elapsed() > self.directory_ttl);
         if stale {
-            *dir = Some(Directory { fetched: Instant::now(), by_name: self.fetch_directory().await? });
+            *dir = Some(Directory {
+                fetched: Instant::now(),
+                by_name: self.fetch_directory().await?,
+            });
         }
         Ok(dir.as_ref().and_then(|d| d.by_name.get(&key).cloned()))
     }
@@ -190,13 +285,22 @@ impl SlackClient {
                 params.push(("cursor", c.clone()));
             }
             let v = self.call_form("users.list", &params).await?;
-            let page: UsersListResponse = serde_json::from_value(v).map_err(|e| SlackError::Decode { method: "users.list".into(), detail: e.to_string() })?;
+            let page: UsersListResponse =
+                serde_json::from_value(v).map_err(|e| SlackError::Decode {
+                    method: "users.list".into(),
+                    detail: e.to_string(),
+                })?;
             for m in page.members.into_iter().filter(|m| !m.deleted && !m.is_bot) {
                 for n in m.names() {
-                    by_name.entry(n.to_lowercase()).or_insert_with(|| m.id.clone());
+                    by_name
+                        .entry(n.to_lowercase())
+                        .or_insert_with(|| m.id.clone());
                 }
             }
-            cursor = page.response_metadata.and_then(|r| r.next_cursor).filter(|c| !c.is_empty());
+            cursor = page
+                .response_metadata
+                .and_then(|r| r.next_cursor)
+                .filter(|c| !c.is_empty());
             if cursor.is_none() {
                 break;
             }

@@ -46,9 +46,16 @@ pub struct Profile {
 impl Member {
     /// Every name a person may be called by.
     pub fn names(&self) -> Vec<String> {
-        let mut out: Vec<String> = [self.name.clone(), self.real_name.clone()].into_iter().flatten().collect();
+        let mut out: Vec<String> = [self.name.clone(), self.real_name.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
         if let Some(p) = &self.profile {
-            out.extend([p.real_name.clone(), p.display_name.clone()].into_iter().flatten());
+            out.extend(
+                [p.real_name.clone(), p.display_name.clone()]
+                    .into_iter()
+                    .flatten(),
+            );
         }
         out.retain(|n| !n.trim().is_empty());
         out

@@ -179,3 +179,76 @@ impl WinRmError {
         self.wsman_code() == Some(WSMAN_TIMED_OUT)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> BoxError {
+        Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+
+    #[test]
+    fn retryable_only_while_the_command_cannot_have_started() {
+        let connect = |phase| WinRmError::Connect {
+            phase,
+            endpoint: "http://h:5985/wsman".into(),
+            source: io(),
+        };
+        assert!(connect(Phase::Create).is_retryable());
+        assert!(connect(Phase::Command).is_retryable());
+        assert!(!connect(Phase::Receive).is_retryable());
+
+        let transport = |phase| WinRmError::Transport {
+            phase,
+            endpoint: "http://h:5985/wsman".into(),
+            source: io(),
+        };
+        assert!(transport(Phase::Create).is_retryable());
+        assert!(!transport(Phase::Command).is_retryable());
+
+        let http = |phase, status| WinRmError::Http {
+            phase,
+            status,
+            body: String::new(),
+        };
+        assert!(http(Phase::Create, 503).is_retryable());
+        assert!(!http(Phase::Create, 500).is_retryable());
+        assert!(!http(Phase::Receive, 503).is_retryable());
+
+        assert!(
+            !WinRmError::Timeout {
+                phase: Phase::Run,
+                after: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        assert!(
+            !WinRmError::Auth {
+                status: 401,
+                offered_schemes: vec![]
+            }
+            .is_retryable()
+        );
+        assert!(!WinRmError::Protocol("x".into()).is_retryable());
+        assert!(
+            !WinRmError::CommandTooLong {
+                len: 9000,
+                max: 8191
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn auth_display_lists_schemes() {
+        let e = WinRmError::Auth {
+            status: 401,
+            offered_schemes: vec!["Negotiate".into(), "Basic".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "WinRM authentication rejected (HTTP 401); the host offers: Negotiate, Basic"
+        );
+    }
+}

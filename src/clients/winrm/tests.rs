@@ -204,7 +204,7 @@ async fn command_deadline_terminates_and_still_deletes_the_shell() {
     emu.set_response("Wait-Forever", "never", "", 0);
     emu.set_delay("Wait-Forever", usize::MAX);
     let mut cfg = config(emu.url(), PASSWORD);
-    cfg.command_timeout = Duration::from_millis(300);
+    cfg.command_timeout = Duration::from_secs(1);
     let err = WinRmClient::new(cfg)
         .unwrap()
         .run_powershell("Wait-Forever")
@@ -230,9 +230,14 @@ async fn dropped_run_still_deletes_the_shell() {
     let emu = emulator().await;
     emu.set_delay("Wait-Forever", usize::MAX);
     let client = client(&emu);
-    let run = client.run_powershell("Wait-Forever");
+    let run = tokio::spawn(async move { client.run_powershell("Wait-Forever").await });
+    emu.wait_until("the command to start", Duration::from_secs(5), |s| {
+        !s.executed.is_empty()
+    })
+    .await
+    .unwrap();
     // The caller gives up mid-receive; the guard must clean up in the background.
-    let _ = tokio::time::timeout(Duration::from_millis(200), run).await;
+    run.abort();
     emu.wait_until("the shell to be deleted", Duration::from_secs(5), |s| {
         s.shells_created == 1 && s.open_shells() == 0
     })
@@ -337,4 +342,12 @@ fn no_error_or_debug_output_shows_the_password() {
     {
         assert!(!shown.contains(PASSWORD), "{shown}");
     }
+}
+
+#[test]
+fn run_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let client = WinRmClient::new(config("http://win:5985/wsman".into(), PASSWORD)).unwrap();
+    let fut = client.run_powershell("hostname");
+    assert_send(&fut);
 }

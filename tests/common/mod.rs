@@ -1,0 +1,100 @@
+//! Shared steps of the flow tests: the emulated world (the same one the demo uses) and waits on
+//! recorded state with deadlines — never sleeps as synchronisation.
+
+#![allow(dead_code, unused_imports)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+pub use triage_bot::demo::{
+    ALERT_ID, ALERT_INDEX, CHANNEL, COMMANDS, HANDLER_ID, HOST, OTHER_USER, SIGNING_SECRET, World,
+    wait_for_state,
+};
+pub use triage_bot::domain::IncidentState;
+pub use triage_bot::slack_app::blocks::{ACTION_APPROVE, ACTION_DECLINE};
+
+pub const T: Duration = Duration::from_secs(20);
+
+/// Top-level (non-thread) messages Slack holds.
+pub fn top_level(world: &World) -> Vec<emulators::slack::SlackMessage> {
+    world
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none())
+        .collect()
+}
+
+pub fn thread_replies(world: &World) -> Vec<emulators::slack::SlackMessage> {
+    world
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_some())
+        .collect()
+}
+
+/// Waits until the approval message is in Slack and the case exists with the alert attached.
+pub async fn wait_for_approval_request(world: &World) {
+    world
+        .slack
+        .wait_until("the approval message", T, |s| {
+            s.messages.iter().any(|m| m.thread_ts.is_none())
+        })
+        .await
+        .unwrap();
+    world
+        .kibana
+        .wait_until("a case with the alert attached", T, |s| {
+            s.cases.iter().any(|c| {
+                c.case["comments"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|x| x["type"] == "alert"))
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// Waits until the final thread message (batch summary) is posted.
+pub async fn wait_for_batch_summary(world: &World) {
+    world
+        .slack
+        .wait_until("the batch summary in the thread", T, |s| {
+            s.messages
+                .iter()
+                .any(|m| m.thread_ts.is_some() && m.text.contains("Finished on"))
+        })
+        .await
+        .unwrap();
+}
+
+/// Waits until the case description has been rewritten with `needle`.
+pub async fn wait_for_case_description(world: &World, needle: &str) -> Value {
+    let n = needle.to_string();
+    world
+        .kibana
+        .wait_until("the final case description", T, move |s| {
+            s.cases.iter().any(|c| {
+                c.case["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&n))
+            })
+        })
+        .await
+        .unwrap();
+    world.kibana.cases().remove(0)
+}
+
+pub fn block_types(blocks: &Value) -> Vec<String> {
+    blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn all_text(blocks: &Value) -> String {
+    blocks.to_string()
+}
