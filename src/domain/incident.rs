@@ -144,21 +144,70 @@ impl CommandKind {
         }
     }
 
-    /// The risk shown next to a command: investigation reads, remediation changes state.
-    pub fn risk_label(self) -> &'static str {
+    /// The risk a command of this kind has before the safety gate looks at its text.
+    pub fn default_risk(self) -> Risk {
         match self {
-            Self::Investigation => "read-only",
-            Self::Remediation => "changes state",
+            Self::Investigation => Risk::ReadOnly,
+            Self::Remediation => Risk::ChangesState,
         }
     }
 }
 
-/// One command the assistant proposed, in the order it will run.
+/// What running a command may do, as judged by the safety gate (`triage::safety`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    /// Reads state only.
+    ReadOnly,
+    /// Changes state on the host.
+    ChangesState,
+    /// Must never run, whatever anyone clicks.
+    Blocked,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read_only",
+            Self::ChangesState => "changes_state",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read_only" => Some(Self::ReadOnly),
+            "changes_state" => Some(Self::ChangesState),
+            "blocked" => Some(Self::Blocked),
+            _ => None,
+        }
+    }
+
+    /// The label shown next to a command in Slack and in the case.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::ChangesState => "changes state",
+            Self::Blocked => "BLOCKED",
+        }
+    }
+}
+
+/// One command the assistant proposed, in the order it will run, with the safety verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposedCommand {
     pub seq: i64,
     pub kind: CommandKind,
     pub text: String,
+    pub risk: Risk,
+    /// Why the safety gate judged it so (empty for an ordinary command).
+    pub reasons: Vec<String>,
+}
+
+impl ProposedCommand {
+    pub fn may_run(&self) -> bool {
+        self.risk != Risk::Blocked
+    }
 }
 
 /// What an authorised approver chose.
@@ -223,6 +272,8 @@ mod tests {
             seq: 1,
             kind: CommandKind::Investigation,
             text: "Get-Process".into(),
+            risk: Risk::ReadOnly,
+            reasons: vec![],
         }];
         let h = approval_hash(&id, "WS1", &cmds);
         assert_eq!(h, approval_hash(&id, "WS1", &cmds));

@@ -6,5 +6,5 @@ pub mod incident;
 pub mod triage;
 
 pub use alert::{Alert, AlertId, Severity};
-pub use incident::{CommandKind, Decision, IncidentId, IncidentState, ProposedCommand};
+pub use incident::{CommandKind, Decision, IncidentId, IncidentState, ProposedCommand, Risk};
 pub use triage::Triage;

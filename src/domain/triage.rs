@@ -35,6 +35,8 @@ impl Triage {
                 seq: i as i64 + 1,
                 kind,
                 text: text.clone(),
+                risk: kind.default_risk(),
+                reasons: Vec::new(),
             })
             .collect()
     }

@@ -112,6 +112,13 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
     let started = Instant::now();
     let (mut ok, mut failed) = (0usize, 0usize);
     for cmd in &commands {
+        if !cmd.proposed().may_run() {
+            ctx.store
+                .block_command(&incident.id, cmd.seq)
+                .await
+                .map_err(JobError::retry)?;
+            continue;
+        }
         if !ctx
             .store
             .start_command(&incident.id, cmd.seq)

@@ -235,13 +235,18 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
     if !commands.is_empty() {
         let _ = writeln!(head, "## Proposed commands\n");
         for c in commands {
-            let kind = c.proposed().kind;
+            let p = c.proposed();
+            let reasons = if p.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.reasons.join("; "))
+            };
             let _ = writeln!(
                 head,
-                "{}. [{} — {}] `{}`",
+                "{}. [{} — {}{reasons}] `{}`",
                 c.seq,
-                kind.as_str(),
-                kind.risk_label(),
+                p.kind.as_str(),
+                p.risk.label(),
                 c.text.replace('`', "'")
             );
         }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::{Alert, ProposedCommand, Triage};
+use crate::domain::{Alert, CommandKind, ProposedCommand, Risk, Triage};
 
 pub const ACTION_APPROVE: &str = "triage_approve";
 pub const ACTION_DECLINE: &str = "triage_decline";
@@ -99,10 +99,15 @@ pub fn command_list(commands: &[ProposedCommand]) -> String {
     let lines: Vec<String> = commands
         .iter()
         .map(|c| {
+            let label = match (c.risk, c.reasons.is_empty()) {
+                (Risk::Blocked, false) => format!("BLOCKED: {}", c.reasons.join("; ")),
+                (risk, true) => risk.label().to_string(),
+                (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
+            };
             format!(
                 "{}. [{}] {}",
                 c.seq,
-                c.kind.risk_label(),
+                escape(&label),
                 escape(&c.text.replace("```", "ˋˋˋ"))
             )
         })
@@ -111,20 +116,22 @@ pub fn command_list(commands: &[ProposedCommand]) -> String {
 }
 
 /// The approval request: alert facts, AI summary, handler, commands and Yes / No buttons.
+#[allow(clippy::too_many_arguments)]
 pub fn approval_message(
     channel: &str,
     incident: &str,
     alert: &Alert,
     triage: &Triage,
+    commands: &[ProposedCommand],
     handler: &HandlerTag,
     approval_value: &str,
     case_url: Option<&str>,
 ) -> Value {
-    let commands = triage.commands();
     let (inv, rem): (Vec<_>, Vec<_>) = commands
         .iter()
         .cloned()
-        .partition(|c| c.kind == crate::domain::CommandKind::Investigation);
+        .partition(|c| c.kind == CommandKind::Investigation);
+    let runnable = commands.iter().filter(|c| c.may_run()).count();
     let mut blocks = vec![
         header(alert),
         section(&facts(alert)),
@@ -157,8 +164,8 @@ pub fn approval_message(
         "type": "actions",
         "block_id": format!("approval:{incident}"),
         "elements": [
-            { "type": "button", "action_id": ACTION_APPROVE, "text": { "type": "plain_text", "text": format!("Yes, run {} commands", commands.len()) }, "style": "primary", "value": approval_value,
-              "confirm": { "title": { "type": "plain_text", "text": "Run these commands?" }, "text": { "type": "plain_text", "text": fit_plain(&format!("{} commands will run on {}.", commands.len(), alert.host_name), 300) }, "confirm": { "type": "plain_text", "text": "Run" }, "deny": { "type": "plain_text", "text": "Cancel" } } },
+            { "type": "button", "action_id": ACTION_APPROVE, "text": { "type": "plain_text", "text": format!("Yes, run {runnable} commands") }, "style": "primary", "value": approval_value,
+              "confirm": { "title": { "type": "plain_text", "text": "Run these commands?" }, "text": { "type": "plain_text", "text": fit_plain(&format!("{runnable} commands will run on {}.", alert.host_name), 300) }, "confirm": { "type": "plain_text", "text": "Run" }, "deny": { "type": "plain_text", "text": "Cancel" } } },
             { "type": "button", "action_id": ACTION_DECLINE, "text": { "type": "plain_text", "text": "No" }, "style": "danger", "value": approval_value }
         ]
     }));

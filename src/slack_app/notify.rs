@@ -17,7 +17,10 @@ pub fn handler_tag(incident: &IncidentRow) -> HandlerTag {
 }
 
 /// The approval message body for an incident (deterministic, so the update can rebuild it).
-pub fn approval_body(ctx: &Ctx, incident: &IncidentRow) -> Result<serde_json::Value, JobError> {
+pub async fn approval_body(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+) -> Result<serde_json::Value, JobError> {
     let alert = incident.alert().map_err(JobError::permanent)?;
     let channel = &ctx.settings.slack.channel;
     if incident.state() == Some(IncidentState::TriageFailed) {
@@ -34,11 +37,20 @@ pub fn approval_body(ctx: &Ctx, incident: &IncidentRow) -> Result<serde_json::Va
         .ok_or_else(|| JobError::permanent("incident has no triage result"))?;
     let hash = incident.approval_hash.clone().unwrap_or_default();
     let value = format!("{}:{}", incident.id, hash);
+    let commands: Vec<_> = ctx
+        .store
+        .commands(&incident.id)
+        .await
+        .map_err(JobError::retry)?
+        .iter()
+        .map(|c| c.proposed())
+        .collect();
     Ok(blocks::approval_message(
         channel,
         &incident.id,
         &alert,
         &triage,
+        &commands,
         &handler_tag(incident),
         &value,
         None,
@@ -53,7 +65,7 @@ pub async fn post_approval(
     if incident.slack_ts.is_some() {
         return Ok(());
     }
-    let body = approval_body(ctx, incident)?;
+    let body = approval_body(ctx, incident).await?;
     let channel = ctx.settings.slack.channel.clone();
     // A previous attempt may have posted and died before recording the ts: look before posting
     // again, by the incident id carried in the message metadata.
@@ -88,7 +100,7 @@ pub async fn update_approval_message(ctx: &Ctx, incident: &IncidentRow) -> Resul
             "the approval message has not been posted yet",
         ));
     };
-    let original = approval_body(ctx, incident)?;
+    let original = approval_body(ctx, incident).await?;
     let line = decision_line(incident);
     let mut body = blocks::decided_message(&original, &line);
     body["channel"] = json!(channel);

@@ -7,7 +7,7 @@
 use sqlx::SqliteConnection;
 
 use super::{Store, now_text};
-use crate::domain::{CommandKind, ProposedCommand};
+use crate::domain::{CommandKind, ProposedCommand, Risk};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CommandRow {
@@ -22,6 +22,8 @@ pub struct CommandRow {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub risk: String,
+    pub risk_reasons: String,
 }
 
 impl CommandRow {
@@ -30,6 +32,9 @@ impl CommandRow {
             seq: self.seq,
             kind: CommandKind::parse(&self.kind).unwrap_or(CommandKind::Remediation),
             text: self.text.clone(),
+            // An unreadable verdict is treated as the strictest one.
+            risk: Risk::parse(&self.risk).unwrap_or(Risk::Blocked),
+            reasons: serde_json::from_str(&self.risk_reasons).unwrap_or_default(),
         }
     }
 }
@@ -51,13 +56,18 @@ impl Store {
         cmds: &[ProposedCommand],
     ) -> Result<(), sqlx::Error> {
         for c in cmds {
-            sqlx::query("INSERT INTO commands (incident_id, seq, kind, text) VALUES (?, ?, ?, ?)")
-                .bind(incident)
-                .bind(c.seq)
-                .bind(c.kind.as_str())
-                .bind(&c.text)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO commands (incident_id, seq, kind, text, risk, risk_reasons)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(incident)
+            .bind(c.seq)
+            .bind(c.kind.as_str())
+            .bind(&c.text)
+            .bind(c.risk.as_str())
+            .bind(serde_json::to_string(&c.reasons).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
@@ -98,6 +108,21 @@ impl Store {
         .bind(&result.stdout)
         .bind(&result.stderr)
         .bind(&result.error)
+        .bind(now_text())
+        .bind(incident)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A blocked command is recorded as such and never started.
+    pub async fn block_command(&self, incident: &str, seq: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE commands SET status = 'blocked', finished_at = ?,
+                    error = 'blocked by the safety gate; never run'
+             WHERE incident_id = ? AND seq = ? AND status = 'proposed'",
+        )
         .bind(now_text())
         .bind(incident)
         .bind(seq)

@@ -6,6 +6,7 @@
 
 pub mod parser;
 pub mod prompt;
+pub mod safety;
 
 use serde_json::json;
 
@@ -113,7 +114,8 @@ async fn succeed(
     raw: &str,
     handler: &HandlerTag,
 ) -> Result<(), JobError> {
-    let commands = triage.commands();
+    let mut commands = triage.commands();
+    safety::classify_all(alert, &mut commands);
     let hash = approval_hash(&row.incident_id(), &alert.host_name, &commands);
     let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
     Store::transition(&mut tx, &row.id, IncidentState::AwaitingApproval)
