@@ -99,6 +99,7 @@ impl App {
                 }
             }),
             tokio::spawn(crate::ingest::es_alerts::run(ctx.clone(), shutdown.clone())),
+            tokio::spawn(crate::workers::expiry::run(ctx.clone(), shutdown.clone())),
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
         tracing::info!(http.addr = %addr, "triage-bot started");

@@ -126,6 +126,42 @@ pub struct Settings {
     pub winrm: WinRmSettings,
     /// How often workers look for due outbox work when nothing woke them.
     pub worker_tick: Duration,
+    pub approval: ApprovalSettings,
+    pub cases: CaseSettings,
+}
+
+/// Who may decide, for how long, and what happens when nobody does.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    /// Slack user group ids (S…) whose members may decide.
+    pub approver_groups: Vec<String>,
+    /// Remediation needs a second, different approver.
+    pub two_person_remediation: bool,
+    /// No decision within this time → `expired`.
+    pub timeout: Duration,
+    /// Mention `escalate_to` once when this much of the wait has passed.
+    pub escalate_after: Option<Duration>,
+    /// A Slack user (U…) or user group (S…) id to mention on escalation.
+    pub escalate_to: Option<String>,
+    /// `http` (Events API + interactivity endpoints) or `socket` (Socket Mode).
+    pub transport: SlackTransport,
+    /// App-level token (xapp-…) for Socket Mode.
+    pub app_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackTransport {
+    Http,
+    Socket,
+}
+
+/// How incidents are recorded in Kibana cases.
+#[derive(Debug, Clone)]
+pub struct CaseSettings {
+    /// Close the case when every approved command succeeded.
+    pub close_on_success: bool,
+    /// OS family (lowercase, or `*`) → Kibana user profile uid to assign.
+    pub assignees: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +390,12 @@ impl Settings {
                 "a number of bytes",
             )?,
         };
+        if env.or("SLACK_TRANSPORT", "http") == "socket" && env.opt("SLACK_APP_TOKEN").is_none() {
+            return Err(err(
+                "SLACK_APP_TOKEN",
+                "is required when SLACK_TRANSPORT=socket: the app-level token (xapp-…)",
+            ));
+        }
         Ok(Settings {
             database_url: env.or("DATABASE_URL", "sqlite://triage-bot.db?mode=rwc"),
             http_bind,
@@ -364,6 +406,31 @@ impl Settings {
             slack,
             winrm,
             worker_tick: env.secs("WORKER_TICK_SECS", 1.0)?,
+            approval: ApprovalSettings {
+                approver_groups: env.list("SLACK_APPROVER_GROUPS"),
+                two_person_remediation: env.bool("APPROVAL_TWO_PERSON_REMEDIATION", false)?,
+                timeout: env.secs("APPROVAL_TIMEOUT_SECS", 3600.0)?,
+                escalate_after: match env.opt("APPROVAL_ESCALATE_AFTER_SECS") {
+                    Some(_) => Some(env.secs("APPROVAL_ESCALATE_AFTER_SECS", 1.0)?),
+                    None => None,
+                },
+                escalate_to: env.opt("APPROVAL_ESCALATE_TO"),
+                transport: match env.or("SLACK_TRANSPORT", "http").as_str() {
+                    "http" => SlackTransport::Http,
+                    "socket" => SlackTransport::Socket,
+                    other => {
+                        return Err(err(
+                            "SLACK_TRANSPORT",
+                            format!("expected http or socket, got {other:?}"),
+                        ));
+                    }
+                },
+                app_token: env.opt("SLACK_APP_TOKEN").map(Secret::new),
+            },
+            cases: CaseSettings {
+                close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
+                assignees: env.map("CASE_ASSIGNEES")?,
+            },
         })
     }
 }

@@ -67,7 +67,9 @@ async fn a_click_from_someone_else_is_refused_privately_and_changes_nothing() {
         "the attempt is audited"
     );
     assert!(world.winrm.executed().is_empty());
-    assert_eq!(top_level(&world)[0].updated, 0, "the message is untouched");
+    let msg = top_level(&world).remove(0);
+    assert!(block_types(&msg.blocks).contains(&"actions".to_string()), "the buttons are still there");
+    assert!(!all_text(&msg.blocks).contains("Approved"), "no decision shown");
 
     // The handler can still decide.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();

@@ -410,6 +410,7 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
                 (&Method::PATCH, []) => patch_cases(state, &req, &body),
                 (&Method::GET, ["_find"]) => find_cases(state, &req),
                 (&Method::GET, [id]) => get_case(state, &req, id),
+                (&Method::GET, [id, "comments", "_find"]) => find_comments(state, &req, id),
                 (&Method::POST, [id, "comments"]) => add_comment(state, &req, id, &body),
                 _ => core_error(404, "Not Found"),
             }
@@ -1315,6 +1316,27 @@ fn get_case(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str) -> Response
             format!("Failed to retrieve case id: {id}: Error: Saved object [cases/{id}] not found"),
         ),
     }
+}
+
+/// `GET /api/cases/{id}/comments/_find`: the case's user comments, paged (`page`, `perPage`),
+/// oldest first, as `{comments, page, per_page, total}`.
+fn find_comments(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str) -> Response {
+    let s = state.read();
+    let Some(i) = find_case_index(&s, &req.space, id) else {
+        return core_error(404, format!("Saved object [cases/{id}] not found"));
+    };
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.full_path.split_once('?').map_or("", |(_, q)| q)).unwrap_or_default();
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.parse::<usize>().ok());
+    let per_page = get("perPage").unwrap_or(20).clamp(1, 100);
+    let page = get("page").unwrap_or(1).max(1);
+    let user: Vec<Value> = s.cases[i].case["comments"]
+        .as_array()
+        .map(|cs| cs.iter().filter(|c| c["type"] == "user").cloned().collect())
+        .unwrap_or_default();
+    let total = user.len();
+    let items: Vec<Value> = user.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    json_response(200, &json!({ "comments": items, "page": page, "per_page": per_page, "total": total }))
 }
 
 fn add_comment(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str, body: &Value) -> Response {

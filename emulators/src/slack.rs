@@ -772,6 +772,19 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
                 .ok_or_else(|| ApiError::new("no_such_subteam"))?;
             Ok(json!({"ok": true, "users": users}))
         }
+        "chat.getPermalink" => {
+            let channel = required(p, "channel", "channel_not_found")?;
+            let ts = required(p, "message_ts", "message_not_found")?;
+            let s = state.read();
+            if !s.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+                return Err(ApiError::new("message_not_found"));
+            }
+            Ok(json!({
+                "ok": true,
+                "channel": channel,
+                "permalink": format!("https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{}", ts.replace('.', "")),
+            }))
+        }
         "conversations.history" => history(state, p),
         "conversations.replies" => replies(state, p),
         _ => Err(ApiError::new("unknown_method")),

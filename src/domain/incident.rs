@@ -214,15 +214,27 @@ impl ProposedCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// Run every allowed command.
     Approve,
+    /// Run only the allowed investigation (read-only) commands.
+    ApproveInvestigation,
     Decline,
 }
 
 impl Decision {
+    /// The recorded decision (`approved` for both approvals; the scope is kept apart).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Approve => "approved",
+            Self::Approve | Self::ApproveInvestigation => "approved",
             Self::Decline => "declined",
+        }
+    }
+
+    pub fn scope(self) -> Option<&'static str> {
+        match self {
+            Self::Approve => Some("all"),
+            Self::ApproveInvestigation => Some("investigation"),
+            Self::Decline => None,
         }
     }
 }

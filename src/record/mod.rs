@@ -45,120 +45,141 @@ pub fn case_url(ctx: &Ctx, case_id: &str) -> String {
     )
 }
 
+/// MITRE ATT&CK tactic names of the alert's rule (`kibana.alert.rule.threat[].tactic.name`).
+pub fn tactics(alert: &Alert) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(threats) = crate::domain::alert::field(&alert.raw, "kibana.alert.rule.threat").and_then(|v| v.as_array()) {
+        for t in threats {
+            if let Some(name) = t.pointer("/tactic/name").and_then(|n| n.as_str())
+                && !out.iter().any(|o| o == name)
+            {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The case for a new incident: title, tags (incident, rule, host, MITRE tactics), severity,
+/// category (the first tactic) and the assignee the routing configuration names for the OS.
+pub fn new_case(ctx: &Ctx, incident: &IncidentRow, alert: &Alert, commands: &[CommandRow]) -> NewCase {
+    let tactics = tactics(alert);
+    let mut tags = vec![
+        "triage-bot".to_string(),
+        incident_tag(&incident.id),
+        format!("rule:{}", alert.rule_name),
+        format!("host:{}", alert.host_name),
+    ];
+    tags.extend(tactics.iter().map(|t| format!("tactic:{t}")));
+    let os = alert.os_family.clone().unwrap_or_default();
+    let assignees = &ctx.settings.cases.assignees;
+    NewCase {
+        title: case_title(alert),
+        description: description(incident, alert, commands),
+        tags,
+        severity: alert.severity,
+        category: tactics.first().cloned(),
+        assignee: assignees.get(&os).or_else(|| assignees.get("*")).cloned(),
+    }
+}
+
 pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
     let alert = incident.alert().map_err(JobError::permanent)?;
     let tag = incident_tag(&incident.id);
     let case_id = match &incident.case_id {
         Some(id) => id.clone(),
         None => {
-            let case = match ctx
-                .cases
-                .find_by_tag(&tag)
-                .await
-                .map_err(JobError::from_client)?
-            {
+            // Look before creating: an earlier attempt may have created it and died.
+            let case = match ctx.cases.find_by_tag(&tag).await.map_err(JobError::from_client)? {
                 Some(existing) => existing,
                 None => {
-                    let commands = ctx
-                        .store
-                        .commands(&incident.id)
-                        .await
-                        .map_err(JobError::retry)?;
-                    let new = NewCase {
-                        title: case_title(&alert),
-                        description: description(incident, &alert, &commands),
-                        tags: vec![
-                            "triage-bot".into(),
-                            tag.clone(),
-                            format!("rule:{}", alert.rule_name),
-                            format!("host:{}", alert.host_name),
-                        ],
-                        severity: alert.severity,
-                    };
+                    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+                    let new = new_case(ctx, incident, &alert, &commands);
                     ctx.cases.create(new).await.map_err(JobError::from_client)?
                 }
             };
-            ctx.store
-                .set_case(&incident.id, &case.id, &case.version)
-                .await
-                .map_err(JobError::retry)?;
+            ctx.store.set_case(&incident.id, &case.id, &case.version).await.map_err(JobError::retry)?;
             tracing::info!(incident.id = %incident.id, case.id = %case.id, "CaseCreated");
             case.id
         }
     };
     // Attach the alert unless a previous attempt already did.
-    let current = ctx
-        .cases
-        .get(&case_id)
-        .await
-        .map_err(JobError::from_client)?;
+    let current = ctx.cases.get(&case_id).await.map_err(JobError::from_client)?;
     if current.total_alerts == 0 {
-        let updated = ctx
-            .cases
-            .attach_alert(&case_id, &alert)
-            .await
-            .map_err(JobError::from_client)?;
-        ctx.store
-            .set_case(&incident.id, &case_id, &updated.version)
-            .await
-            .map_err(JobError::retry)?;
+        let updated = ctx.cases.attach_alert(&case_id, &alert).await.map_err(JobError::from_client)?;
+        ctx.store.set_case(&incident.id, &case_id, &updated.version).await.map_err(JobError::retry)?;
         let url = case_url(ctx, &case_id);
+        let title = crate::slack_app::blocks::escape(&case_title(&alert));
         ctx.store
-            .enqueue(
-                &incident.id,
-                &Job::ThreadReply {
-                    text: format!(
-                        "Audit record: <{url}|Kibana case {}>",
-                        crate::slack_app::blocks::escape(&case_title(&alert))
-                    ),
-                },
-            )
+            .enqueue(&incident.id, &Job::ThreadReply { text: format!("Audit record: <{url}|Kibana case {title}>") })
             .await
             .map_err(JobError::retry)?;
+        // The approval message gains the case link.
+        ctx.store.enqueue(&incident.id, &Job::UpdateApprovalMessage).await.map_err(JobError::retry)?;
     }
     Ok(())
 }
 
-pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str) -> Result<(), JobError> {
+/// The marker that makes a comment idempotent: a retried job finds its own earlier comment.
+fn job_marker(job_id: i64) -> String {
+    format!("<!-- triage-bot job {job_id} -->")
+}
+
+/// Adds a comment (split if over Kibana's limit). On a retry, parts that already reached the
+/// case (their response was lost) are not posted again.
+pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str, job_id: i64, attempt: i64) -> Result<(), JobError> {
     let Some(case_id) = &incident.case_id else {
         return Err(JobError::retry("the case has not been created yet"));
     };
-    // A comment over Kibana's limit is split, not cut.
-    for part in split_text(text, MAX_TEXT) {
-        let updated = ctx
-            .cases
-            .comment(case_id, &part)
-            .await
-            .map_err(JobError::from_client)?;
-        ctx.store
-            .set_case(&incident.id, case_id, &updated.version)
-            .await
-            .map_err(JobError::retry)?;
+    let marker = job_marker(job_id);
+    let existing: Vec<String> = if attempt > 1 {
+        ctx.cases.comment_texts(case_id).await.map_err(JobError::from_client)?
+    } else {
+        Vec::new()
+    };
+    let parts = split_text(text, MAX_TEXT - marker.len() - 20);
+    for (i, part) in parts.iter().enumerate() {
+        let tagged = format!("{part}\n\n{marker}<!-- part {} -->", i + 1);
+        if existing.iter().any(|c| c == &tagged) {
+            continue;
+        }
+        let updated = ctx.cases.comment(case_id, &tagged).await.map_err(JobError::from_client)?;
+        ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
     }
     Ok(())
 }
 
-/// Rewrites the description with the full record once the incident has settled.
+/// Sets the case status (`open`, `in-progress`, `closed`), at the current version.
+pub async fn set_status(ctx: &Ctx, incident: &IncidentRow, status: &str) -> Result<(), JobError> {
+    let (Some(case_id), Some(version)) = (&incident.case_id, &incident.case_version) else {
+        return Err(JobError::retry("the case has not been created yet"));
+    };
+    let current = ctx.cases.get(case_id).await.map_err(JobError::from_client)?;
+    if current.status == status {
+        return Ok(());
+    }
+    let version = if current.version.is_empty() { version.clone() } else { current.version };
+    let updated = ctx.cases.update(case_id, &version, json!({ "status": status })).await.map_err(JobError::from_client)?;
+    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    tracing::info!(incident.id = %incident.id, case.id = %case_id, status, "CaseStatusChanged");
+    Ok(())
+}
+
+/// Rewrites the description with the full record once the incident has settled, and sets the
+/// status it calls for: closed after a fully successful run (if configured), else unchanged.
 pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
     let (Some(case_id), Some(version)) = (&incident.case_id, &incident.case_version) else {
         return Err(JobError::retry("the case has not been created yet"));
     };
     let alert = incident.alert().map_err(JobError::permanent)?;
-    let commands = ctx
-        .store
-        .commands(&incident.id)
-        .await
-        .map_err(JobError::retry)?;
+    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
     let text = description(incident, &alert, &commands);
-    let updated = ctx
-        .cases
-        .update(case_id, version, json!({ "description": text }))
-        .await
-        .map_err(JobError::from_client)?;
-    ctx.store
-        .set_case(&incident.id, case_id, &updated.version)
-        .await
-        .map_err(JobError::retry)?;
+    let mut fields = json!({ "description": text });
+    if ctx.settings.cases.close_on_success && incident.state() == Some(IncidentState::Executed) {
+        fields["status"] = json!("closed");
+    }
+    let updated = ctx.cases.update(case_id, version, fields).await.map_err(JobError::from_client)?;
+    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
     Ok(())
 }
 
@@ -209,6 +230,9 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
     head.push_str(&row("Alert id", &alert.id.0));
     head.push_str(&row("Index", &alert.index));
     head.push_str(&row("State", &incident.state));
+    if let Some(link) = &incident.slack_permalink {
+        head.push_str(&row("Slack thread", link));
+    }
 
     match incident.triage() {
         Some(t) => {

@@ -10,6 +10,8 @@ use crate::domain::{Alert, CommandKind, ProposedCommand, Risk, Triage};
 
 pub const ACTION_APPROVE: &str = "triage_approve";
 pub const ACTION_DECLINE: &str = "triage_decline";
+pub const ACTION_APPROVE_INVESTIGATION: &str = "triage_approve_investigation";
+const MAX_BLOCKS: usize = 50;
 const SECTION_MAX: usize = 3000;
 const HEADER_MAX: usize = 150;
 
@@ -25,7 +27,7 @@ pub fn fit(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
-    const NOTE: &str = "… (full text in the case)";
+    const NOTE: &str = "… (full list in the case)";
     // Room for the note, its newline and a possible code-block closer.
     let keep = max.saturating_sub(NOTE.chars().count() + 5);
     let cut: String = text.chars().take(keep).collect();
@@ -93,89 +95,127 @@ fn facts(alert: &Alert) -> String {
     )
 }
 
-/// The numbered command list, one line each with its risk, inside a code block (so backticks and
-/// markup in commands are shown literally).
-pub fn command_list(commands: &[ProposedCommand]) -> String {
-    let lines: Vec<String> = commands
-        .iter()
-        .map(|c| {
-            let label = match (c.risk, c.reasons.is_empty()) {
-                (Risk::Blocked, false) => format!("BLOCKED: {}", c.reasons.join("; ")),
-                (risk, true) => risk.label().to_string(),
-                (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
-            };
-            format!(
-                "{}. [{}] {}",
-                c.seq,
-                escape(&label),
-                escape(&c.text.replace("```", "ˋˋˋ"))
-            )
-        })
-        .collect();
-    format!("```\n{}\n```", lines.join("\n"))
+/// One line per command: number, risk (blocked ones with the reason) and the command, escaped.
+fn command_line(c: &ProposedCommand) -> String {
+    let label = match (c.risk, c.reasons.is_empty()) {
+        (Risk::Blocked, false) => format!("BLOCKED: {}", c.reasons.join("; ")),
+        (risk, true) => risk.label().to_string(),
+        (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
+    };
+    format!("{}. [{}] {}", c.seq, escape(&label), escape(&c.text.replace("```", "ˋˋˋ")))
 }
 
-/// The approval request: alert facts, AI summary, handler, commands and Yes / No buttons.
-#[allow(clippy::too_many_arguments)]
-pub fn approval_message(
-    channel: &str,
-    incident: &str,
-    alert: &Alert,
-    triage: &Triage,
-    commands: &[ProposedCommand],
-    handler: &HandlerTag,
-    approval_value: &str,
-    case_url: Option<&str>,
-) -> Value {
-    let (inv, rem): (Vec<_>, Vec<_>) = commands
-        .iter()
-        .cloned()
-        .partition(|c| c.kind == CommandKind::Investigation);
-    let runnable = commands.iter().filter(|c| c.may_run()).count();
+/// The numbered command list inside a code block (so backticks and markup in commands show
+/// literally), split over as many sections as Block Kit's 3,000-character limit needs.
+pub fn command_sections(title: &str, commands: &[ProposedCommand]) -> Vec<Value> {
+    let mut sections = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut heading = format!("*{title}* ({})", commands.len());
+    let budget = SECTION_MAX - 200;
+    for c in commands {
+        let line = fit(&command_line(c), budget - heading.len());
+        let size: usize = current.iter().map(|l| l.chars().count() + 1).sum::<usize>() + line.chars().count();
+        if !current.is_empty() && size + heading.len() > budget {
+            sections.push(section(&format!("{heading}\n```\n{}\n```", current.join("\n"))));
+            current.clear();
+            heading = format!("*{title}* (continued)");
+        }
+        current.push(line);
+    }
+    if current.is_empty() {
+        sections.push(section(&format!("{heading}\n_none_")));
+    } else {
+        sections.push(section(&format!("{heading}\n```\n{}\n```", current.join("\n"))));
+    }
+    sections
+}
+
+/// Everything the approval message shows.
+pub struct ApprovalView<'a> {
+    pub channel: &'a str,
+    pub incident: &'a str,
+    pub alert: &'a Alert,
+    pub triage: &'a Triage,
+    pub commands: &'a [ProposedCommand],
+    pub handler: &'a HandlerTag,
+    /// `incident:hash`, carried by every decision button.
+    pub approval_value: &'a str,
+    pub alert_url: Option<String>,
+    pub case_url: Option<String>,
+    /// Once decided or expired: the line that replaces the buttons.
+    pub outcome: Option<String>,
+    /// While still open: a note above the buttons (e.g. a first approval recorded).
+    pub note: Option<String>,
+}
+
+/// The approval request: alert facts, AI summary, handler, commands with their risk, links, and
+/// the Yes / Investigation only / No buttons — or, once decided, who decided what and when.
+pub fn approval_message(v: &ApprovalView<'_>) -> Value {
+    let (inv, rem): (Vec<_>, Vec<_>) =
+        v.commands.iter().cloned().partition(|c| c.kind == CommandKind::Investigation);
+    let runnable = v.commands.iter().filter(|c| c.may_run()).count();
+    let runnable_inv = inv.iter().filter(|c| c.may_run()).count();
     let mut blocks = vec![
-        header(alert),
-        section(&facts(alert)),
-        section(&format!("*AI summary*\n{}", escape(&triage.summary))),
-        section(&format!(
-            "*Handler:* {} — please review and decide.",
-            handler.mention()
-        )),
-        section(&format!(
-            "*Investigation commands* ({})\n{}",
-            inv.len(),
-            command_list(&inv)
-        )),
-        section(&format!(
-            "*Remediation commands* ({})\n{}",
-            rem.len(),
-            command_list(&rem)
-        )),
+        header(v.alert),
+        section(&facts(v.alert)),
+        section(&format!("*AI summary*\n{}", escape(&v.triage.summary))),
+        section(&format!("*Handler:* {} — please review and decide.", v.handler.mention())),
     ];
-    if !triage.warnings.is_empty() {
-        blocks.push(section(&format!(
-            ":warning: {}",
-            escape(&triage.warnings.join("; "))
-        )));
+    blocks.extend(command_sections("Investigation commands", &inv));
+    blocks.extend(command_sections("Remediation commands", &rem));
+    if !v.triage.warnings.is_empty() {
+        blocks.push(section(&format!(":warning: {}", escape(&v.triage.warnings.join("; ")))));
     }
-    if let Some(url) = case_url {
-        blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": format!("<{url}|Kibana case>") }] }));
+    let links: Vec<String> = [(&v.alert_url, "Alert in Kibana"), (&v.case_url, "Kibana case")]
+        .into_iter()
+        .filter_map(|(url, label)| url.as_ref().map(|u| format!("<{u}|{label}>")))
+        .collect();
+    if !links.is_empty() {
+        blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": links.join(" · ") }] }));
     }
-    blocks.push(json!({
-        "type": "actions",
-        "block_id": format!("approval:{incident}"),
-        "elements": [
-            { "type": "button", "action_id": ACTION_APPROVE, "text": { "type": "plain_text", "text": format!("Yes, run {runnable} commands") }, "style": "primary", "value": approval_value,
-              "confirm": { "title": { "type": "plain_text", "text": "Run these commands?" }, "text": { "type": "plain_text", "text": fit_plain(&format!("{runnable} commands will run on {}.", alert.host_name), 300) }, "confirm": { "type": "plain_text", "text": "Run" }, "deny": { "type": "plain_text", "text": "Cancel" } } },
-            { "type": "button", "action_id": ACTION_DECLINE, "text": { "type": "plain_text", "text": "No" }, "style": "danger", "value": approval_value }
-        ]
-    }));
+    // Keep room for the closing blocks within Slack's 50-block limit.
+    if blocks.len() > MAX_BLOCKS - 3 {
+        blocks.truncate(MAX_BLOCKS - 4);
+        blocks.push(section("… (full list in the case)"));
+    }
+    match &v.outcome {
+        Some(line) => blocks.push(section(line)),
+        None => {
+            if let Some(note) = &v.note {
+                blocks.push(section(note));
+            }
+            let confirm = |n: usize| json!({
+                "title": { "type": "plain_text", "text": "Run these commands?" },
+                "text": { "type": "plain_text", "text": fit_plain(&format!("{n} commands will run on {}.", v.alert.host_name), 300) },
+                "confirm": { "type": "plain_text", "text": "Run" },
+                "deny": { "type": "plain_text", "text": "Cancel" }
+            });
+            let mut elements = vec![json!({
+                "type": "button", "action_id": ACTION_APPROVE, "style": "primary", "value": v.approval_value,
+                "text": { "type": "plain_text", "text": fit_plain(&format!("Yes, run {runnable} commands"), 75) },
+                "confirm": confirm(runnable)
+            })];
+            if runnable_inv > 0 && runnable_inv < runnable {
+                elements.push(json!({
+                    "type": "button", "action_id": ACTION_APPROVE_INVESTIGATION, "value": v.approval_value,
+                    "text": { "type": "plain_text", "text": fit_plain(&format!("Investigation only ({runnable_inv})"), 75) },
+                    "confirm": confirm(runnable_inv)
+                }));
+            }
+            elements.push(json!({
+                "type": "button", "action_id": ACTION_DECLINE, "style": "danger", "value": v.approval_value,
+                "text": { "type": "plain_text", "text": "No" }
+            }));
+            blocks.push(json!({ "type": "actions", "block_id": format!("approval:{}", v.incident), "elements": elements }));
+        }
+    }
     json!({
-        "channel": channel,
-        "text": fallback_text(alert, handler),
+        "channel": v.channel,
+        "text": fallback_text(v.alert, v.handler),
         "blocks": blocks,
         "unfurl_links": false,
         "unfurl_media": false,
-        "metadata": { "event_type": "triage_incident", "event_payload": { "incident_id": incident } },
+        "metadata": { "event_type": "triage_incident", "event_payload": { "incident_id": v.incident } },
     })
 }
 
@@ -188,25 +228,6 @@ pub fn fallback_text(alert: &Alert, handler: &HandlerTag) -> String {
         escape(&alert.host_name),
         handler.mention()
     )
-}
-
-/// The approval message after the decision: same content, the buttons replaced by who decided,
-/// when, and what will happen.
-pub fn decided_message(original: &Value, decision_line: &str) -> Value {
-    let mut blocks: Vec<Value> = original
-        .get("blocks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) != Some("actions"))
-        .collect();
-    blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": fit(decision_line, SECTION_MAX) } }));
-    json!({
-        "channel": original.get("channel").cloned().unwrap_or(Value::Null),
-        "text": original.get("text").cloned().unwrap_or(Value::Null),
-        "blocks": blocks,
-    })
 }
 
 /// A message for an incident whose triage failed: what went wrong and the raw answer.
@@ -254,6 +275,6 @@ mod tests {
         let f = fit(&long, 3000);
         assert!(f.chars().count() <= 3000);
         assert_eq!(f.matches("```").count() % 2, 0);
-        assert!(f.ends_with("(full text in the case)"));
+        assert!(f.ends_with("(full list in the case)"));
     }
 }

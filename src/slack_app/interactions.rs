@@ -1,26 +1,30 @@
-//! Button clicks: `POST /slack/interactions`.
+//! Button clicks: `POST /slack/interactions` (and the same payloads from Socket Mode).
 //!
 //! The request is verified (signature and window) before anything is parsed; then the decision
-//! is taken in one database transaction — only an authorised person, only for the exact command
-//! list and host the buttons were shown for (the hash in the button value), and only the first
-//! valid click. Slack gets its 200 at once; the Slack update, case comment and command run are
-//! queued in the same transaction and happen after the ack.
+//! is taken in one database transaction — only an authorised person (the tagged handler, a
+//! configured approver, or a member of a configured user group), only for the exact command list
+//! and host the buttons were shown for (the hash in the button value), only the first valid
+//! click, and, with the two-person rule, remediation only after a second, different approver.
+//! Slack gets its 200 at once; the Slack update, case entries and the command run are queued in
+//! the same transaction and happen after the ack. Every attempt, allowed or not, is audited.
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::blocks::{ACTION_APPROVE, ACTION_DECLINE};
+use super::blocks::{ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE};
 use super::signature;
 use crate::app::Ctx;
 use crate::clients::slack::wire::InteractionPayload;
-use crate::domain::{Decision, IncidentState};
+use crate::domain::{CommandKind, Decision, IncidentState};
 use crate::store::incidents::StateConflict;
-use crate::store::{Job, Store, now_text, outbox};
+use crate::store::{IncidentRow, Job, Store, now_text, outbox};
 
 /// What happened to a click (for the log and the tests; Slack only sees 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClickOutcome {
     Decided(Decision),
+    FirstApproval,
+    NeedsSecondApprover,
     NotAuthorised,
     Stale,
     AlreadyDecided,
@@ -42,10 +46,16 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
             return (StatusCode::BAD_REQUEST, e);
         }
     };
-    let outcome = click(ctx, &payload).await;
+    handle_payload(ctx, &payload).await;
+    (StatusCode::OK, String::new())
+}
+
+/// The transport-independent part: HTTP and Socket Mode both end here.
+pub async fn handle_payload(ctx: &Ctx, payload: &InteractionPayload) -> ClickOutcome {
+    let outcome = click(ctx, payload).await;
     tracing::info!(?outcome, "interaction handled");
     ctx.wake.notify_one();
-    (StatusCode::OK, String::new())
+    outcome
 }
 
 fn parse_form_payload(body: &str) -> Result<InteractionPayload, String> {
@@ -66,17 +76,16 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
     let Some(user) = p.user.as_ref().map(|u| u.id.clone()) else {
         return ClickOutcome::Ignored;
     };
-    let Some(action) = p
-        .actions
-        .iter()
-        .find(|a| a.action_id == ACTION_APPROVE || a.action_id == ACTION_DECLINE)
-    else {
+    let Some((action, decision)) = p.actions.iter().find_map(|a| {
+        let d = match a.action_id.as_str() {
+            ACTION_APPROVE => Decision::Approve,
+            ACTION_APPROVE_INVESTIGATION => Decision::ApproveInvestigation,
+            ACTION_DECLINE => Decision::Decline,
+            _ => return None,
+        };
+        Some((a, d))
+    }) else {
         return ClickOutcome::Ignored;
-    };
-    let decision = if action.action_id == ACTION_APPROVE {
-        Decision::Approve
-    } else {
-        Decision::Decline
     };
     let value = action.value.clone().unwrap_or_default();
     let (incident_id, hash) = value.split_once(':').unwrap_or((value.as_str(), ""));
@@ -92,15 +101,39 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
             tracing::error!(error = %e, incident.id = incident_id, "cannot record a decision");
             let _ = ctx
                 .slack
-                .post_ephemeral(
-                    &channel,
-                    &user,
-                    "triage-bot could not record your decision; please try again.",
-                )
+                .post_ephemeral(&channel, &user, "triage-bot could not record your decision; please try again.")
                 .await;
             ClickOutcome::Ignored
         }
     }
+}
+
+/// May `user` decide on `incident`?
+pub async fn is_authorised(ctx: &Ctx, incident: &IncidentRow, user: &str) -> bool {
+    if incident.handler_slack_id.as_deref() == Some(user)
+        || ctx.settings.slack.approvers.iter().any(|a| a == user)
+    {
+        return true;
+    }
+    for group in &ctx.settings.approval.approver_groups {
+        match ctx.slack.usergroup_members(group).await {
+            Ok(members) if members.iter().any(|m| m == user) => return true,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(slack.group = %group, error = %e, "cannot read approver group"),
+        }
+    }
+    false
+}
+
+/// Queues a private note to `user` and audits the attempt, in one transaction.
+async fn refuse(ctx: &Ctx, incident: &str, user: &str, channel: &str, event: &str, reason: &str, text: &str) -> anyhow::Result<()> {
+    let mut tx = ctx.store.write_tx().await?;
+    Store::audit(&mut tx, incident, user, event, json!({ "reason": reason })).await?;
+    let job = Job::Ephemeral { channel: channel.to_string(), user: user.to_string(), text: text.to_string() };
+    outbox::enqueue(&mut tx, incident, &job).await?;
+    tx.commit().await?;
+    tracing::warn!(incident.id = incident, slack.user = user, reason, "{event}");
+    Ok(())
 }
 
 /// Takes a decision for `incident_id` by `user`, if they may.
@@ -115,127 +148,154 @@ pub async fn decide(
     let Some(incident) = ctx.store.incident(incident_id).await? else {
         return Ok(ClickOutcome::UnknownIncident);
     };
-    let authorised = incident.handler_slack_id.as_deref() == Some(user)
-        || ctx.settings.slack.approvers.iter().any(|a| a == user);
-    let refuse = |text: String| Job::Ephemeral {
-        channel: channel.to_string(),
-        user: user.to_string(),
-        text,
-    };
-    if !authorised {
-        let mut tx = ctx.store.write_tx().await?;
-        Store::audit(
-            &mut tx,
-            incident_id,
-            user,
-            "DecisionRefused",
-            json!({"reason": "not an authorised approver", "decision": decision.as_str()}),
-        )
-        .await?;
-        outbox::enqueue(&mut tx, incident_id, &refuse("You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.".into())).await?;
-        tx.commit().await?;
-        tracing::warn!(
-            incident.id = incident_id,
-            slack.user = user,
-            "DecisionRefused"
-        );
+    if !is_authorised(ctx, &incident, user).await {
+        let text = "You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.";
+        refuse(ctx, incident_id, user, channel, "DecisionRefused", "not an authorised approver", text).await?;
         return Ok(ClickOutcome::NotAuthorised);
     }
     if incident.approval_hash.as_deref() != Some(hash) {
-        let mut tx = ctx.store.write_tx().await?;
-        Store::audit(
-            &mut tx,
-            incident_id,
-            user,
-            "DecisionRefused",
-            json!({"reason": "stale or tampered approval value"}),
-        )
-        .await?;
-        outbox::enqueue(
-            &mut tx,
-            incident_id,
-            &refuse(
-                "This button no longer matches the proposed commands; nothing was changed.".into(),
-            ),
-        )
-        .await?;
-        tx.commit().await?;
+        let text = "This button no longer matches the proposed commands; nothing was changed.";
+        refuse(ctx, incident_id, user, channel, "DecisionRefused", "stale or tampered approval value", text).await?;
         return Ok(ClickOutcome::Stale);
     }
-    let next = match decision {
-        Decision::Approve => IncidentState::Approved,
-        Decision::Decline => IncidentState::Declined,
-    };
     // Read before taking the write lock: a pool query inside the transaction could wait on a
     // connection held by another writer that is itself waiting for our lock.
     let commands = ctx.store.commands(incident_id).await?;
+    let runs_remediation = decision == Decision::Approve
+        && commands.iter().any(|c| c.kind == CommandKind::Remediation.as_str() && c.proposed().may_run());
+    if ctx.settings.approval.two_person_remediation && runs_remediation {
+        match incident.first_approver.as_deref() {
+            None => return first_approval(ctx, &incident, user, channel).await,
+            Some(first) if first == user => {
+                let text = "You already approved; remediation needs a second, different approver.";
+                refuse(ctx, incident_id, user, channel, "DecisionRefused", "same approver twice", text).await?;
+                return Ok(ClickOutcome::NeedsSecondApprover);
+            }
+            Some(_) => {}
+        }
+    }
+    let next = match decision {
+        Decision::Approve | Decision::ApproveInvestigation => IncidentState::Approved,
+        Decision::Decline => IncidentState::Declined,
+    };
     let mut tx = ctx.store.write_tx().await?;
     match Store::transition(&mut tx, incident_id, next).await {
         Ok(()) => {}
         Err(e) if e.is::<StateConflict>() => {
-            Store::audit(
-                &mut tx,
-                incident_id,
-                user,
-                "DecisionIgnored",
-                json!({"reason": "already decided", "state": incident.state}),
-            )
-            .await?;
-            let by = incident
-                .decided_by
-                .as_deref()
+            drop(tx);
+            let current = ctx.store.incident(incident_id).await?;
+            let by = current
+                .and_then(|i| i.decided_by)
                 .map(|u| format!(" by <@{u}>"))
                 .unwrap_or_default();
-            outbox::enqueue(
-                &mut tx,
-                incident_id,
-                &refuse(format!(
-                    "This incident was already decided{by}; your click changed nothing."
-                )),
-            )
-            .await?;
-            tx.commit().await?;
+            let text = format!("This incident was already decided{by}; your click changed nothing.");
+            refuse(ctx, incident_id, user, channel, "DecisionIgnored", "already decided", &text).await?;
             return Ok(ClickOutcome::AlreadyDecided);
         }
         Err(e) => return Err(e),
     }
     let at = now_text();
-    sqlx::query("UPDATE incidents SET decision = ?, decided_by = ?, decided_at = ? WHERE id = ?")
+    sqlx::query("UPDATE incidents SET decision = ?, decided_by = ?, decided_at = ?, approval_scope = ? WHERE id = ?")
         .bind(decision.as_str())
         .bind(user)
         .bind(&at)
+        .bind(decision.scope())
         .bind(incident_id)
         .execute(&mut *tx)
         .await?;
-    Store::audit(&mut tx, incident_id, user, "ApprovalDecided", json!({"decision": decision.as_str(), "commands": commands.iter().map(|c| &c.text).collect::<Vec<_>>(), "host": incident.host_name, "hash": hash})).await?;
-    outbox::enqueue(&mut tx, incident_id, &Job::UpdateApprovalMessage).await?;
-    let list: Vec<String> = commands
+    if decision == Decision::ApproveInvestigation {
+        // Not approved, so never started: the batch only starts `proposed` commands.
+        sqlx::query("UPDATE commands SET status = 'skipped', error = 'not approved (investigation only)' WHERE incident_id = ? AND kind = 'remediation' AND status = 'proposed'")
+            .bind(incident_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let to_run: Vec<_> = commands
         .iter()
-        .map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'")))
+        .filter(|c| c.proposed().may_run())
+        .filter(|c| decision != Decision::ApproveInvestigation || c.kind == CommandKind::Investigation.as_str())
         .collect();
+    Store::audit(
+        &mut tx,
+        incident_id,
+        user,
+        "ApprovalDecided",
+        json!({
+            "decision": decision.as_str(),
+            "scope": decision.scope(),
+            "first_approver": incident.first_approver,
+            "commands": to_run.iter().map(|c| &c.text).collect::<Vec<_>>(),
+            "host": incident.host_name,
+            "hash": hash
+        }),
+    )
+    .await?;
+    outbox::enqueue(&mut tx, incident_id, &Job::UpdateApprovalMessage).await?;
+    let list: Vec<String> = to_run.iter().map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'"))).collect();
+    let all: Vec<String> = commands.iter().map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'"))).collect();
+    let second = incident
+        .first_approver
+        .as_deref()
+        .map(|f| format!(" (first approval by Slack user {f} at {})", incident.first_approved_at.as_deref().unwrap_or("?")))
+        .unwrap_or_default();
     let comment = match decision {
-        Decision::Approve => format!(
-            "**Approved** by Slack user {user} at {at}. Commands to run on {}:\n\n{}",
+        Decision::Approve | Decision::ApproveInvestigation => format!(
+            "**Approved{}** by Slack user {user}{second} at {at}. Commands to run on {}:\n\n{}",
+            if decision == Decision::ApproveInvestigation { " (investigation only)" } else { "" },
             incident.host_name,
             list.join("\n")
         ),
         Decision::Decline => format!(
             "**Declined** by Slack user {user} at {at}. Nothing was run. Proposed commands were:\n\n{}",
-            list.join("\n")
+            all.join("\n")
         ),
     };
     outbox::enqueue(&mut tx, incident_id, &Job::CaseComment { text: comment }).await?;
     match decision {
-        Decision::Approve => outbox::enqueue(&mut tx, incident_id, &Job::Execute).await?,
+        Decision::Approve | Decision::ApproveInvestigation => {
+            outbox::enqueue(&mut tx, incident_id, &Job::CaseStatus { status: "in-progress".into() }).await?;
+            outbox::enqueue(&mut tx, incident_id, &Job::Execute).await?;
+        }
         Decision::Decline => outbox::enqueue(&mut tx, incident_id, &Job::FinalizeCase).await?,
     }
     tx.commit().await?;
-    tracing::info!(
-        incident.id = incident_id,
-        slack.user = user,
-        decision = decision.as_str(),
-        "ApprovalDecided"
-    );
+    tracing::info!(incident.id = incident_id, slack.user = user, decision = decision.as_str(), scope = ?decision.scope(), "ApprovalDecided");
     metrics::counter!("triage_bot_decisions_total", "decision" => decision.as_str()).increment(1);
     Ok(ClickOutcome::Decided(decision))
+}
+
+/// The two-person rule's first half: record the approval, keep the buttons, tell everyone.
+async fn first_approval(ctx: &Ctx, incident: &IncidentRow, user: &str, channel: &str) -> anyhow::Result<ClickOutcome> {
+    let at = now_text();
+    let mut tx = ctx.store.write_tx().await?;
+    let recorded = sqlx::query(
+        "UPDATE incidents SET first_approver = ?, first_approved_at = ?, updated_at = ?
+         WHERE id = ? AND state = 'awaiting_approval' AND first_approver IS NULL",
+    )
+    .bind(user)
+    .bind(&at)
+    .bind(&at)
+    .bind(&incident.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        drop(tx);
+        let text = "This incident changed while you clicked; nothing was recorded. Look at the message again.";
+        refuse(ctx, &incident.id, user, channel, "DecisionIgnored", "concurrent change", text).await?;
+        return Ok(ClickOutcome::AlreadyDecided);
+    }
+    Store::audit(&mut tx, &incident.id, user, "FirstApproval", json!({ "host": incident.host_name })).await?;
+    outbox::enqueue(&mut tx, &incident.id, &Job::UpdateApprovalMessage).await?;
+    let job = Job::Ephemeral {
+        channel: channel.to_string(),
+        user: user.to_string(),
+        text: "Your approval is recorded. Remediation needs a second, different approver before anything runs.".into(),
+    };
+    outbox::enqueue(&mut tx, &incident.id, &job).await?;
+    let text = format!("**First approval** by Slack user {user} at {at}; waiting for a second approver (two-person rule for remediation).");
+    outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
+    tx.commit().await?;
+    tracing::info!(incident.id = %incident.id, slack.user = user, "FirstApproval");
+    Ok(ClickOutcome::FirstApproval)
 }

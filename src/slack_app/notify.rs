@@ -16,7 +16,8 @@ pub fn handler_tag(incident: &IncidentRow) -> HandlerTag {
     }
 }
 
-/// The approval message body for an incident (deterministic, so the update can rebuild it).
+/// The approval message for an incident as it stands now: open with buttons while awaiting a
+/// decision, else with the outcome in their place. Deterministic, so an update rebuilds it.
 pub async fn approval_body(
     ctx: &Ctx,
     incident: &IncidentRow,
@@ -45,16 +46,40 @@ pub async fn approval_body(
         .iter()
         .map(|c| c.proposed())
         .collect();
-    Ok(blocks::approval_message(
+    let open = incident.state() == Some(IncidentState::AwaitingApproval);
+    let note = incident.first_approver.as_ref().map(|u| {
+        format!(
+            ":hourglass: Approved by <@{u}> at {}; remediation needs a second, different approver.",
+            incident.first_approved_at.as_deref().unwrap_or("?")
+        )
+    });
+    let handler = handler_tag(incident);
+    let view = blocks::ApprovalView {
         channel,
-        &incident.id,
-        &alert,
-        &triage,
-        &commands,
-        &handler_tag(incident),
-        &value,
-        None,
-    ))
+        incident: &incident.id,
+        alert: &alert,
+        triage: &triage,
+        commands: &commands,
+        handler: &handler,
+        approval_value: &value,
+        alert_url: Some(alert_url(ctx, &alert)),
+        case_url: incident.case_id.as_deref().map(|c| crate::record::case_url(ctx, c)),
+        outcome: (!open).then(|| decision_line(ctx, incident)),
+        note: if open { note } else { None },
+    };
+    Ok(blocks::approval_message(&view))
+}
+
+/// The alert in Kibana's Security app.
+pub fn alert_url(ctx: &Ctx, alert: &crate::domain::Alert) -> String {
+    let space = ctx.settings.kibana.space.as_deref().map(|s| format!("/s/{s}")).unwrap_or_default();
+    format!(
+        "{}{space}/app/security/alerts/redirect/{}?index={}&timestamp={}",
+        ctx.settings.kibana.public_url,
+        alert.id.0,
+        alert.index,
+        alert.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
 }
 
 pub async fn post_approval(
@@ -91,40 +116,64 @@ pub async fn post_approval(
         .await
         .map_err(JobError::retry)?;
     tracing::info!(incident.id = %incident.id, slack.ts = %posted.ts, "ApprovalRequested");
+    // The permalink makes the case point at the conversation; a failure only costs the link.
+    match ctx.slack.permalink(&posted.channel, &posted.ts).await {
+        Ok(link) => {
+            let field = crate::store::incidents::IncidentField::SlackPermalink;
+            ctx.store.set_field(&incident.id, field, Some(&link)).await.map_err(JobError::retry)?;
+            let text = format!("Approval requested in Slack: {link}");
+            ctx.store.enqueue(&incident.id, &crate::store::Job::CaseComment { text }).await.map_err(JobError::retry)?;
+        }
+        Err(e) => tracing::warn!(incident.id = %incident.id, error = %e, "cannot get the Slack permalink"),
+    }
     Ok(())
 }
 
+/// Rewrites the approval message to match the incident's state (case link added, decision
+/// taken, expired, …).
 pub async fn update_approval_message(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
     let (Some(channel), Some(ts)) = (&incident.slack_channel, &incident.slack_ts) else {
-        return Err(JobError::retry(
-            "the approval message has not been posted yet",
-        ));
+        return Err(JobError::retry("the approval message has not been posted yet"));
     };
-    let original = approval_body(ctx, incident).await?;
-    let line = decision_line(incident);
-    let mut body = blocks::decided_message(&original, &line);
+    let mut body = approval_body(ctx, incident).await?;
     body["channel"] = json!(channel);
     body["ts"] = json!(ts);
-    ctx.slack
-        .update_message(&body)
-        .await
-        .map_err(JobError::from_client)
+    if let Some(obj) = body.as_object_mut() {
+        // chat.update takes neither; the message keeps its metadata.
+        obj.remove("unfurl_links");
+        obj.remove("unfurl_media");
+        obj.remove("metadata");
+    }
+    ctx.slack.update_message(&body).await.map_err(JobError::from_client)
 }
 
 /// "✅ Approved by <@U1> at 2026-… — running 8 commands on WS-1".
-pub fn decision_line(incident: &IncidentRow) -> String {
+pub fn decision_line(ctx: &Ctx, incident: &IncidentRow) -> String {
     let who = incident
         .decided_by
         .as_deref()
         .map(|u| format!("<@{u}>"))
         .unwrap_or_else(|| "nobody".into());
     let when = incident.decided_at.as_deref().unwrap_or("?");
-    match incident.decision.as_deref() {
-        Some("approved") => format!(
-            ":white_check_mark: *Approved* by {who} at {when} — running the commands above on {} one after another; results follow in this thread.",
-            blocks::escape(&incident.host_name)
+    let host = blocks::escape(&incident.host_name);
+    let second = incident
+        .first_approver
+        .as_deref()
+        .filter(|f| Some(*f) != incident.decided_by.as_deref())
+        .map(|f| format!(" (first approval by <@{f}>)"))
+        .unwrap_or_default();
+    match (incident.decision.as_deref(), incident.approval_scope.as_deref()) {
+        (Some("approved"), Some("investigation")) => format!(
+            ":white_check_mark: *Approved (investigation only)* by {who}{second} at {when} — running the read-only commands on {host}; remediation will not run. Results follow in this thread."
         ),
-        Some("declined") => format!(":no_entry: *Declined* by {who} at {when} — nothing will run."),
+        (Some("approved"), _) => format!(
+            ":white_check_mark: *Approved* by {who}{second} at {when} — running the allowed commands above on {host} one after another; results follow in this thread."
+        ),
+        (Some("declined"), _) => format!(":no_entry: *Declined* by {who} at {when} — nothing will run."),
+        _ if incident.state() == Some(IncidentState::Expired) => format!(
+            ":alarm_clock: *Expired* — no decision within {} minutes; nothing will run. Triage manually from the case.",
+            ctx.settings.approval.timeout.as_secs() / 60
+        ),
         _ => format!("Decision recorded at {when}."),
     }
 }

@@ -30,6 +30,12 @@ pub struct IncidentRow {
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub approval_requested_at: Option<String>,
+    pub escalated_at: Option<String>,
+    pub approval_scope: Option<String>,
+    pub first_approver: Option<String>,
+    pub first_approved_at: Option<String>,
+    pub slack_permalink: Option<String>,
 }
 
 impl IncidentRow {
@@ -256,6 +262,12 @@ impl Store {
                 "UPDATE incidents SET case_version = ?, updated_at = ? WHERE id = ?"
             }
             IncidentField::Error => "UPDATE incidents SET error = ?, updated_at = ? WHERE id = ?",
+            IncidentField::SlackPermalink => {
+                "UPDATE incidents SET slack_permalink = ?, updated_at = ? WHERE id = ?"
+            }
+            IncidentField::EscalatedAt => {
+                "UPDATE incidents SET escalated_at = ?, updated_at = ? WHERE id = ?"
+            }
         };
         sqlx::query(sql)
             .bind(value)
@@ -268,10 +280,12 @@ impl Store {
 
     pub async fn set_slack_message(&self, id: &str, channel: &str, ts: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE incidents SET slack_channel = ?, slack_ts = ?, updated_at = ? WHERE id = ?",
+            "UPDATE incidents SET slack_channel = ?, slack_ts = ?, updated_at = ?,
+                    approval_requested_at = coalesce(approval_requested_at, ?) WHERE id = ?",
         )
         .bind(channel)
         .bind(ts)
+        .bind(now_text())
         .bind(now_text())
         .bind(id)
         .execute(&self.pool)
@@ -298,6 +312,8 @@ pub enum IncidentField {
     ConversationId,
     CaseVersion,
     Error,
+    SlackPermalink,
+    EscalatedAt,
 }
 
 impl Store {

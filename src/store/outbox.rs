@@ -35,6 +35,8 @@ pub enum Job {
     CaseComment { text: String },
     /// Rewrite the case description with the full record once the incident has settled.
     FinalizeCase,
+    /// Set the case status (`open`, `in-progress`, `closed`).
+    CaseStatus { status: String },
     /// Run the approved command batch.
     Execute,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
@@ -49,7 +51,7 @@ impl Job {
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
             | Job::Ephemeral { .. } => "slack",
-            Job::CreateCase | Job::CaseComment { .. } | Job::FinalizeCase => "case",
+            Job::CreateCase | Job::CaseComment { .. } | Job::FinalizeCase | Job::CaseStatus { .. } => "case",
             Job::Execute => "exec",
         }
     }
@@ -64,6 +66,7 @@ impl Job {
             Job::CreateCase => "create_case",
             Job::CaseComment { .. } => "case_comment",
             Job::FinalizeCase => "finalize_case",
+            Job::CaseStatus { .. } => "case_status",
             Job::Execute => "execute",
             Job::FollowUp { .. } => "follow_up",
         }

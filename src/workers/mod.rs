@@ -13,6 +13,8 @@ use tokio::task::JoinSet;
 use tokio_util_shutdown::Shutdown;
 use tracing::Instrument;
 
+pub mod expiry;
+
 use crate::app::Ctx;
 use crate::domain::IncidentState;
 use crate::store::{Job, OutboxRow, Store, outbox};
@@ -139,7 +141,9 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
     let store = &ctx.store;
     let outcome = match result {
         Ok(()) => store.complete(row.id).await,
-        Err(e) if e.retryable && row.attempts < MAX_ATTEMPTS => {
+        // Records and messages must not be lost to an outage: retry those for as long as it
+        // lasts (the backoff is capped); other work gives up after MAX_ATTEMPTS.
+        Err(e) if e.retryable && (row.attempts < MAX_ATTEMPTS || matches!(row.lane.as_str(), "case" | "slack")) => {
             let delay = e.retry_after.unwrap_or_else(|| backoff(row.attempts));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
             store.retry_later(row.id, delay, &e.message).await
@@ -185,7 +189,8 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
             text,
         } => crate::slack_app::notify::ephemeral(ctx, &channel, &user, &text).await,
         Job::CreateCase => crate::record::create_case(ctx, &incident).await,
-        Job::CaseComment { text } => crate::record::comment(ctx, &incident, &text).await,
+        Job::CaseComment { text } => crate::record::comment(ctx, &incident, &text, row.id, row.attempts).await,
+        Job::CaseStatus { status } => crate::record::set_status(ctx, &incident, &status).await,
         Job::FinalizeCase => crate::record::finalize(ctx, &incident).await,
         Job::Execute => crate::execute::run_batch(ctx, &incident).await,
         Job::FollowUp { question, user } => {

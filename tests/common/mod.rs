@@ -11,7 +11,7 @@ pub use triage_bot::demo::{
     wait_for_state,
 };
 pub use triage_bot::domain::IncidentState;
-pub use triage_bot::slack_app::blocks::{ACTION_APPROVE, ACTION_DECLINE};
+pub use triage_bot::slack_app::blocks::{ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE};
 
 pub const T: Duration = Duration::from_secs(20);
 

@@ -4,6 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::wire::{
+    CaseAssignee,
     AlertRule, CaseConnector, CaseResponse, CaseSettings, CommentRequest, CreateCaseRequest,
     FindCasesResponse, PatchCasesRequest,
 };
@@ -21,6 +22,10 @@ pub struct NewCase {
     pub description: String,
     pub tags: Vec<String>,
     pub severity: Severity,
+    /// At most 50 characters (Kibana's limit).
+    pub category: Option<String>,
+    /// A Kibana user profile uid.
+    pub assignee: Option<String>,
 }
 
 #[derive(Clone)]
@@ -64,6 +69,8 @@ impl CasesClient {
             settings: CaseSettings { sync_alerts: true },
             owner: OWNER,
             severity: case.severity.as_str(),
+            category: case.category.map(|c| clip_plain(&c, 50)),
+            assignees: case.assignee.map(|uid| vec![CaseAssignee { uid }]).unwrap_or_default(),
         };
         self.http
             .json(self.http.request(Method::POST, "/api/cases").json(&body))
@@ -105,6 +112,25 @@ impl CasesClient {
         self.http
             .json(self.http.request(Method::POST, &path).json(body))
             .await
+    }
+
+    /// The texts of the case's user comments (for idempotent retries), all pages.
+    pub async fn comment_texts(&self, case_id: &str) -> Result<Vec<String>, KibanaError> {
+        let mut out = Vec::new();
+        for page in 1..=50u32 {
+            let rb = self
+                .http
+                .request(Method::GET, &format!("/api/cases/{case_id}/comments/_find"))
+                .query(&[("perPage", "100".to_string()), ("page", page.to_string())]);
+            let found: Value = self.http.json(rb).await?;
+            let comments = found.get("comments").and_then(Value::as_array).cloned().unwrap_or_default();
+            out.extend(comments.iter().filter_map(|c| c.get("comment").and_then(Value::as_str)).map(String::from));
+            let total = found.get("total").and_then(Value::as_u64).unwrap_or(0);
+            if comments.is_empty() || (page as u64) * 100 >= total {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn get(&self, case_id: &str) -> Result<CaseResponse, KibanaError> {
@@ -151,6 +177,11 @@ impl CasesClient {
             }
         }
     }
+}
+
+/// Cuts a short field (no room for a note) to `max` characters.
+fn clip_plain(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// Cuts text to at most `max` characters, saying so at the end.

@@ -91,6 +91,15 @@ pub struct CreateCaseRequest {
     pub settings: CaseSettings,
     pub owner: &'static str,
     pub severity: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assignees: Vec<CaseAssignee>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaseAssignee {
+    pub uid: String,
 }
 
 #[derive(Debug, Serialize)]

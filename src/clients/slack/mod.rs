@@ -74,6 +74,7 @@ pub struct SlackClient {
     max_rate_limit_waits: u32,
     directory: Arc<Mutex<Option<Directory>>>,
     directory_ttl: Duration,
+    groups: Arc<Mutex<HashMap<String, (Instant, Vec<String>)>>>,
 }
 
 impl SlackClient {
@@ -88,6 +89,7 @@ impl SlackClient {
             token,
             max_rate_limit_waits: 5,
             directory: Arc::new(Mutex::new(None)),
+            groups: Arc::new(Mutex::new(HashMap::new())),
             directory_ttl: Duration::from_secs(3600),
         })
     }
@@ -212,6 +214,37 @@ impl SlackClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Members of a user group (S…), cached for five minutes.
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, SlackError> {
+        {
+            let cache = self.groups.lock().await;
+            if let Some((at, members)) = cache.get(group)
+                && at.elapsed() < Duration::from_secs(300)
+            {
+                return Ok(members.clone());
+            }
+        }
+        let v = self.call_form("usergroups.users.list", &[("usergroup", group.to_string())]).await?;
+        let members: Vec<String> = v
+            .get("users")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default();
+        self.groups.lock().await.insert(group.to_string(), (Instant::now(), members.clone()));
+        Ok(members)
+    }
+
+    /// A link to a message, for the case record.
+    pub async fn permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
+        let v = self
+            .call_form("chat.getPermalink", &[("channel", channel.to_string()), ("message_ts", ts.to_string())])
+            .await?;
+        v.get("permalink")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| SlackError::Decode { method: "chat.getPermalink".into(), detail: "no permalink".into() })
     }
 
     /// The ts of the message posted for `incident` (found by its metadata), if any — so a retried
