@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use crate::clients::elastic::ElasticClient;
 use crate::clients::kibana::KibanaHttp;
-use crate::clients::kibana::assistant::AssistantClient;
 use crate::clients::kibana::cases::CasesClient;
 use crate::clients::slack::SlackClient;
 use crate::config::Settings;
@@ -25,7 +24,7 @@ pub struct Ctx {
     pub settings: Settings,
     pub store: Store,
     pub elastic: ElasticClient,
-    pub assistant: AssistantClient,
+    pub assistant: Arc<dyn crate::triage::assistant::Assistant>,
     pub cases: CasesClient,
     pub slack: SlackClient,
     pub prompts: Prompts,
@@ -40,21 +39,18 @@ impl Ctx {
         runner: Option<Arc<dyn CommandRunner>>,
     ) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.database_url).await?;
-        let prompts = match &settings.prompts_dir {
-            Some(dir) => Prompts::from_dir(dir)?,
-            None => Prompts::embedded()?,
-        };
+        let prompts = Prompts::load(&settings)?;
         let kibana = KibanaHttp::new(&settings.kibana)?;
         Ok(Self {
             elastic: ElasticClient::new(&settings.elastic)?,
-            assistant: AssistantClient::new(
-                kibana.clone(),
-                settings.kibana.connector_id.clone(),
-                settings.kibana.stream,
-            ),
+            // The backend is configuration (ASSISTANT=kibana|agent_builder|openai).
+            assistant: crate::triage::assistant::build(&settings)?,
             cases: CasesClient::new(kibana),
             slack: SlackClient::new(&settings.slack.api_url, settings.slack.bot_token.clone())?,
-            runner: runner.unwrap_or_else(|| crate::execute::default_runner(&settings.winrm)),
+            runner: match runner {
+                Some(r) => r,
+                None => crate::execute::build_runner(&settings)?,
+            },
             prompts,
             store,
             settings,
@@ -90,7 +86,8 @@ impl App {
         let (trigger, shutdown) = tokio_util_shutdown::channel();
         let router = crate::http::router(ctx.clone());
         let mut http_shutdown = shutdown.clone();
-        let tasks = vec![
+        let socket_shutdown = shutdown.clone();
+        let mut tasks = vec![
             tokio::spawn(async move {
                 let serve = axum::serve(listener, router)
                     .with_graceful_shutdown(async move { http_shutdown.wait().await });
@@ -102,6 +99,11 @@ impl App {
             tokio::spawn(crate::workers::expiry::run(ctx.clone(), shutdown.clone())),
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
+        if ctx.settings.approval.transport == crate::config::SlackTransport::Socket {
+            let token = ctx.settings.approval.app_token.clone().context("SLACK_APP_TOKEN is required for Socket Mode")?;
+            let app_client = SlackClient::new(&ctx.settings.slack.api_url, token)?;
+            tasks.push(tokio::spawn(crate::slack_app::socket_mode::run(ctx.clone(), app_client, socket_shutdown)));
+        }
         tracing::info!(http.addr = %addr, "triage-bot started");
         Ok(RunningApp {
             addr,

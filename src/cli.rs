@@ -24,6 +24,11 @@ enum Command {
     Serve,
     /// Run the whole loop once against in-process emulators and print the timeline.
     Demo,
+    /// WinRM tools: `winrm run` runs one command on a host (connectivity and credential check).
+    Winrm {
+        #[command(subcommand)]
+        action: crate::execute::cli::WinRmCommand,
+    },
     /// Load and validate the configuration, print it with secrets redacted, and exit.
     CheckConfig,
     /// Parse an assistant answer (a file, or - for stdin) and print the result as JSON.
@@ -31,6 +36,20 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Triage one alert document (JSON) with the configured assistant and print the parsed
+    /// result and the Slack message it would post. Posts nothing.
+    Replay { alert: String },
+    /// The local audit record of incidents.
+    Case {
+        #[command(subcommand)]
+        action: CaseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Print what was proposed, decided and run for an incident, and its case id and URL.
+    Show { incident: String },
 }
 
 const DEFAULT_LOG: &str = "info,sqlx=warn,tower_http=warn";
@@ -57,6 +76,9 @@ pub fn main() -> ExitCode {
             Command::Demo => crate::demo::run().await,
             Command::CheckConfig => check_config(),
             Command::Parse { file } => parse(&file),
+            Command::Winrm { action } => crate::execute::cli::run(action).await,
+            Command::Replay { alert } => crate::triage::replay::run(&alert).await,
+            Command::Case { action: CaseCommand::Show { incident } } => case_show(&incident).await,
         }
     });
     match result {
@@ -82,6 +104,21 @@ fn check_config() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     crate::telemetry::init(LogFormat::Pretty, DEFAULT_LOG);
     println!("{settings:#?}");
+    Ok(())
+}
+
+/// Needs only DATABASE_URL (and KIBANA_PUBLIC_URL / KIBANA_URL / KIBANA_SPACE for the link).
+async fn case_show(incident: &str) -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://triage-bot.db?mode=rwc".into());
+    let store = crate::store::Store::connect(&url).await?;
+    let base = std::env::var("KIBANA_PUBLIC_URL").or_else(|_| std::env::var("KIBANA_URL")).ok().map(|b| {
+        let b = b.trim_end_matches('/').to_string();
+        match std::env::var("KIBANA_SPACE").ok().filter(|s| !s.is_empty() && s != "default") {
+            Some(space) => format!("{b}/s/{space}"),
+            None => b,
+        }
+    });
+    print!("{}", crate::record::show::render(&store, incident, base.as_deref()).await?);
     Ok(())
 }
 

@@ -100,6 +100,11 @@ pub struct WinRmSettings {
     pub host_map: HashMap<String, String>,
     pub username: String,
     pub password: Secret,
+    /// `ntlm` (message sealing over http, the default: what a stock host accepts) or `basic`
+    /// (over https).
+    pub transport: crate::clients::winrm::WinRmAuth,
+    /// HTTPS certificate validation: a custom CA file, or the explicit insecure switch.
+    pub tls: crate::clients::winrm::TlsOptions,
     pub operation_timeout: Duration,
     pub command_timeout: Duration,
     pub max_output_bytes: usize,
@@ -124,10 +129,16 @@ pub struct Settings {
     pub kibana: KibanaSettings,
     pub slack: SlackSettings,
     pub winrm: WinRmSettings,
+    /// Which runner each host group uses, batch deadline and failure policy (`crate::execute`).
+    pub runner: crate::execute::RunnerSettings,
+    /// The assistant, prompt budget, safety gate and handler routing (`crate::triage::settings`).
+    pub triage: crate::triage::settings::TriageSettings,
     /// How often workers look for due outbox work when nothing woke them.
     pub worker_tick: Duration,
     pub approval: ApprovalSettings,
     pub cases: CaseSettings,
+    /// First retry delay of a failed job; doubles on each attempt, capped at five minutes.
+    pub retry_base: Duration,
 }
 
 /// Who may decide, for how long, and what happens when nobody does.
@@ -374,14 +385,36 @@ impl Settings {
             approvers: env.list("SLACK_APPROVERS"),
             routes: env.map("HANDLER_ROUTES")?,
         };
+        // WinRM credentials are needed only when some host group runs on WinRM.
+        let needs_winrm = crate::execute::RunnerSettings::lookup_uses_winrm(lookup);
+        let winrm_password = match env.opt("WINRM_PASSWORD_FILE") {
+            Some(path) => crate::execute::cli::read_password_file(std::path::Path::new(&path))
+                .map_err(|e| err("WINRM_PASSWORD_FILE", e.to_string()))?,
+            None if needs_winrm => env.secret("WINRM_PASSWORD", "that account's password (or WINRM_PASSWORD_FILE)")?,
+            None => Secret::new(env.or("WINRM_PASSWORD", "")),
+        };
         let winrm = WinRmSettings {
             endpoint_template: env.or("WINRM_ENDPOINT_TEMPLATE", "http://{host}:5985/wsman"),
             host_map: env.map("WINRM_HOST_MAP")?,
-            username: env.required(
-                "WINRM_USERNAME",
-                "the account commands run as (DOMAIN\\user)",
-            )?,
-            password: env.secret("WINRM_PASSWORD", "that account's password")?,
+            username: if needs_winrm {
+                env.required(
+                    "WINRM_USERNAME",
+                    "the account commands run as (DOMAIN\\user)",
+                )?
+            } else {
+                env.or("WINRM_USERNAME", "")
+            },
+            password: winrm_password,
+            transport: {
+                let t = env.or("WINRM_TRANSPORT", "ntlm");
+                crate::clients::winrm::WinRmAuth::parse(&t).ok_or_else(|| {
+                    err("WINRM_TRANSPORT", format!("expected ntlm or basic, got {t:?}"))
+                })?
+            },
+            tls: crate::clients::winrm::TlsOptions {
+                ca_file: env.opt("WINRM_CA_FILE").map(PathBuf::from),
+                insecure: env.bool("WINRM_INSECURE", false)?,
+            },
             operation_timeout: env.secs("WINRM_OPERATION_TIMEOUT_SECS", 20.0)?,
             command_timeout: env.secs("WINRM_COMMAND_TIMEOUT_SECS", 300.0)?,
             max_output_bytes: env.num(
@@ -405,6 +438,8 @@ impl Settings {
             kibana,
             slack,
             winrm,
+            runner: crate::execute::RunnerSettings::from_lookup(lookup)?,
+            triage: crate::triage::settings::TriageSettings::from_lookup(lookup)?,
             worker_tick: env.secs("WORKER_TICK_SECS", 1.0)?,
             approval: ApprovalSettings {
                 approver_groups: env.list("SLACK_APPROVER_GROUPS"),
@@ -427,6 +462,7 @@ impl Settings {
                 },
                 app_token: env.opt("SLACK_APP_TOKEN").map(Secret::new),
             },
+            retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
             cases: CaseSettings {
                 close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
                 assignees: env.map("CASE_ASSIGNEES")?,

@@ -101,6 +101,11 @@ pub fn alert_document(id: &str, timestamp: &str) -> Value {
         "kibana.alert.rule.uuid": "b7e2c1d0-5a4f-11ee-8c99-0242ac120002",
         "kibana.alert.rule.rule_id": "00000000-example-wmi-run-key",
         "kibana.alert.rule.tags": ["Domain: Endpoint", "OS: Windows", "Tactic: Persistence"],
+        "kibana.alert.rule.threat": [{
+            "framework": "MITRE ATT&CK",
+            "tactic": { "id": "TA0003", "name": "Persistence", "reference": "https://attack.mitre.org/tactics/TA0003/" },
+            "technique": [{ "id": "T1547", "name": "Boot or Logon Autostart Execution", "reference": "https://attack.mitre.org/techniques/T1547/" }]
+        }],
         "kibana.space_ids": ["default"],
         "event.kind": "signal",
         "agent": { "id": "2b1eb7f7-bd61-436a-98af-c2b182043476", "type": "endpoint" },
@@ -203,6 +208,7 @@ impl World {
             ("WINRM_OPERATION_TIMEOUT_SECS", "2".into()),
             ("POLL_INTERVAL_SECS", "0.2".into()),
             ("WORKER_TICK_SECS", "0.2".into()),
+            ("RETRY_BASE_SECS", "0.05".into()),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -213,6 +219,11 @@ impl World {
             env.insert(k.to_string(), v.to_string());
         }
         Ok(Settings::from_lookup(&|k| env.get(k).cloned())?)
+    }
+
+    /// The app with some settings changed, as a deployment's environment would.
+    pub async fn start_app_with(&self, overrides: &[(&str, &str)]) -> anyhow::Result<RunningApp> {
+        App::start(self.settings_with(overrides)?, None).await
     }
 
     pub async fn start_app(&self) -> anyhow::Result<RunningApp> {

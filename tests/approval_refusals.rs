@@ -35,7 +35,7 @@ async fn no_records_the_decision_and_runs_nothing() {
     let msg = top_level(&world).remove(0);
     assert!(all_text(&msg.blocks).contains(&format!("*Declined* by <@{HANDLER_ID}>")));
     assert!(!block_types(&msg.blocks).contains(&"actions".to_string()));
-    app.stop().await;
+    finish(&world, app).await;
 }
 
 #[tokio::test]
@@ -76,7 +76,7 @@ async fn a_click_from_someone_else_is_refused_privately_and_changes_nothing() {
     wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
-    app.stop().await;
+    finish(&world, app).await;
 }
 
 #[tokio::test]
@@ -112,7 +112,7 @@ async fn forged_and_stale_requests_get_401_and_change_nothing() {
     assert_eq!(incident.state, "awaiting_approval");
     assert!(world.winrm.executed().is_empty());
     assert!(world.slack.ephemerals().is_empty());
-    app.stop().await;
+    finish(&world, app).await;
 }
 
 #[tokio::test]
@@ -156,5 +156,5 @@ async fn a_double_click_runs_the_commands_once() {
         .filter(|a| a.event == "ApprovalDecided")
         .collect();
     assert_eq!(decided.len(), 1);
-    app.stop().await;
+    finish(&world, app).await;
 }

@@ -153,5 +153,5 @@ async fn a_critical_alert_is_triaged_approved_run_and_recorded() {
             .is_some_and(|t| t.starts_with("**Approved**"))
     }));
 
-    app.stop().await;
+    finish(&world, app).await;
 }

@@ -57,7 +57,7 @@ async fn a_restart_between_post_and_click_loses_nothing_and_repeats_nothing() {
     );
     assert_eq!(top_level(&world).len(), 1);
     assert_eq!(world.kibana.cases().len(), 1, "no second case");
-    second.stop().await;
+    finish(&world, second).await;
 }
 
 #[tokio::test]
@@ -99,5 +99,5 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
     assert_eq!(commands[0].status, "interrupted");
     assert!(commands[1..].iter().all(|c| c.status == "skipped"));
     assert!(world.winrm.executed().is_empty(), "nothing was re-run");
-    app.stop().await;
+    finish(&world, app).await;
 }

@@ -47,5 +47,5 @@ async fn an_answer_without_commands_is_reported_and_kept() {
             .contains("I cannot help with that request.")
     );
     assert!(world.winrm.executed().is_empty());
-    app.stop().await;
+    finish(&world, app).await;
 }

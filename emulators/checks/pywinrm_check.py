@@ -6,7 +6,11 @@ against the emulator too, the emulator's wire format is not just agreeing with o
 client. Run by emulators/tests/winrm_pywinrm.rs, which starts and seeds the emulator.
 
 Usage:
-    pywinrm_check.py URL USERNAME PASSWORD CASES_JSON
+    pywinrm_check.py URL USERNAME PASSWORD CASES_JSON [TRANSPORT]
+
+TRANSPORT is pywinrm's transport name: "basic" (the default; plaintext over HTTP, the emulator
+in Basic + AllowUnencrypted mode) or "ntlm" (requests_ntlm/pyspnego NTLM over HTTP with message
+encryption, pywinrm's message_encryption="auto"; the emulator configured like a stock host).
 
 CASES_JSON is a JSON list of cases:
     {"kind": "ps", "script": "...", "stdout": "...", "exit": 0, "stderr_contains": "..."}
@@ -64,8 +68,11 @@ def check_cmd(session, case):
         assert text(rs.std_out) == case["stdout"], f"stdout {rs.std_out!r} != {case['stdout']!r}"
 
 
+TRANSPORT = "basic"
+
+
 def protocol(url, user, password):
-    return Protocol(url, transport="basic", username=user, password=password)
+    return Protocol(url, transport=TRANSPORT, username=user, password=password)
 
 
 def check_stdin(url, user, password, case):
@@ -80,7 +87,7 @@ def check_stdin(url, user, password, case):
 
 
 def check_bad_auth(url, user):
-    session = winrm.Session(url, auth=(user, "definitely-not-the-password"), transport="basic")
+    session = winrm.Session(url, auth=(user, "definitely-not-the-password"), transport=TRANSPORT)
     try:
         session.run_cmd("hostname")
     except InvalidCredentialsError:
@@ -101,12 +108,15 @@ def check_bad_shell(url, user, password):
 
 
 def main(argv):
-    if len(argv) != 5:
+    global TRANSPORT
+    if len(argv) not in (5, 6):
         print(__doc__, file=sys.stderr)
         return 2
-    url, user, password, cases_json = argv[1:]
+    url, user, password, cases_json = argv[1:5]
+    if len(argv) == 6:
+        TRANSPORT = argv[5]
     cases = json.loads(cases_json)
-    session = winrm.Session(url, auth=(user, password), transport="basic")
+    session = winrm.Session(url, auth=(user, password), transport=TRANSPORT)
     passed = failed = 0
     for i, case in enumerate(cases):
         kind = case["kind"]
@@ -132,7 +142,9 @@ def main(argv):
             passed += 1
             print(f"ok   {label}")
     # Deliberately not the "N passed, N failed" shape: this is one test's detail, not a suite.
-    print(f"pywinrm {version('pywinrm')} check done: {passed} cases ok, {failed} failing")
+    print(
+        f"pywinrm {version('pywinrm')} ({TRANSPORT}) check done: {passed} cases ok, {failed} failing"
+    )
     return 1 if failed else 0
 
 

@@ -89,6 +89,8 @@ pub struct KibanaState {
     pub fail_assistant: VecDeque<u16>,
     /// Statuses the next Cases requests fail with.
     pub fail_cases: VecDeque<u16>,
+    /// The next Cases writes are applied but answered with 502, as when a proxy drops the answer.
+    pub lose_case_responses: VecDeque<u16>,
     pub required_auth: Option<String>,
     /// Pause between streamed chunks.
     pub chunk_delay: Option<Duration>,
@@ -109,13 +111,14 @@ impl KibanaEmulator {
     /// When the listener cannot be bound.
     pub async fn start() -> anyhow::Result<Self> {
         let state = Recorder::new(KibanaState::default());
-        let router = Router::new().fallback({
+        let router = Router::new().merge(crate::kibana_agent_builder::router(state.clone())).fallback({
             let state = state.clone();
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
                 async move { handle(state, method, uri, headers, body).await }
             }
         });
+        let router = crate::kibana_endpoint::merge(router, &state);
         let addr = server::spawn(router).await?;
         Ok(Self {
             state,
@@ -180,6 +183,12 @@ impl KibanaEmulator {
     }
 
     /// The next `n` Cases requests fail with `status` and the core error shape.
+    /// The next `n` Cases writes are applied but answered with 502 (the response is "lost").
+    pub fn lose_case_responses_next(&self, n: usize) {
+        self.state
+            .update(|s| s.lose_case_responses.extend(std::iter::repeat_n(502, n)));
+    }
+
     pub fn fail_cases_next(&self, n: usize, status: u16) {
         self.state
             .update(|s| s.fail_cases.extend(std::iter::repeat_n(status, n)));
@@ -405,7 +414,9 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
             if let Some(status) = take(state, |s| &mut s.fail_cases) {
                 return core_error(status, "emulated failure");
             }
-            match (m, rest) {
+            // A write whose response is lost: it is applied, then the client sees a 502.
+            let lose = m != Method::GET && take(state, |s| &mut s.lose_case_responses).is_some();
+            let response = match (m, rest) {
                 (&Method::POST, []) => create_case(state, &req, &body),
                 (&Method::PATCH, []) => patch_cases(state, &req, &body),
                 (&Method::GET, ["_find"]) => find_cases(state, &req),
@@ -413,7 +424,11 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
                 (&Method::GET, [id, "comments", "_find"]) => find_comments(state, &req, id),
                 (&Method::POST, [id, "comments"]) => add_comment(state, &req, id, &body),
                 _ => core_error(404, "Not Found"),
+            };
+            if lose {
+                return core_error(502, "emulated lost response (the write was applied)");
             }
+            response
         }
         _ => core_error(404, "Not Found"),
     }

@@ -17,6 +17,9 @@
 
 pub mod elasticsearch;
 pub mod kibana;
+pub mod kibana_agent_builder;
+pub mod kibana_endpoint;
+pub mod openai;
 pub mod pycheck;
 pub mod server;
 pub mod slack;

@@ -108,6 +108,14 @@ pub struct ResponseUrlPost {
 #[derive(Debug, Default)]
 pub struct SlackState {
     pub bot_token: String,
+    /// Socket Mode: the app-level token `apps.connections.open` accepts, and the WebSocket URL it hands out.
+    pub app_token: Option<String>,
+    pub socket_url: Option<String>,
+    /// Socket Mode: one sender per open WebSocket connection.
+    pub socket_senders: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Socket Mode: every connection made, and every frame the app sent back (acks).
+    pub socket_connects: usize,
+    pub socket_acks: Vec<Value>,
     pub calls: Vec<SlackCall>,
     pub messages: Vec<SlackMessage>,
     pub ephemerals: Vec<SlackEphemeral>,
@@ -176,6 +184,55 @@ impl SlackEmulator {
             state,
             base: format!("http://{addr}"),
         })
+    }
+
+    /// Turns on Socket Mode: `apps.connections.open` (with `app_token`) hands out a `ws://` URL
+    /// of a WebSocket endpoint that greets with `hello`, delivers envelopes sent with
+    /// [`Self::send_socket_envelope`] and records the app's acknowledgements.
+    pub async fn enable_socket_mode(&self, app_token: &str) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        self.state.update(|s| {
+            s.app_token = Some(app_token.to_string());
+            s.socket_url = Some(format!("ws://{addr}/link/?ticket=emulated"));
+        });
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move { socket_connection(state, stream).await });
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends an envelope (`interactive`, `events_api`, `slash_commands`) to the connected app;
+    /// returns its `envelope_id`. Fails when no app is connected.
+    pub fn send_socket_envelope(&self, kind: &str, payload: Value) -> anyhow::Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let envelope = json!({
+            "envelope_id": id, "type": kind, "payload": payload,
+            "accepts_response_payload": kind == "interactive",
+            "retry_attempt": 0, "retry_reason": ""
+        });
+        let sent = self.state.update(|s| {
+            s.socket_senders.retain(|tx| !tx.is_closed());
+            s.socket_senders.first().map(|tx| tx.send(envelope.to_string()).is_ok())
+        });
+        match sent {
+            Some(true) => Ok(id),
+            _ => anyhow::bail!("no Socket Mode connection is open"),
+        }
+    }
+
+    /// Asks every connected app to reconnect, as Slack does periodically.
+    pub fn socket_disconnect_all(&self) {
+        let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "emulator"}});
+        self.state.update(|s| {
+            for tx in &s.socket_senders {
+                let _ = tx.send(frame.to_string());
+            }
+        });
     }
 
     /// Web API base with trailing `/api/` (clients append the method name).
@@ -703,7 +760,12 @@ fn handle(
     }
 
     let result: ApiResult = (|| {
-        let expected = state.read().bot_token.clone();
+        // apps.connections.open is the one method called with the app-level token.
+        let expected = if api_method == "apps.connections.open" {
+            state.read().app_token.clone().unwrap_or_default()
+        } else {
+            state.read().bot_token.clone()
+        };
         match token {
             None => return Err(ApiError::new("not_authed")),
             Some(t) if t != expected => return Err(ApiError::new("invalid_auth")),
@@ -785,6 +847,10 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
                 "permalink": format!("https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{}", ts.replace('.', "")),
             }))
         }
+        "apps.connections.open" => match state.read().socket_url.clone() {
+            Some(url) => Ok(json!({"ok": true, "url": url})),
+            None => Err(ApiError::new("not_allowed_token_type")),
+        },
         "conversations.history" => history(state, p),
         "conversations.replies" => replies(state, p),
         _ => Err(ApiError::new("unknown_method")),
@@ -1576,4 +1642,51 @@ mod tests {
             "invalid_cursor"
         );
     }
+}
+
+/// One Socket Mode WebSocket: `hello`, then envelopes out and acknowledgements in.
+async fn socket_connection(state: Arc<Recorder<SlackState>>, stream: tokio::net::TcpStream) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (mut sink, mut source) = ws.split();
+    let hello = json!({"type": "hello", "num_connections": 1,
+                       "debug_info": {"host": "emulator", "approximate_connection_time": 18060},
+                       "connection_info": {"app_id": APP_ID}});
+    if sink.send(Message::Text(hello.to_string().into())).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    state.update(|s| {
+        s.socket_connects += 1;
+        s.socket_senders.push(tx);
+    });
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(text) => {
+                    let disconnect = text.contains("\"type\":\"disconnect\"");
+                    if sink.send(Message::Text(text.into())).await.is_err() || disconnect {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            inbound = source.next() => match inbound {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                        state.update(|s| s.socket_acks.push(v));
+                    }
+                }
+                Some(Ok(Message::Ping(p))) => {
+                    let _ = sink.send(Message::Pong(p)).await;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    state.update(|s| s.socket_senders.retain(|tx| !tx.is_closed()));
 }

@@ -1,11 +1,15 @@
 //! WinRM host emulator: a Windows host's WS-Management service with the WinRS cmd shell
-//! (`POST /wsman`, SOAP 1.2), Basic auth, and a table of canned outputs keyed by the PowerShell
-//! script decoded from `-EncodedCommand` (or by the raw command line for non-PowerShell
-//! commands).
+//! (`POST /wsman`, SOAP 1.2), Basic auth and NTLM with message sealing (server side through
+//! `sspi`'s NTLM acceptor, one security context per TCP connection), and a table of canned
+//! outputs keyed by the PowerShell script decoded from `-EncodedCommand` (or by the raw command
+//! line for non-PowerShell commands). Two wrappers are unwrapped so tests see what really ran:
+//! triage-bot's approved-command wrapper (the command comes base64-encoded in the shell's
+//! `TRIAGE_BOT_COMMAND` environment variable) and the stdin bootstrap (the script arrives with
+//! `rsp:Send`; the command only starts once stdin ends).
 //!
-//! It owns the shell/command state, the output table and the record of every request and every
-//! executed command. It does not run anything, does not do NTLM or message sealing (yet), and
-//! does not do PSRP.
+//! It owns the shell/command state, the output table, the per-connection NTLM contexts and the
+//! record of every request and every executed command. It does not run anything, does not do
+//! Kerberos, CredSSP or PSRP.
 //!
 //! Wire facts it reproduces, from real Windows traffic (shared/reference/winrm.md):
 //! - strict request checks like a real host: SOAP 1.2 envelope, a MessageID, a known Action, the
@@ -22,7 +26,11 @@
 //! - faults as HTTP 500 with `s:Fault` and `f:WSManFault Code=… Machine=…`;
 //! - powershell.exe's stderr as CLIXML (`#< CLIXML\r\n<Objs…><S S="Error">…_x000D__x000A_</S>`);
 //! - a 401 with an empty body and `WWW-Authenticate: Negotiate` and `Basic realm="WSMAN"` on bad
-//!   or missing credentials;
+//!   or missing credentials (only the schemes enabled with [`WinRmEmulator::set_auth`]);
+//! - NTLM as Windows does it over HTTP (winrm.md §3.2–§3.3): raw NTLMSSP under `Negotiate`, the
+//!   challenge in a 401, 200 after the authenticate message, then `multipart/encrypted`
+//!   HTTP-SPNEGO-session-encrypted bodies both ways (faults too), the `Length=` checked after
+//!   unsealing; with `AllowUnencrypted=false` a plaintext body is refused with 401;
 //! - cmd.exe's 8191-character command-line limit ("The command line is too long.", exit 1).
 
 use std::collections::HashMap;
@@ -32,7 +40,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
@@ -42,8 +50,13 @@ use quick_xml::XmlVersion;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
+use sspi::{
+    AuthIdentity, BufferType, CredentialUse, DataRepresentation, EncryptionFlags, Ntlm,
+    SecurityBuffer, SecurityBufferRef, SecurityStatus, ServerRequestFlags, Sspi, SspiImpl,
+    Username,
+};
 
-use crate::server::{self, Recorder};
+use crate::server::Recorder;
 
 const NS_SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
 const NS_SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -94,6 +107,55 @@ pub struct WinRmEmulatorConfig {
     pub password: String,
 }
 
+/// Which authentication the host accepts: the `Service/Auth` and `AllowUnencrypted` settings
+/// of `winrm get winrm/config`. The default (all on) suits the Basic-over-HTTP tests and pywinrm's
+/// basic mode; [`EmulatorAuth::stock`] is a stock host (NTLM only, sealing required).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmulatorAuth {
+    pub basic: bool,
+    pub negotiate: bool,
+    pub allow_unencrypted: bool,
+}
+
+impl Default for EmulatorAuth {
+    fn default() -> Self {
+        Self {
+            basic: true,
+            negotiate: true,
+            allow_unencrypted: true,
+        }
+    }
+}
+
+impl EmulatorAuth {
+    /// A stock Windows host: Negotiate only, `AllowUnencrypted=false`.
+    pub fn stock() -> Self {
+        Self {
+            basic: false,
+            negotiate: true,
+            allow_unencrypted: false,
+        }
+    }
+}
+
+/// The exact text of triage-bot's approved-command wrapper (a copy of
+/// `triage_bot::clients::winrm::powershell::APPROVED_WRAPPER`; the client's tests fail if the two
+/// drift, because the emulator would then not find the approved command).
+pub const APPROVED_WRAPPER: &str = "# triage-bot approved-command wrapper v1\n\
+$ProgressPreference = 'SilentlyContinue'\n\
+$VerbosePreference = 'SilentlyContinue'\n\
+$WarningPreference = 'SilentlyContinue'\n\
+$triageBotCommand = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($env:TRIAGE_BOT_COMMAND))\n\
+try { & ([ScriptBlock]::Create($triageBotCommand)) | Format-List | Out-String -Width 120 } catch { 'Error: ' + $_.Exception.Message }\n";
+/// The environment variable the wrapper reads.
+pub const APPROVED_COMMAND_VAR: &str = "TRIAGE_BOT_COMMAND";
+/// The exact text of triage-bot's stdin bootstrap (a copy of the client's `STDIN_BOOTSTRAP`).
+pub const STDIN_BOOTSTRAP: &str = "# triage-bot stdin bootstrap v1\n\
+$ProgressPreference = 'SilentlyContinue'\n\
+& chcp.com 65001 > $null\n\
+$triageBotScript = $input | Out-String\n\
+& ([ScriptBlock]::Create($triageBotScript))\n";
+
 /// One command the host was asked to run.
 #[derive(Debug, Clone)]
 pub struct ExecutedCommand {
@@ -102,11 +164,37 @@ pub struct ExecutedCommand {
     /// The raw `rsp:Command` text, followed by the `rsp:Arguments` joined with spaces when there
     /// are any (Windows joins them the same way).
     pub command_line: String,
-    /// The script decoded from `-EncodedCommand`; `None` when the line is not PowerShell-encoded.
+    /// The script that ran, with every wrapper taken off: for triage-bot's approved-command
+    /// wrapper the approved command decoded from the environment, for the stdin bootstrap the
+    /// script read from stdin, otherwise the script decoded from `-EncodedCommand`. `None` when
+    /// the line is not PowerShell-encoded.
     pub script: Option<String>,
+    /// The script decoded from `-EncodedCommand` itself (the wrapper or bootstrap when there is
+    /// one).
+    pub outer_script: Option<String>,
+    /// True when the command came inside triage-bot's approved-command wrapper.
+    pub wrapped: bool,
+    /// True when the script came over stdin to the bootstrap.
+    pub via_stdin: bool,
     /// The shell's WINRS_CODEPAGE (pywinrm sends 437, triage-bot 65001).
     pub codepage: u32,
+    /// The shell's WINRS_NOPROFILE (`None` when not sent).
+    pub noprofile: Option<bool>,
+    /// The shell's `rsp:Environment` variables.
+    pub env: Vec<(String, String)>,
     pub at: DateTime<Utc>,
+}
+
+impl ExecutedCommand {
+    /// The approved command text as the operator saw it: [`Self::script`] when the command
+    /// came in triage-bot's wrapper, else `None`.
+    pub fn approved_command(&self) -> Option<&str> {
+        if self.wrapped {
+            self.script.as_deref()
+        } else {
+            None
+        }
+    }
 }
 
 /// One request as the host saw it, with the status it answered.
@@ -119,6 +207,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// `f:WSManFault/@Code` when the answer was a fault that carries one.
     pub wsman_code: Option<u32>,
+    /// True when the request came sealed (NTLM) and the answer went back sealed.
+    pub sealed: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -142,6 +232,8 @@ struct Canned {
 #[derive(Debug)]
 struct ShellState {
     codepage: u32,
+    noprofile: Option<bool>,
+    env: Vec<(String, String)>,
     commands: HashMap<String, CommandState>,
 }
 
@@ -155,6 +247,8 @@ struct CommandState {
     /// 0: nothing sent; 1: first half sent (Running); 2: Done sent.
     stage: u8,
     terminated: bool,
+    /// The stdin bootstrap waits for `End="true"` before anything runs; its record is made then.
+    pending: Option<Box<ExecutedCommand>>,
 }
 
 /// Everything the emulator knows and recorded. Public fields are for `wait_until` predicates.
@@ -166,6 +260,10 @@ pub struct WinRmState {
     /// stdin bytes received with `rsp:Send`, per CommandId.
     pub stdin: HashMap<String, Vec<u8>>,
     pub auth_failures: usize,
+    /// NTLM handshakes completed (authenticate message accepted).
+    pub ntlm_logons: usize,
+    /// Requests that came sealed and were unsealed.
+    pub sealed_requests: usize,
     pub shells_created: usize,
     pub shells_deleted: usize,
     shells: HashMap<String, ShellState>,
@@ -185,6 +283,8 @@ impl WinRmState {
             signals: Vec::new(),
             stdin: HashMap::new(),
             auth_failures: 0,
+            ntlm_logons: 0,
+            sealed_requests: 0,
             shells_created: 0,
             shells_deleted: 0,
             shells: HashMap::new(),
@@ -230,6 +330,19 @@ pub struct WinRmEmulator {
 struct Shared {
     cfg: WinRmEmulatorConfig,
     rec: Arc<Recorder<WinRmState>>,
+    auth: std::sync::Mutex<EmulatorAuth>,
+    /// NTLM contexts by client address: NTLM authenticates the TCP connection, not requests.
+    ntlm: std::sync::Mutex<HashMap<SocketAddr, NtlmConn>>,
+    /// Set by [`WinRmEmulator::drop_ntlm_contexts`]; applied when the next request arrives, so
+    /// an answer already on its way is still sealed with the old context.
+    forget_ntlm: std::sync::atomic::AtomicBool,
+}
+
+/// The server side of one connection's NTLM.
+struct NtlmConn {
+    ntlm: Ntlm,
+    creds: Option<sspi::AuthIdentityBuffers>,
+    authenticated: bool,
 }
 
 impl WinRmEmulator {
@@ -237,12 +350,44 @@ impl WinRmEmulator {
         let shared = Arc::new(Shared {
             cfg,
             rec: Recorder::new(WinRmState::new()),
+            auth: std::sync::Mutex::new(EmulatorAuth::default()),
+            ntlm: std::sync::Mutex::new(HashMap::new()),
+            forget_ntlm: std::sync::atomic::AtomicBool::new(false),
         });
         let router = Router::new()
             .route("/wsman", post(handle))
             .with_state(shared.clone());
-        let addr = server::spawn(router).await?;
+        // Served here rather than through `server::spawn`: NTLM needs the peer address of
+        // each request to find its connection's security context.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "winrm emulator stopped");
+            }
+        });
         Ok(Self { addr, shared })
+    }
+
+    /// Starts a host configured like a stock Windows (NTLM with sealing only).
+    pub async fn start_stock(cfg: WinRmEmulatorConfig) -> anyhow::Result<Self> {
+        let emu = Self::start(cfg).await?;
+        emu.set_auth(EmulatorAuth::stock());
+        Ok(emu)
+    }
+
+    /// Which schemes the host accepts from now on.
+    pub fn set_auth(&self, auth: EmulatorAuth) {
+        *self.shared.auth.lock().unwrap_or_else(|p| p.into_inner()) = auth;
+    }
+
+    /// Forgets every connection's NTLM context when the next request arrives, as a service
+    /// restart would: that request gets 401 and the client must authenticate again.
+    pub fn drop_ntlm_contexts(&self) {
+        self.shared
+            .forget_ntlm
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// `http://127.0.0.1:PORT/wsman`.
@@ -325,6 +470,11 @@ impl WinRmEmulator {
         self.shared.rec.read().auth_failures
     }
 
+    /// NTLM handshakes completed.
+    pub fn ntlm_logons(&self) -> usize {
+        self.shared.rec.read().ntlm_logons
+    }
+
     /// Shells created and not deleted (tests assert 0 after a run).
     pub fn open_shells(&self) -> usize {
         self.shared.rec.read().open_shells()
@@ -343,7 +493,12 @@ impl WinRmEmulator {
 // ---------------------------------------------------------------------------------------------
 // HTTP handling.
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let fail = shared.rec.update(|s| {
         if s.fail_next > 0 {
             s.fail_next -= 1;
@@ -357,59 +512,430 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if let Some(status) = fail {
         return empty(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     }
+    if shared
+        .forget_ntlm
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        shared
+            .ntlm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+    let auth = *shared.auth.lock().unwrap_or_else(|p| p.into_inner());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    let (scheme, token) = authorization
+        .split_once(' ')
+        .map(|(a, b)| (a, b.trim()))
+        .unwrap_or((authorization, ""));
 
-    if !authorized(&shared.cfg, &headers) {
-        shared.rec.update(|s| {
-            s.auth_failures += 1;
-            s.requests.push(recorded(None, None, None, 401, None));
-        });
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header(header::WWW_AUTHENTICATE, "Negotiate")
-            .header(header::WWW_AUTHENTICATE, r#"Basic realm="WSMAN""#)
-            .header(header::CONTENT_LENGTH, "0")
-            .body(Body::empty())
-            .expect("static response");
+    if auth.negotiate && scheme.eq_ignore_ascii_case("negotiate") {
+        match negotiate_leg(&shared, peer, token) {
+            NegotiateLeg::Challenge(tok) => {
+                shared
+                    .rec
+                    .update(|s| s.requests.push(recorded(None, None, None, 401, None)));
+                return Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header(
+                        header::WWW_AUTHENTICATE,
+                        format!(
+                            "Negotiate {}",
+                            base64::engine::general_purpose::STANDARD.encode(tok)
+                        ),
+                    )
+                    .header(header::CONTENT_LENGTH, "0")
+                    .body(Body::empty())
+                    .expect("static response");
+            }
+            NegotiateLeg::Denied => return unauthorized(&shared, auth),
+            NegotiateLeg::Authenticated => {
+                shared.rec.update(|s| s.ntlm_logons += 1);
+                if body.is_empty() {
+                    // pywinrm and triage-bot send the authenticate message with no body.
+                    shared
+                        .rec
+                        .update(|s| s.requests.push(recorded(None, None, None, 200, None)));
+                    return empty(StatusCode::OK);
+                }
+            }
+        }
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        if !auth.basic || !auth.allow_unencrypted || !basic_ok(&shared.cfg, token) {
+            return unauthorized(&shared, auth);
+        }
+        return serve_plain(&shared, &headers, &body).await;
     }
 
-    if !soap_content_type(&headers) {
+    // No (usable) Authorization header: only a connection authenticated with NTLM may go on.
+    let authenticated = shared
+        .ntlm
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&peer)
+        .is_some_and(|c| c.authenticated);
+    if !authenticated || !auth.negotiate {
+        return unauthorized(&shared, auth);
+    }
+    let sealed = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("multipart/encrypted")
+                && ct.contains("protocol=\"application/http-spnego-session-encrypted\"")
+        });
+    if !sealed {
+        if !auth.allow_unencrypted {
+            // AllowUnencrypted=false: Windows keeps answering 401 (hashicorp/packer#6205).
+            return unauthorized(&shared, auth);
+        }
+        return serve_plain(&shared, &headers, &body).await;
+    }
+    let plain = match with_conn(&shared, peer, |c| unseal(&mut c.ntlm, &body)) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "winrm emulator: cannot unseal a request");
+            shared
+                .rec
+                .update(|s| s.requests.push(recorded(None, None, None, 400, None)));
+            return empty(StatusCode::BAD_REQUEST);
+        }
+        None => return unauthorized(&shared, auth),
+    };
+    shared.rec.update(|s| s.sealed_requests += 1);
+    let host = host_of(&headers);
+    let (status, xml, hold) = process(&shared, &String::from_utf8_lossy(&plain), &host, true);
+    let sealed_body = match with_conn(&shared, peer, |c| seal(&mut c.ntlm, xml.as_bytes())) {
+        Some(Ok(b)) => b,
+        _ => return empty(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, ENCRYPTED_CONTENT_TYPE)
+        .body(Body::from(sealed_body))
+        .expect("static response")
+}
+
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned()
+}
+
+fn unauthorized(shared: &Shared, auth: EmulatorAuth) -> Response {
+    shared.rec.update(|s| {
+        s.auth_failures += 1;
+        s.requests.push(recorded(None, None, None, 401, None));
+    });
+    let mut b = Response::builder().status(StatusCode::UNAUTHORIZED);
+    if auth.negotiate {
+        b = b.header(header::WWW_AUTHENTICATE, "Negotiate");
+    }
+    if auth.basic {
+        b = b.header(header::WWW_AUTHENTICATE, r#"Basic realm="WSMAN""#);
+    }
+    b.header(header::CONTENT_LENGTH, "0")
+        .body(Body::empty())
+        .expect("static response")
+}
+
+/// A plaintext SOAP request (Basic, or NTLM with AllowUnencrypted=true).
+async fn serve_plain(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
+    if !soap_content_type(headers) {
         shared
             .rec
             .update(|s| s.requests.push(recorded(None, None, None, 415, None)));
         return empty(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
+    let host = host_of(headers);
+    let (status, xml, hold) = process(shared, &String::from_utf8_lossy(body), &host, false);
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    soap(status, xml)
+}
 
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
-    let text = String::from_utf8_lossy(&body);
-    let outcome = match Request::parse(&text) {
-        Ok(req) => shared.rec.update(|s| dispatch(&shared.cfg, s, &req, &host)),
+/// Parses, validates and dispatches one SOAP request; returns the status, the answer and how
+/// long to hold it (the `w:TimedOut` case).
+fn process(
+    shared: &Shared,
+    text: &str,
+    host: &str,
+    sealed: bool,
+) -> (StatusCode, String, Option<Duration>) {
+    let outcome = match Request::parse(text) {
+        Ok(req) => shared.rec.update(|s| {
+            let reply = dispatch(&shared.cfg, s, &req, host);
+            if let Some(last) = s.requests.last_mut() {
+                last.sealed = sealed;
+            }
+            reply
+        }),
         Err(fault) => {
             let reply = Reply::Fault(*fault);
             shared.rec.update(|s| {
-                s.requests
-                    .push(recorded(None, None, None, 500, reply.wsman_code()));
+                let mut r = recorded(None, None, None, 500, reply.wsman_code());
+                r.sealed = sealed;
+                s.requests.push(r);
             });
             reply
         }
     };
+    let machine = &shared.cfg.host_name;
     match outcome {
-        Reply::Ok(xml) => soap(StatusCode::OK, xml),
-        Reply::Fault(f) => soap(
+        Reply::Ok(xml) => (StatusCode::OK, xml, None),
+        Reply::Fault(f) => (StatusCode::INTERNAL_SERVER_ERROR, f.render(machine), None),
+        Reply::TimedOut { fault, hold } => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            f.render(&shared.cfg.host_name),
+            fault.render(machine),
+            Some(hold),
         ),
-        Reply::TimedOut { fault, hold } => {
-            tokio::time::sleep(hold).await;
-            soap(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                fault.render(&shared.cfg.host_name),
-            )
-        }
     }
+}
+
+enum NegotiateLeg {
+    Challenge(Vec<u8>),
+    Authenticated,
+    Denied,
+}
+
+fn with_conn<R>(
+    shared: &Shared,
+    peer: SocketAddr,
+    f: impl FnOnce(&mut NtlmConn) -> R,
+) -> Option<R> {
+    let mut map = shared.ntlm.lock().unwrap_or_else(|p| p.into_inner());
+    map.get_mut(&peer).map(f)
+}
+
+/// One leg of the NTLM handshake on this connection: a negotiate message starts a fresh
+/// context (also on an already authenticated connection: the client re-authenticates), an
+/// authenticate message finishes it.
+fn negotiate_leg(shared: &Shared, peer: SocketAddr, token: &str) -> NegotiateLeg {
+    let Ok(msg) = base64::engine::general_purpose::STANDARD.decode(token) else {
+        return NegotiateLeg::Denied;
+    };
+    let kind = ntlm_message_type(&msg);
+    let mut map = shared.ntlm.lock().unwrap_or_else(|p| p.into_inner());
+    match kind {
+        Some(1) => {
+            let identity = AuthIdentity {
+                username: match Username::parse(&shared.cfg.username) {
+                    Ok(u) => u,
+                    Err(_) => return NegotiateLeg::Denied,
+                },
+                password: shared.cfg.password.clone().into(),
+            };
+            let mut ntlm = Ntlm::new();
+            let Ok(creds) = ntlm
+                .acquire_credentials_handle()
+                .with_credential_use(CredentialUse::Inbound)
+                .with_auth_data(&identity)
+                .execute(&mut ntlm)
+            else {
+                return NegotiateLeg::Denied;
+            };
+            let mut conn = NtlmConn {
+                ntlm,
+                creds: creds.credentials_handle,
+                authenticated: false,
+            };
+            match accept(&mut conn, msg) {
+                Ok((_, out)) => {
+                    map.insert(peer, conn);
+                    NegotiateLeg::Challenge(out)
+                }
+                Err(_) => NegotiateLeg::Denied,
+            }
+        }
+        Some(3) => {
+            let Some(mut conn) = map.remove(&peer) else {
+                return NegotiateLeg::Denied;
+            };
+            // sspi's acceptor checks the password against the user the client names; whether
+            // that is our account is the host's business.
+            let user_ok = ntlm_user(&msg).is_some_and(|u| {
+                let expected = shared
+                    .cfg
+                    .username
+                    .rsplit('\\')
+                    .next()
+                    .unwrap_or(&shared.cfg.username);
+                let got = u.rsplit('\\').next().unwrap_or(&u);
+                let got = got.split('@').next().unwrap_or(got);
+                got.eq_ignore_ascii_case(expected.split('@').next().unwrap_or(expected))
+            });
+            if !user_ok {
+                return NegotiateLeg::Denied;
+            }
+            match accept(&mut conn, msg) {
+                Ok((status, _)) => {
+                    let done = if matches!(
+                        status,
+                        SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue
+                    ) {
+                        conn.ntlm.complete_auth_token(&mut []).is_ok()
+                    } else {
+                        status == SecurityStatus::Ok
+                    };
+                    if !done {
+                        return NegotiateLeg::Denied;
+                    }
+                    conn.authenticated = true;
+                    map.insert(peer, conn);
+                    NegotiateLeg::Authenticated
+                }
+                Err(_) => NegotiateLeg::Denied,
+            }
+        }
+        _ => NegotiateLeg::Denied,
+    }
+}
+
+fn accept(conn: &mut NtlmConn, msg: Vec<u8>) -> Result<(SecurityStatus, Vec<u8>), sspi::Error> {
+    let mut input = vec![SecurityBuffer::new(msg, BufferType::Token)];
+    let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+    let builder = conn
+        .ntlm
+        .accept_security_context()
+        .with_credentials_handle(&mut conn.creds)
+        .with_context_requirements(ServerRequestFlags::empty())
+        .with_target_data_representation(DataRepresentation::Native)
+        .with_input(&mut input)
+        .with_output(&mut output);
+    let r = conn
+        .ntlm
+        .accept_security_context_impl(builder)?
+        .resolve_to_result()?;
+    Ok((r.status, std::mem::take(&mut output[0].buffer)))
+}
+
+/// The NTLMSSP message type (1 negotiate, 2 challenge, 3 authenticate).
+fn ntlm_message_type(msg: &[u8]) -> Option<u32> {
+    if msg.len() < 12 || &msg[..8] != b"NTLMSSP\0" {
+        return None;
+    }
+    Some(u32::from_le_bytes([msg[8], msg[9], msg[10], msg[11]]))
+}
+
+/// `DOMAIN\user` from an authenticate message (MS-NLMP 2.2.1.3: DomainNameFields at 28,
+/// UserNameFields at 36, UTF-16LE when NEGOTIATE_UNICODE is set).
+fn ntlm_user(msg: &[u8]) -> Option<String> {
+    let field = |at: usize| -> Option<&[u8]> {
+        let len = u16::from_le_bytes([*msg.get(at)?, *msg.get(at + 1)?]) as usize;
+        let off = u32::from_le_bytes(msg.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+        msg.get(off..off + len)
+    };
+    let flags = u32::from_le_bytes(msg.get(60..64)?.try_into().ok()?);
+    let text = |b: &[u8]| -> String {
+        if flags & 1 != 0 {
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        } else {
+            String::from_utf8_lossy(b).into_owned()
+        }
+    };
+    let domain = text(field(28)?);
+    let user = text(field(36)?);
+    Some(if domain.is_empty() {
+        user
+    } else {
+        format!("{domain}\\{user}")
+    })
+}
+
+const ENCRYPTED_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
+
+/// Seals `plain` and frames it (MS-WSMV 2.2.9.1.1; written apart from the client's framing so a
+/// bug cannot hide on both sides).
+fn seal(ntlm: &mut Ntlm, plain: &[u8]) -> Result<Vec<u8>, sspi::Error> {
+    let mut data = plain.to_vec();
+    let mut sig = [0u8; 16];
+    let mut bufs = [
+        SecurityBufferRef::token_buf(&mut sig),
+        SecurityBufferRef::data_buf(&mut data),
+    ];
+    ntlm.encrypt_message(EncryptionFlags::empty(), &mut bufs)?;
+    let mut out = format!(
+        "--Encrypted Boundary\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={}\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n",
+        plain.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&sig);
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"--Encrypted Boundary--\r\n");
+    Ok(out)
+}
+
+/// Unframes and unseals a request body, checking `Length=` against what was decrypted.
+fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<Vec<u8>, String> {
+    const SEP: &[u8] = b"--Encrypted Boundary\r\n";
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(h) = find(body, SEP, pos) {
+        let header_start = h + SEP.len();
+        let d = find(body, SEP, header_start).ok_or("no data part")?;
+        let header = String::from_utf8_lossy(&body[header_start..d]);
+        if !header.contains("\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n") {
+            return Err(format!("bad part header {header:?}"));
+        }
+        let length: usize = header
+            .split("Length=")
+            .nth(1)
+            .and_then(|l| l.trim().split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|l| l.parse().ok())
+            .ok_or("no Length=")?;
+        let data_start = d + SEP.len();
+        let octet = b"\tContent-Type: application/octet-stream\r\n";
+        let rest = body[data_start..]
+            .strip_prefix(&octet[..])
+            .ok_or("no octet-stream header")?;
+        if rest.len() < 4 {
+            return Err("truncated".into());
+        }
+        let sig_len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let rest = &rest[4..];
+        if rest.len() < sig_len + length {
+            return Err("shorter than Length=".into());
+        }
+        let mut sig = rest[..sig_len].to_vec();
+        let mut data = rest[sig_len..sig_len + length].to_vec();
+        let mut bufs = [
+            SecurityBufferRef::token_buf(&mut sig),
+            SecurityBufferRef::data_buf(&mut data),
+        ];
+        ntlm.decrypt_message(&mut bufs).map_err(|e| e.to_string())?;
+        let plain = bufs[1].data();
+        if plain.len() != length {
+            return Err("length mismatch after unsealing".into());
+        }
+        out.extend_from_slice(plain);
+        pos = body.len() - rest[sig_len + length..].len();
+    }
+    if !body[pos..].starts_with(b"--Encrypted Boundary--") {
+        return Err("no closing boundary".into());
+    }
+    Ok(out)
 }
 
 fn recorded(
@@ -425,6 +951,7 @@ fn recorded(
         message_id: message_id.map(str::to_owned),
         status,
         wsman_code,
+        sealed: false,
         at: Utc::now(),
     }
 }
@@ -445,19 +972,7 @@ fn soap(status: StatusCode, xml: String) -> Response {
         .expect("static response")
 }
 
-fn authorized(cfg: &WinRmEmulatorConfig, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
+fn basic_ok(cfg: &WinRmEmulatorConfig, token: &str) -> bool {
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token.trim()) else {
         return false;
     };
@@ -822,14 +1337,30 @@ fn create(cfg: &WinRmEmulatorConfig, s: &mut WinRmState, req: &Request, host: &s
             }
         },
     };
-    if let Some(v) = req.option("WINRS_NOPROFILE")
-        && !v.eq_ignore_ascii_case("true")
-        && !v.eq_ignore_ascii_case("false")
-    {
-        return Reply::Fault(FaultSpec::invalid_parameter(
-            &req.message_id,
-            format!("WINRS_NOPROFILE {v:?} is not TRUE or FALSE."),
-        ));
+    let noprofile = match req.option("WINRS_NOPROFILE") {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+        Some(v) => {
+            return Reply::Fault(FaultSpec::invalid_parameter(
+                &req.message_id,
+                format!("WINRS_NOPROFILE {v:?} is not TRUE or FALSE."),
+            ));
+        }
+    };
+    let mut env = Vec::new();
+    if let Some(e) = shell.child(NS_SHELL, "Environment") {
+        for v in &e.children {
+            let name = v.attr("Name").unwrap_or("");
+            if !v.is(NS_SHELL, "Variable") || name.is_empty() {
+                return Reply::Fault(FaultSpec::schema(
+                    Some(req.message_id.clone()),
+                    "rsp:Environment holds something other than named rsp:Variable elements."
+                        .into(),
+                ));
+            }
+            env.push((name.to_owned(), v.text.clone()));
+        }
     }
     let input = shell
         .child(NS_SHELL, "InputStreams")
@@ -845,6 +1376,8 @@ fn create(cfg: &WinRmEmulatorConfig, s: &mut WinRmState, req: &Request, host: &s
         id.clone(),
         ShellState {
             codepage,
+            noprofile,
+            env,
             commands: HashMap::new(),
         },
     );
@@ -908,54 +1441,60 @@ fn command(s: &mut WinRmState, req: &Request, shell_id: &str) -> Reply {
         });
     }
 
-    let script = decode_powershell(&command_line);
-    let key = script
-        .clone()
-        .unwrap_or_else(|| command_line.trim().to_owned());
-    let (stdout, stderr, exit_code) = if !skip_cmd && command_line.len() > CMD_LINE_LIMIT {
-        (Vec::new(), b"The command line is too long.\r\n".to_vec(), 1)
-    } else {
-        let canned = s
-            .responses
-            .get(&key)
-            .or(s.default_response.as_ref())
-            .cloned()
-            .unwrap_or_else(|| not_recognized(&key, script.is_some()));
-        let stderr = if script.is_some() {
-            clixml_stderr(&canned.stderr)
-        } else {
-            canned.stderr.clone()
-        };
-        (
-            canned.stdout.into_bytes(),
-            stderr.into_bytes(),
-            canned.exit_code,
-        )
-    };
-    let timeouts_left = s.delays.get(&key).copied().unwrap_or(0);
-
+    let outer_script = decode_powershell(&command_line);
     let command_id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let shell = s.shells.get_mut(shell_id).expect("checked by dispatch");
-    let codepage = shell.codepage;
-    shell.commands.insert(
-        command_id.clone(),
-        CommandState {
-            stdout,
-            stderr,
-            exit_code,
-            timeouts_left,
-            stage: 0,
-            terminated: false,
-        },
-    );
-    s.executed.push(ExecutedCommand {
+    let shell = s.shells.get(shell_id).expect("checked by dispatch");
+    let mut record = ExecutedCommand {
         shell_id: shell_id.to_owned(),
         command_id: command_id.clone(),
-        command_line,
-        script,
-        codepage,
+        command_line: command_line.clone(),
+        script: outer_script.clone(),
+        outer_script: outer_script.clone(),
+        wrapped: false,
+        via_stdin: false,
+        codepage: shell.codepage,
+        noprofile: shell.noprofile,
+        env: shell.env.clone(),
         at: Utc::now(),
-    });
+    };
+    let too_long = !skip_cmd && command_line.len() > CMD_LINE_LIMIT;
+    if !too_long && outer_script.as_deref() == Some(STDIN_BOOTSTRAP) {
+        // Nothing runs until stdin ends; the record is made then, with the script read.
+        record.via_stdin = true;
+        let shell = s.shells.get_mut(shell_id).expect("checked by dispatch");
+        shell.commands.insert(
+            command_id.clone(),
+            CommandState {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                exit_code: 0,
+                timeouts_left: 0,
+                stage: 0,
+                terminated: false,
+                pending: Some(Box::new(record)),
+            },
+        );
+    } else {
+        let (state, record) = if too_long {
+            (
+                CommandState {
+                    stdout: Vec::new(),
+                    stderr: b"The command line is too long.\r\n".to_vec(),
+                    exit_code: 1,
+                    timeouts_left: 0,
+                    stage: 0,
+                    terminated: false,
+                    pending: None,
+                },
+                record,
+            )
+        } else {
+            start_command(s, record)
+        };
+        let shell = s.shells.get_mut(shell_id).expect("checked by dispatch");
+        shell.commands.insert(command_id.clone(), state);
+        s.executed.push(record);
+    }
     Reply::Ok(response(
         "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandResponse",
         &req.message_id,
@@ -963,6 +1502,69 @@ fn command(s: &mut WinRmState, req: &Request, shell_id: &str) -> Reply {
             "<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
         ),
     ))
+}
+
+/// Takes the wrapper off (triage-bot's approved-command wrapper reads the command from the
+/// shell's environment), looks the script up in the output table and builds the command's
+/// state. A wrapper whose variable is missing or not base64 of UTF-8 fails the way
+/// PowerShell would.
+fn start_command(s: &WinRmState, mut record: ExecutedCommand) -> (CommandState, ExecutedCommand) {
+    let mut failure: Option<String> = None;
+    if record.script.as_deref() == Some(APPROVED_WRAPPER) {
+        record.wrapped = true;
+        let value = record
+            .env
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(APPROVED_COMMAND_VAR))
+            .map(|(_, v)| v.trim().to_owned());
+        let decoded = value
+            .as_deref()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        match decoded {
+            Some(inner) => record.script = Some(inner),
+            None => {
+                record.script = None;
+                failure = Some(format!(
+                    "Exception calling \"FromBase64String\" with \"1\" argument(s): \"The input is not a valid Base-64 string\" ({APPROVED_COMMAND_VAR} is {})\r\n",
+                    if value.is_some() { "malformed" } else { "not set" }
+                ));
+            }
+        }
+    }
+    let powershell = record.outer_script.is_some();
+    let key = record
+        .script
+        .clone()
+        .unwrap_or_else(|| record.command_line.trim().to_owned());
+    let canned = match failure {
+        Some(stderr) => Canned {
+            stdout: String::new(),
+            stderr,
+            exit_code: 1,
+        },
+        None => s
+            .responses
+            .get(&key)
+            .or(s.default_response.as_ref())
+            .cloned()
+            .unwrap_or_else(|| not_recognized(&key, powershell)),
+    };
+    let stderr = if powershell {
+        clixml_stderr(&canned.stderr)
+    } else {
+        canned.stderr.clone()
+    };
+    let state = CommandState {
+        stdout: canned.stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+        exit_code: canned.exit_code,
+        timeouts_left: s.delays.get(&key).copied().unwrap_or(0),
+        stage: 0,
+        terminated: false,
+        pending: None,
+    };
+    (state, record)
 }
 
 /// What a host prints for a name it cannot find.
@@ -1019,8 +1621,9 @@ fn receive(s: &mut WinRmState, req: &Request, shell_id: &str) -> Reply {
         Ok(c) => c,
         Err(reply) => return *reply,
     };
-    if cmd.timeouts_left > 0 {
-        cmd.timeouts_left -= 1;
+    if cmd.pending.is_some() || cmd.timeouts_left > 0 {
+        // Still waiting for stdin (the bootstrap reads all of it first), or a slow command.
+        cmd.timeouts_left = cmd.timeouts_left.saturating_sub(1);
         return Reply::TimedOut {
             fault: FaultSpec {
                 relates_to: Some(req.message_id.clone()),
@@ -1119,7 +1722,32 @@ fn send(s: &mut WinRmState, req: &Request, shell_id: &str) -> Reply {
             ));
         }
     };
-    s.stdin.entry(command_id).or_default().extend(data);
+    let end = stream
+        .attr("End")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    s.stdin.entry(command_id.clone()).or_default().extend(data);
+    if end {
+        let pending = s
+            .shells
+            .get_mut(shell_id)
+            .and_then(|sh| sh.commands.get_mut(&command_id))
+            .and_then(|c| c.pending.take());
+        if let Some(mut record) = pending {
+            let input = s.stdin.get(&command_id).cloned().unwrap_or_default();
+            // `$input | Out-String` adds a line break after the last line; the script is
+            // what was sent.
+            record.script = Some(String::from_utf8_lossy(&input).into_owned());
+            let (state, record) = start_command(s, *record);
+            if let Some(cmd) = s
+                .shells
+                .get_mut(shell_id)
+                .and_then(|sh| sh.commands.get_mut(&command_id))
+            {
+                *cmd = state;
+            }
+            s.executed.push(record);
+        }
+    }
     Reply::Ok(response(
         "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SendResponse",
         &req.message_id,

@@ -2,7 +2,7 @@
 //! in-process, seeds it, runs `checks/pywinrm_check.py` against it and requires exit 0. pywinrm is
 //! installed on demand by [`emulators::pycheck`]; a check that cannot run fails, never skips.
 
-use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
+use emulators::winrm::{EmulatorAuth, WinRmEmulator, WinRmEmulatorConfig};
 use serde_json::json;
 
 const USER: &str = "vagrant";
@@ -17,7 +17,35 @@ async fn pywinrm_runs_commands_against_the_emulator() {
     })
     .await
     .expect("emulator starts");
+    run_pywinrm_cases(&emu, "basic").await;
+    assert_eq!(emu.shared_sealed(), 0, "basic mode is plaintext");
+}
 
+/// The same cases with pywinrm's NTLM transport (requests_ntlm + pyspnego, message encryption)
+/// against a host configured like a stock Windows: Basic off, AllowUnencrypted=false. Every
+/// WS-Management request must have come sealed, through the emulator's sspi acceptor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pywinrm_ntlm_with_message_encryption_against_a_stock_host() {
+    let emu = WinRmEmulator::start(WinRmEmulatorConfig {
+        host_name: "WIN-EMU01".into(),
+        username: USER.into(),
+        password: PASSWORD.into(),
+    })
+    .await
+    .expect("emulator starts");
+    emu.set_auth(EmulatorAuth::stock());
+    run_pywinrm_cases(&emu, "ntlm").await;
+    let requests = emu.requests();
+    let soap: Vec<_> = requests.iter().filter(|r| r.action.is_some()).collect();
+    assert!(!soap.is_empty());
+    assert!(
+        soap.iter().all(|r| r.sealed),
+        "every WS-Man request was sealed: {soap:#?}"
+    );
+    assert!(emu.ntlm_logons() >= 1);
+}
+
+async fn run_pywinrm_cases(emu: &WinRmEmulator, transport: &str) {
     emu.set_response("Write-Output hello", "hello\r\n", "", 0);
     emu.set_response(
         r#"Write-Error "Error""#,
@@ -53,7 +81,13 @@ async fn pywinrm_runs_commands_against_the_emulator() {
     ]);
     let out = emulators::pycheck::run_check(
         "pywinrm_check.py",
-        &[emu.url(), USER.into(), PASSWORD.into(), cases.to_string()],
+        &[
+            emu.url(),
+            USER.into(),
+            PASSWORD.into(),
+            cases.to_string(),
+            transport.into(),
+        ],
     )
     .await
     .unwrap_or_else(|e| panic!("pywinrm check: {e}"));
@@ -90,4 +124,14 @@ async fn pywinrm_runs_commands_against_the_emulator() {
     );
     assert_eq!(emu.open_shells(), 0, "pywinrm closed every shell");
     assert!(emu.auth_failures() >= 1, "the bad_auth case was refused");
+}
+
+trait SealedCount {
+    fn shared_sealed(&self) -> usize;
+}
+
+impl SealedCount for WinRmEmulator {
+    fn shared_sealed(&self) -> usize {
+        self.requests().iter().filter(|r| r.sealed).count()
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod elastic;
 pub mod kibana;
+pub mod openai;
 pub mod slack;
 pub mod winrm;
 

@@ -2,6 +2,8 @@
 //! restart never makes a second), the alert attached, comments as things happen, and a final
 //! description holding the whole story — summary, commands, decision, outputs.
 
+pub mod show;
+
 use std::fmt::Write as _;
 
 use serde_json::json;

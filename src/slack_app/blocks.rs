@@ -50,6 +50,8 @@ pub struct HandlerTag {
 impl HandlerTag {
     pub fn mention(&self) -> String {
         match (&self.slack_id, &self.name) {
+            // A user-group id (S…, e.g. the fallback group) is mentioned as a subteam.
+            (Some(id), _) if id.starts_with('S') => format!("<!subteam^{id}>"),
             (Some(id), _) => format!("<@{id}>"),
             (None, Some(name)) => escape(name),
             (None, None) => "unassigned".to_string(),

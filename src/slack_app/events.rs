@@ -41,6 +41,15 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
     }
 }
 
+/// An `event_callback` body, from HTTP or from a Socket Mode `events_api` envelope.
+pub async fn handle_json(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
+    if v.get("type").and_then(Value::as_str) == Some("event_callback") {
+        on_event(ctx, v).await?;
+        ctx.wake.notify_one();
+    }
+    Ok(())
+}
+
 async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
     let event = v.get("event").cloned().unwrap_or(Value::Null);
     let kind = event

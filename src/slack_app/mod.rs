@@ -8,3 +8,4 @@ pub mod followup;
 pub mod interactions;
 pub mod notify;
 pub mod signature;
+pub mod socket_mode;

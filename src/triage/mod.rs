@@ -4,9 +4,13 @@
 //! approval hash that binds it), or `triage_failed` with the raw answer and the reason — and in
 //! both cases the Slack message and the case are queued, so nothing is dropped silently.
 
+pub mod assistant;
+pub mod handler;
 pub mod parser;
 pub mod prompt;
+pub mod replay;
 pub mod safety;
+pub mod settings;
 
 use serde_json::json;
 
@@ -39,13 +43,14 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         Some(c) => Some(c.clone()),
         None => match ctx
             .assistant
-            .create_conversation(&format!(
+            .start_conversation(&format!(
                 "triage-bot: {} on {}",
                 alert.rule_name, alert.host_name
             ))
             .await
         {
-            Ok(id) => {
+            Ok(Some(id)) => {
+                // Persisted before asking, so a retried job continues the same conversation.
                 ctx.store
                     .set_field(
                         &row.id,
@@ -56,6 +61,8 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
                     .map_err(JobError::retry)?;
                 Some(id)
             }
+            // The backend makes the conversation with the first answer.
+            Ok(None) => None,
             // Older Kibana, or no privilege: triage still works; the non-streamed answer carries an id.
             Err(e) => {
                 tracing::warn!(incident.id = %row.id, error = %e, "cannot create an assistant conversation; continuing without");
@@ -102,7 +109,14 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
-    let handler = resolve_handler(ctx, &alert).await;
+    let handler = handler::resolve(
+        &ctx.settings.triage.routing,
+        &ctx.slack,
+        ctx.assistant.as_ref(),
+        &ctx.prompts,
+        &alert,
+    )
+    .await;
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
 }
 
@@ -115,7 +129,7 @@ async fn succeed(
     handler: &HandlerTag,
 ) -> Result<(), JobError> {
     let mut commands = triage.commands();
-    safety::classify_all(alert, &mut commands);
+    safety::classify_all(&ctx.settings.triage.safety, alert, &mut commands);
     let hash = approval_hash(&row.incident_id(), &alert.host_name, &commands);
     let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
     Store::transition(&mut tx, &row.id, IncidentState::AwaitingApproval)
@@ -183,85 +197,4 @@ async fn fail(
     tx.commit().await.map_err(JobError::retry)?;
     tracing::warn!(incident.id = %row.id, reason, "TriageFailed");
     Ok(())
-}
-
-/// Who handles this alert: the routing setting for the OS family if there is one, else the
-/// assistant's answer resolved to a Slack user, else the plain name, else nobody.
-pub async fn resolve_handler(ctx: &Ctx, alert: &Alert) -> HandlerTag {
-    let os = alert.os_family.clone().unwrap_or_default();
-    if let Some(id) = ctx
-        .settings
-        .slack
-        .routes
-        .get(&os)
-        .or_else(|| ctx.settings.slack.routes.get("*"))
-    {
-        return HandlerTag {
-            slack_id: Some(id.clone()),
-            name: None,
-        };
-    }
-    let question = match ctx.prompts.handler_question(alert) {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::warn!(error = %e, "handler prompt failed");
-            return HandlerTag {
-                slack_id: None,
-                name: None,
-            };
-        }
-    };
-    let name = match ctx.assistant.ask(&question, None).await {
-        Ok(r) => clean_name(&r.text),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
-            None
-        }
-    };
-    let Some(name) = name else {
-        return HandlerTag {
-            slack_id: None,
-            name: None,
-        };
-    };
-    let slack_id = match ctx.slack.find_user_by_name(&name).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot look the handler up in Slack; tagging by name");
-            None
-        }
-    };
-    HandlerTag {
-        slack_id,
-        name: Some(name),
-    }
-}
-
-/// "**Alice Analyst.**" → "Alice Analyst"; an answer that is not a short name is ignored.
-fn clean_name(answer: &str) -> Option<String> {
-    let first = answer.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let name = first.trim_matches(|c: char| {
-        c == '*' || c == '_' || c == '`' || c == '.' || c == '"' || c == '@' || c.is_whitespace()
-    });
-    (!name.is_empty() && name.split_whitespace().count() <= 4 && name.len() <= 64)
-        .then(|| name.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_name;
-
-    #[test]
-    fn names_are_cleaned() {
-        assert_eq!(
-            clean_name("**Alice Analyst.**\n").as_deref(),
-            Some("Alice Analyst")
-        );
-        assert_eq!(clean_name("@bob").as_deref(), Some("bob"));
-        assert_eq!(
-            clean_name("I am not sure who handles these alerts in your organisation."),
-            None
-        );
-        assert_eq!(clean_name("   "), None);
-    }
 }

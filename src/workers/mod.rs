@@ -99,8 +99,9 @@ impl JobError {
     }
 }
 
-fn backoff(attempt: i64) -> Duration {
-    Duration::from_secs((1u64 << attempt.clamp(0, 8) as u64).min(300))
+/// Exponential backoff from the configured base, capped at five minutes.
+fn backoff(base: Duration, attempt: i64) -> Duration {
+    base.saturating_mul(1u32 << attempt.clamp(0, 12) as u32).min(Duration::from_secs(300))
 }
 
 /// Runs the outbox until shutdown.
@@ -144,7 +145,7 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
         // Records and messages must not be lost to an outage: retry those for as long as it
         // lasts (the backoff is capped); other work gives up after MAX_ATTEMPTS.
         Err(e) if e.retryable && (row.attempts < MAX_ATTEMPTS || matches!(row.lane.as_str(), "case" | "slack")) => {
-            let delay = e.retry_after.unwrap_or_else(|| backoff(row.attempts));
+            let delay = e.retry_after.unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
             store.retry_later(row.id, delay, &e.message).await
         }

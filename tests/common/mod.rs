@@ -98,3 +98,47 @@ pub fn block_types(blocks: &Value) -> Vec<String> {
 pub fn all_text(blocks: &Value) -> String {
     blocks.to_string()
 }
+
+/// Checks every Slack message the test produced with the independent Block Kit validator
+/// (python `slack_sdk` models plus the limits they do not check).
+pub async fn validate_slack_messages(world: &World) {
+    let calls: Vec<Value> = world
+        .slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.error.is_none())
+        .map(|c| serde_json::json!({ "method": c.method, "params": c.params }))
+        .collect();
+    let file = world.dir.join("slack-calls.json");
+    std::fs::write(&file, serde_json::to_string(&calls).unwrap()).unwrap();
+    emulators::pycheck::run_check("blockkit_check.py", &[file.display().to_string()])
+        .await
+        .unwrap_or_else(|e| panic!("Block Kit validation: {e}"));
+}
+
+/// Checks every Kibana request body the test produced against Kibana's published OpenAPI specs.
+pub async fn validate_kibana_requests(world: &World) {
+    let mut requests: Vec<Value> = world
+        .kibana
+        .case_requests()
+        .into_iter()
+        .map(|(method, path, body)| serde_json::json!({ "method": method, "path": path, "body": body }))
+        .collect();
+    requests.extend(world.kibana.calls().into_iter().map(|c| {
+        serde_json::json!({ "method": "POST", "path": "/api/security_ai_assistant/chat/complete", "body": c.body })
+    }));
+    let file = world.dir.join("kibana-requests.json");
+    std::fs::write(&file, serde_json::to_string(&requests).unwrap()).unwrap();
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/kibana");
+    emulators::pycheck::run_check("kibana_contract_check.py", &[specs.to_string(), file.display().to_string()])
+        .await
+        .unwrap_or_else(|e| panic!("Kibana contract check: {e}"));
+}
+
+/// Ends a flow test: stops the app, then holds what Slack and Kibana received to the
+/// independent validators.
+pub async fn finish(world: &World, app: triage_bot::app::RunningApp) {
+    app.stop().await;
+    validate_slack_messages(world).await;
+    validate_kibana_requests(world).await;
+}

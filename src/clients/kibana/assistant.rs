@@ -11,12 +11,15 @@ use std::sync::LazyLock;
 use futures_util::StreamExt;
 use regex::Regex;
 use reqwest::Method;
+use serde::Serialize;
 
 use super::wire::{
-    ApiConfig, ChatCompleteRequest, ChatCompleteResponse, ChatMessage, ConversationResponse,
-    CreateConversationRequest, StreamLine,
+    ApiConfig, ChatCompleteResponse, ConversationResponse, CreateConversationRequest, StreamLine,
 };
 use super::{KibanaError, KibanaHttp};
+use crate::triage::assistant::{Assistant, AssistantError, with_retries};
+
+pub use crate::triage::assistant::Reply;
 
 const CHAT_COMPLETE: &str = "/api/security_ai_assistant/chat/complete";
 const CONVERSATIONS: &str = "/api/security_ai_assistant/current_user/conversations";
@@ -24,11 +27,24 @@ const CONVERSATIONS: &str = "/api/security_ai_assistant/current_user/conversatio
 static REFERENCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{reference\([0-9a-zA-Z_-]+\)\}").expect("valid regex"));
 
-/// The assistant's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub text: String,
-    pub conversation_id: Option<String>,
+/// The chat/complete body (kibana.md §1.1); `promptId` selects a system prompt stored in Kibana.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatRequest<'a> {
+    connector_id: &'a str,
+    persist: bool,
+    is_stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_id: Option<&'a str>,
+    messages: [Message<'a>; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: &'a str,
 }
 
 #[derive(Clone)]
@@ -36,6 +52,8 @@ pub struct AssistantClient {
     http: KibanaHttp,
     connector_id: String,
     stream: bool,
+    prompt_id: Option<String>,
+    retries: u32,
 }
 
 impl AssistantClient {
@@ -44,7 +62,21 @@ impl AssistantClient {
             http,
             connector_id: connector_id.into(),
             stream,
+            prompt_id: None,
+            retries: 0,
         }
+    }
+
+    /// Sends `promptId` with every question (a system prompt from Kibana's prompts API).
+    pub fn with_prompt_id(mut self, prompt_id: Option<String>) -> Self {
+        self.prompt_id = prompt_id;
+        self
+    }
+
+    /// Extra attempts for retryable failures.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
     }
 
     /// Creates a conversation, so the streamed path (which never returns an id) can continue it.
@@ -58,10 +90,11 @@ impl AssistantClient {
             },
             exclude_from_last_conversation_storage: true,
         };
-        let resp: ConversationResponse = self
-            .http
-            .json(self.http.request(Method::POST, CONVERSATIONS).json(&body))
-            .await?;
+        let resp: ConversationResponse = with_retries(self.retries, || {
+            self.http
+                .json(self.http.request(Method::POST, CONVERSATIONS).json(&body))
+        })
+        .await?;
         Ok(resp.id)
     }
 
@@ -72,13 +105,22 @@ impl AssistantClient {
         content: &str,
         conversation_id: Option<&str>,
     ) -> Result<Reply, KibanaError> {
-        let body = ChatCompleteRequest {
+        with_retries(self.retries, || self.ask_once(content, conversation_id)).await
+    }
+
+    async fn ask_once(
+        &self,
+        content: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<Reply, KibanaError> {
+        let body = ChatRequest {
             connector_id: &self.connector_id,
             // conversationId is ignored unless persist is true.
             persist: conversation_id.is_some(),
             is_stream: self.stream,
             conversation_id,
-            messages: vec![ChatMessage {
+            prompt_id: self.prompt_id.as_deref(),
+            messages: [Message {
                 role: "user",
                 content,
             }],
@@ -95,13 +137,32 @@ impl AssistantClient {
         let mut acc = AnswerAccumulator::default();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            acc.push(&chunk.map_err(|e| KibanaError::Transport(e.to_string()))?);
+            acc.push(&chunk.map_err(|e| KibanaError::Transport(e.without_url().to_string()))?);
         }
         let mut reply = acc.finish(is_json)?;
         if reply.conversation_id.is_none() {
             reply.conversation_id = conversation_id.map(String::from);
         }
         Ok(reply)
+    }
+}
+
+#[async_trait::async_trait]
+impl Assistant for AssistantClient {
+    fn name(&self) -> &'static str {
+        "kibana"
+    }
+
+    async fn start_conversation(&self, title: &str) -> Result<Option<String>, AssistantError> {
+        Ok(Some(self.create_conversation(title).await?))
+    }
+
+    async fn ask(
+        &self,
+        prompt: &str,
+        conversation: Option<&str>,
+    ) -> Result<Reply, AssistantError> {
+        Ok(AssistantClient::ask(self, prompt, conversation).await?)
     }
 }
 

@@ -4,8 +4,10 @@
 //! `kbn-xsrf` and `elastic-api-version` headers, auth, and the mapping of both Kibana error body
 //! shapes into one [`KibanaError`].
 
+pub mod agent_builder;
 pub mod assistant;
 pub mod cases;
+pub mod endpoint;
 pub mod wire;
 
 use std::time::Duration;

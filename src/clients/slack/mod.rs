@@ -340,4 +340,27 @@ impl SlackClient {
         }
         Ok(by_name)
     }
+
+    /// The active user with this e-mail address (`users.lookupByEmail`); `None` when Slack has
+    /// no such user (`users_not_found`).
+    pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        let v = match self
+            .call_form("users.lookupByEmail", &[("email", email.trim().to_string())])
+            .await
+        {
+            Ok(v) => v,
+            Err(SlackError::Api { code, .. }) if code == "users_not_found" => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let user = v.get("user");
+        let inactive = user
+            .and_then(|u| u.get("deleted"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(user
+            .filter(|_| !inactive)
+            .and_then(|u| u.get("id"))
+            .and_then(Value::as_str)
+            .map(String::from))
+    }
 }

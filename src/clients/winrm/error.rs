@@ -18,6 +18,8 @@ pub enum Phase {
     Create,
     /// `shell/Command`: starting the command line.
     Command,
+    /// `shell/Send`: feeding stdin; the command is running.
+    Send,
     /// `shell/Receive`: collecting output; the command is running.
     Receive,
     /// `shell/Signal` terminate, during cleanup.
@@ -33,6 +35,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Create => "create shell",
             Phase::Command => "start command",
+            Phase::Send => "send input",
             Phase::Receive => "receive output",
             Phase::Signal => "signal terminate",
             Phase::Delete => "delete shell",

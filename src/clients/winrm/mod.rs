@@ -5,11 +5,13 @@
 //! deleted on every path (success, error, deadline, even a dropped future) because leaked
 //! shells count against the per-user quota (winrm.md §1.9).
 //!
-//! Layout: [`soap`] builds and parses envelopes (no I/O), [`transport`] moves them (Basic auth
-//! now; an NTLM sealing transport plugs in behind [`transport::Transport`]), [`powershell`]
-//! encodes scripts and cleans CLIXML, [`error`] is the error type callers branch on.
+//! Layout: [`soap`] builds and parses envelopes (no I/O), [`transport`] moves them (Basic over
+//! HTTP(S) with custom CA / insecure options), [`ntlm`] is NTLM with message sealing over HTTP,
+//! [`powershell`] encodes scripts, wraps approved commands and cleans CLIXML, [`error`] is the
+//! error type callers branch on.
 
 pub mod error;
+pub mod ntlm;
 pub mod powershell;
 pub mod soap;
 pub mod transport;
@@ -24,16 +26,48 @@ use tracing::Instrument as _;
 
 pub use error::{Phase, WinRmError};
 pub use powershell::{MAX_COMMAND_LINE, clean_clixml, encode_powershell};
-pub use transport::{BasicTransport, Transport, TransportSession};
+pub use ntlm::NtlmTransport;
+pub use powershell::PowerShellInvocation;
+pub use transport::{BasicTransport, TlsOptions, Transport, TransportSession};
 
 use crate::secret::Secret;
 use soap::{Envelope, RequestContext};
+
+/// How the client authenticates (winrm.md §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WinRmAuth {
+    /// NTLM (`Negotiate` scheme) with message sealing over HTTP 5985: works on a stock host.
+    Ntlm,
+    /// HTTP Basic, meant for HTTPS 5986 (local accounts, `Auth/Basic=true`).
+    #[default]
+    Basic,
+}
+
+impl WinRmAuth {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "ntlm" | "negotiate" => Some(Self::Ntlm),
+            "basic" => Some(Self::Basic),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ntlm => "ntlm",
+            Self::Basic => "basic",
+        }
+    }
+}
 
 /// Connection and limits for one Windows host.
 #[derive(Debug, Clone)]
 pub struct WinRmConfig {
     /// `http://host:5985/wsman` or `https://host:5986/wsman`.
     pub endpoint: String,
+    pub auth: WinRmAuth,
+    /// Certificate validation for HTTPS endpoints.
+    pub tls: TlsOptions,
     pub username: String,
     pub password: Secret,
     /// WS-Management OperationTimeout: how long the host holds a Receive open waiting for
@@ -54,6 +88,8 @@ impl WinRmConfig {
     pub fn new(endpoint: impl Into<String>, username: impl Into<String>, password: Secret) -> Self {
         Self {
             endpoint: endpoint.into(),
+            auth: WinRmAuth::Basic,
+            tls: TlsOptions::default(),
             username: username.into(),
             password,
             operation_timeout: Duration::from_secs(20),
@@ -81,6 +117,11 @@ impl WinRmConfig {
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(WinRmError::Config("endpoint has no host".into()));
+        }
+        if self.auth == WinRmAuth::Ntlm && url.scheme() != "http" {
+            return Err(WinRmError::Config(
+                "transport ntlm seals messages over http://; for https:// use basic".into(),
+            ));
         }
         if self.username.is_empty() {
             return Err(WinRmError::Config("username is empty".into()));
@@ -147,20 +188,34 @@ struct Inner {
     transport: Arc<dyn Transport>,
 }
 
+/// Raw stdin bytes per `rsp:Send`: 64 KiB become about 87 KiB of base64, inside 150 KiB.
+const STDIN_CHUNK: usize = 64 * 1024;
+
 /// Connect timeout for Basic; short, because an unreachable host should fail fast.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WinRmClient {
-    /// A client using HTTP Basic auth.
+    /// A client with the transport `cfg.auth` names: NTLM with sealing, or Basic (with
+    /// `cfg.tls` for HTTPS).
     pub fn new(cfg: WinRmConfig) -> Result<Self, WinRmError> {
         cfg.validate()?;
-        let transport = BasicTransport::new(
-            &cfg.endpoint,
-            &cfg.username,
-            cfg.password.clone(),
-            CONNECT_TIMEOUT.min(cfg.read_timeout),
-        )?;
-        Self::with_transport(cfg, Arc::new(transport))
+        let connect_timeout = CONNECT_TIMEOUT.min(cfg.read_timeout);
+        let transport: Arc<dyn Transport> = match cfg.auth {
+            WinRmAuth::Basic => Arc::new(BasicTransport::with_tls(
+                &cfg.endpoint,
+                &cfg.username,
+                cfg.password.clone(),
+                connect_timeout,
+                &cfg.tls,
+            )?),
+            WinRmAuth::Ntlm => Arc::new(NtlmTransport::new(
+                &cfg.endpoint,
+                &cfg.username,
+                cfg.password.clone(),
+                connect_timeout,
+            )?),
+        };
+        Self::with_transport(cfg, transport)
     }
 
     /// A client over any transport (NTLM with sealing, later). `cfg.endpoint` is still used for
@@ -188,8 +243,25 @@ impl WinRmClient {
     /// runs `powershell.exe -NoProfile -NonInteractive -EncodedCommand <base64(UTF-16LE(script))>`,
     /// receives until Done (retrying `w:TimedOut`, joining chunks before decoding), then signals
     /// terminate and deletes the shell — always, also after an error or the command deadline.
+    /// Scripts whose encoded line would pass cmd.exe's 8,191 characters go through stdin to a
+    /// short encoded bootstrap instead.
     pub async fn run_powershell(&self, script: &str) -> Result<CommandOutput, WinRmError> {
-        let command_line = powershell::powershell_command_line(script)?;
+        self.run_invocation(powershell::invoke_script(script)).await
+    }
+
+    /// Runs an approved command inside the fixed wrapper ([`powershell::APPROVED_WRAPPER`]):
+    /// the command reaches the host base64-encoded in a shell environment variable and is
+    /// compiled there with `[ScriptBlock]::Create`, never spliced into script text.
+    pub async fn run_approved(&self, command: &str) -> Result<CommandOutput, WinRmError> {
+        self.run_invocation(powershell::invoke_approved(command)?)
+            .await
+    }
+
+    /// Runs one prepared powershell.exe invocation (see [`PowerShellInvocation`]).
+    pub async fn run_invocation(
+        &self,
+        inv: PowerShellInvocation,
+    ) -> Result<CommandOutput, WinRmError> {
         let span = tracing::info_span!(
             "winrm.run",
             host.name = %self.inner.host_name,
@@ -197,14 +269,17 @@ impl WinRmClient {
             winrm.shell_id = tracing::field::Empty,
             winrm.command_id = tracing::field::Empty,
         );
-        self.run_command_line(&command_line).instrument(span).await
+        self.run_command_line(&inv).instrument(span).await
     }
 
-    async fn run_command_line(&self, command_line: &str) -> Result<CommandOutput, WinRmError> {
+    async fn run_command_line(
+        &self,
+        inv: &PowerShellInvocation,
+    ) -> Result<CommandOutput, WinRmError> {
         let inner = &self.inner;
         let started = tokio::time::Instant::now();
         let mut session = inner.transport.session();
-        let shell_id = self.create_shell(session.as_mut()).await?;
+        let shell_id = self.create_shell(session.as_mut(), &inv.env).await?;
         tracing::Span::current().record("winrm.shell_id", shell_id.as_str());
 
         // From here on the shell exists: the guard deletes it even if this future is dropped.
@@ -217,12 +292,7 @@ impl WinRmClient {
         let deadline = inner.cfg.command_timeout;
         let outcome = match tokio::time::timeout(
             deadline,
-            self.execute(
-                session.as_mut(),
-                &shell_id,
-                command_line,
-                &mut guard.command_id,
-            ),
+            self.execute(session.as_mut(), &shell_id, inv, &mut guard.command_id),
         )
         .await
         {
@@ -261,13 +331,18 @@ impl WinRmClient {
         outcome
     }
 
-    async fn create_shell(&self, session: &mut dyn TransportSession) -> Result<String, WinRmError> {
+    async fn create_shell(
+        &self,
+        session: &mut dyn TransportSession,
+        vars: &[(String, String)],
+    ) -> Result<String, WinRmError> {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let env = exchange(
             &self.inner,
             session,
             Phase::Create,
             soap::ACTION_CREATE,
-            |ctx| soap::create_shell(ctx, soap::CODEPAGE_UTF8),
+            |ctx| soap::create_shell_with_env(ctx, soap::CODEPAGE_UTF8, &vars),
         )
         .await?;
         soap::parse_shell_id(&env)
@@ -279,7 +354,7 @@ impl WinRmClient {
         &self,
         session: &mut dyn TransportSession,
         shell_id: &str,
-        command_line: &str,
+        inv: &PowerShellInvocation,
         command_id: &mut Option<String>,
     ) -> Result<CommandOutput, WinRmError> {
         let inner = &self.inner;
@@ -288,12 +363,27 @@ impl WinRmClient {
             session,
             Phase::Command,
             soap::ACTION_COMMAND,
-            |ctx| soap::command(ctx, shell_id, command_line),
+            |ctx| soap::command(ctx, shell_id, &inv.command_line),
         )
         .await?;
         let cmd_id = soap::parse_command_id(&env)?;
         tracing::Span::current().record("winrm.command_id", cmd_id.as_str());
         *command_id = Some(cmd_id.clone());
+        if let Some(stdin) = &inv.stdin {
+            // Chunks well under MaxEnvelopeSize once base64 adds its third (winrm.md §1.7).
+            let chunks: Vec<&[u8]> = if stdin.is_empty() {
+                vec![&[][..]]
+            } else {
+                stdin.chunks(STDIN_CHUNK).collect()
+            };
+            let last = chunks.len() - 1;
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                exchange(inner, session, Phase::Send, soap::ACTION_SEND, |ctx| {
+                    soap::send_stdin(ctx, shell_id, &cmd_id, chunk, i == last)
+                })
+                .await?;
+            }
+        }
 
         let mut stdout = Collected::new(inner.cfg.max_output_bytes);
         let mut stderr = Collected::new(inner.cfg.max_output_bytes);

@@ -25,11 +25,86 @@ pub fn encode_powershell(script: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(utf16)
 }
 
+/// The environment variable that carries the approved command into [`APPROVED_WRAPPER`]:
+/// base64 of its UTF-8 text, set on the shell with `rsp:Environment`.
+pub const APPROVED_COMMAND_VAR: &str = "TRIAGE_BOT_COMMAND";
+
+/// The fixed script every approved command runs inside (the original design's wrapper): progress,
+/// verbose and warning streams silenced (they would arrive as CLIXML noise on stderr), output
+/// formatted as a list 120 columns wide, a terminating error reported as `Error: <message>`.
+/// The command is *data* to it: decoded from [`APPROVED_COMMAND_VAR`] and compiled with
+/// `[ScriptBlock]::Create`, so nothing in the command can change the wrapper's own syntax (no
+/// quote, brace or comment in it is ever parsed as part of this text). The emulator holds a copy
+/// of this exact text to find the approved command; keep the two in step.
+pub const APPROVED_WRAPPER: &str = "# triage-bot approved-command wrapper v1\n\
+$ProgressPreference = 'SilentlyContinue'\n\
+$VerbosePreference = 'SilentlyContinue'\n\
+$WarningPreference = 'SilentlyContinue'\n\
+$triageBotCommand = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($env:TRIAGE_BOT_COMMAND))\n\
+try { & ([ScriptBlock]::Create($triageBotCommand)) | Format-List | Out-String -Width 120 } catch { 'Error: ' + $_.Exception.Message }\n";
+
+/// The short script that runs a long script read from stdin (Ansible's bootstrap,
+/// winrm.md §2.2 workaround 1): the console input codepage is set to UTF-8 first so non-ASCII
+/// text survives, then the whole of stdin is compiled as one script block. The emulator holds a
+/// copy of this exact text.
+pub const STDIN_BOOTSTRAP: &str = "# triage-bot stdin bootstrap v1\n\
+$ProgressPreference = 'SilentlyContinue'\n\
+& chcp.com 65001 > $null\n\
+$triageBotScript = $input | Out-String\n\
+& ([ScriptBlock]::Create($triageBotScript))\n";
+
+/// The longest value Windows keeps in one environment variable.
+pub const MAX_ENV_VALUE: usize = 32_767;
+
+/// How a script reaches powershell.exe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerShellInvocation {
+    /// The `rsp:Command` line (always within [`MAX_COMMAND_LINE`]).
+    pub command_line: String,
+    /// Variables for the shell's `rsp:Environment`.
+    pub env: Vec<(String, String)>,
+    /// Bytes to send on stdin (`rsp:Send`, last chunk `End="true"`).
+    pub stdin: Option<Vec<u8>>,
+}
+
+/// `script` as-is: inline with `-EncodedCommand` when the line fits cmd.exe, otherwise the
+/// [`STDIN_BOOTSTRAP`] inline and the script (UTF-8) on stdin.
+pub fn invoke_script(script: &str) -> PowerShellInvocation {
+    match powershell_command_line(script) {
+        Ok(command_line) => PowerShellInvocation {
+            command_line,
+            env: Vec::new(),
+            stdin: None,
+        },
+        Err(_) => PowerShellInvocation {
+            command_line: powershell_command_line(STDIN_BOOTSTRAP)
+                .expect("the bootstrap is short"),
+            env: Vec::new(),
+            stdin: Some(script.as_bytes().to_vec()),
+        },
+    }
+}
+
+/// An approved command inside [`APPROVED_WRAPPER`]; the command travels base64-encoded in
+/// [`APPROVED_COMMAND_VAR`], never in script text.
+pub fn invoke_approved(command: &str) -> Result<PowerShellInvocation, WinRmError> {
+    let value = base64::engine::general_purpose::STANDARD.encode(command.as_bytes());
+    if value.len() > MAX_ENV_VALUE {
+        return Err(WinRmError::CommandTooLong {
+            len: value.len(),
+            max: MAX_ENV_VALUE,
+        });
+    }
+    Ok(PowerShellInvocation {
+        command_line: powershell_command_line(APPROVED_WRAPPER).expect("the wrapper is short"),
+        env: vec![(APPROVED_COMMAND_VAR.to_owned(), value)],
+        stdin: None,
+    })
+}
+
 /// The full command line for `script`, or [`WinRmError::CommandTooLong`] when it would not fit
-/// cmd.exe. The limit is computed from the encoded length: about 3,000 script characters fit.
-///
-/// TODO(stdin bootstrap, later issue): above the limit, run a short encoded bootstrap that reads
-/// the real script from stdin (`rsp:Send`), as Ansible does (winrm.md §2.2, workaround 1).
+/// cmd.exe. The limit is computed from the encoded length: about 3,000 script characters fit;
+/// [`invoke_script`] switches to the stdin bootstrap above that.
 pub fn powershell_command_line(script: &str) -> Result<String, WinRmError> {
     let line = format!("{POWERSHELL_PREFIX}{}", encode_powershell(script));
     if line.len() > MAX_COMMAND_LINE {
@@ -129,6 +204,38 @@ mod tests {
         }
         // Non-ASCII costs the same per UTF-16 unit, not per UTF-8 byte.
         assert!(powershell_command_line(&"é".repeat(fits)).is_ok());
+    }
+
+    #[test]
+    fn long_scripts_go_through_stdin_and_approved_commands_through_the_environment() {
+        let short = invoke_script("Get-Service");
+        assert!(short.stdin.is_none() && short.env.is_empty());
+        let long_script = format!("'{}'", "x".repeat(5000));
+        let long = invoke_script(&long_script);
+        assert_eq!(long.stdin.as_deref(), Some(long_script.as_bytes()));
+        assert!(long.command_line.len() <= MAX_COMMAND_LINE);
+        assert_eq!(
+            long.command_line,
+            format!("{POWERSHELL_PREFIX}{}", encode_powershell(STDIN_BOOTSTRAP))
+        );
+
+        let hostile = "'a'; } catch {} ; Remove-Item C:\\ -Recurse # ' \" $(x)";
+        let inv = invoke_approved(hostile).unwrap();
+        assert_eq!(
+            inv.command_line,
+            format!("{POWERSHELL_PREFIX}{}", encode_powershell(APPROVED_WRAPPER))
+        );
+        assert_eq!(inv.env.len(), 1);
+        assert_eq!(inv.env[0].0, APPROVED_COMMAND_VAR);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&inv.env[0].1)
+            .unwrap();
+        assert_eq!(decoded, hostile.as_bytes());
+        assert!(!APPROVED_WRAPPER.contains(hostile));
+        assert!(matches!(
+            invoke_approved(&"a".repeat(30_000)),
+            Err(WinRmError::CommandTooLong { max: MAX_ENV_VALUE, .. })
+        ));
     }
 
     /// pywinrm test_session.py `test_decode_clixml_error`.

@@ -31,6 +31,7 @@ pub const ACTION_DELETE: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/
 pub const ACTION_COMMAND: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command";
 pub const ACTION_RECEIVE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive";
 pub const ACTION_SIGNAL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal";
+pub const ACTION_SEND: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send";
 pub const ADDRESS_ANONYMOUS: &str =
     "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
 pub const SIGNAL_TERMINATE: &str =
@@ -142,14 +143,61 @@ fn envelope(
 
 /// `transfer/Create` of a cmd shell with the given codepage and no user profile loaded.
 pub fn create_shell(ctx: &RequestContext<'_>, codepage: u32) -> String {
+    create_shell_with_env(ctx, codepage, &[])
+}
+
+/// `transfer/Create` with environment variables for the shell (`rsp:Environment`): how data
+/// reaches a fixed script without being spliced into its text (winrm.md §2.2, method 2).
+pub fn create_shell_with_env(
+    ctx: &RequestContext<'_>,
+    codepage: u32,
+    env: &[(&str, &str)],
+) -> String {
     let codepage = codepage.to_string();
+    let mut body = String::from(
+        "<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams>\
+         <rsp:OutputStreams>stdout stderr</rsp:OutputStreams>",
+    );
+    if !env.is_empty() {
+        body.push_str("<rsp:Environment>");
+        for (name, value) in env {
+            body.push_str(&format!(
+                r#"<rsp:Variable Name="{}">{}</rsp:Variable>"#,
+                escape(name),
+                escape(value)
+            ));
+        }
+        body.push_str("</rsp:Environment>");
+    }
+    body.push_str("</rsp:Shell>");
     envelope(
         ctx,
         ACTION_CREATE,
         None,
         &[("WINRS_NOPROFILE", "TRUE"), ("WINRS_CODEPAGE", &codepage)],
-        "<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams>\
-         <rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>",
+        &body,
+    )
+}
+
+/// `shell/Send` of one stdin chunk; `end` marks the last one (`End="true"`).
+pub fn send_stdin(
+    ctx: &RequestContext<'_>,
+    shell_id: &str,
+    command_id: &str,
+    data: &[u8],
+    end: bool,
+) -> String {
+    envelope(
+        ctx,
+        ACTION_SEND,
+        Some(shell_id),
+        &[],
+        &format!(
+            r#"<rsp:Send><rsp:Stream Name="stdin" CommandId="{}" End="{}">{}</rsp:Stream></rsp:Send>"#,
+            escape(command_id),
+            if end { "true" } else { "false" },
+            base64::engine::general_purpose::STANDARD.encode(data)
+        ),
     )
 }
 

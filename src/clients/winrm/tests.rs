@@ -266,14 +266,160 @@ async fn service_unavailable_on_create_is_retryable() {
 }
 
 #[tokio::test]
-async fn too_long_script_is_refused_before_sending() {
+async fn long_script_goes_through_stdin_to_the_bootstrap() {
     let emu = emulator().await;
-    let err = client(&emu)
-        .run_powershell(&"a".repeat(4000))
+    // 4,000 characters cannot fit cmd.exe's 8,191 once UTF-16LE and base64 have grown them.
+    let script = format!("'{}' | Out-Null; 'long ok é'", "a".repeat(4000));
+    emu.set_response(&script, "long ok é\r\n", "", 0);
+    let out = client(&emu).run_powershell(&script).await.expect("runs");
+    assert_eq!(out.stdout, "long ok é\r\n");
+    let executed = emu.executed();
+    assert_eq!(executed.len(), 1);
+    let e = &executed[0];
+    assert!(e.via_stdin);
+    assert_eq!(e.script.as_deref(), Some(script.as_str()), "the script read from stdin");
+    assert_eq!(
+        e.outer_script.as_deref(),
+        Some(powershell::STDIN_BOOTSTRAP),
+        "the emulator knows the client's bootstrap text"
+    );
+    assert!(e.command_line.len() <= MAX_COMMAND_LINE);
+    assert_eq!(emu.stdin(&e.command_id).unwrap(), script.as_bytes());
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn approved_command_runs_inside_the_wrapper_as_data() {
+    let emu = emulator().await;
+    // Quotes, braces, a here-string end and a comment: none of it may reach the script text.
+    let command = "Get-Service -Name 'Win*' | Where-Object { $_.Status -eq \"Running\" } # '@ }";
+    emu.set_response(command, "Name : WinRM\r\n", "", 0);
+    let out = client(&emu).run_approved(command).await.expect("runs");
+    assert_eq!(out.stdout, "Name : WinRM\r\n");
+    let e = &emu.executed()[0];
+    assert!(e.wrapped);
+    assert_eq!(e.approved_command(), Some(command));
+    assert_eq!(e.script.as_deref(), Some(command));
+    assert_eq!(
+        e.outer_script.as_deref(),
+        Some(powershell::APPROVED_WRAPPER),
+        "the emulator's copy of the wrapper is the client's"
+    );
+    assert_eq!(emulators::winrm::APPROVED_WRAPPER, powershell::APPROVED_WRAPPER);
+    assert_eq!(emulators::winrm::STDIN_BOOTSTRAP, powershell::STDIN_BOOTSTRAP);
+    assert!(!e.command_line.contains("Get-Service"));
+    assert!(!e.outer_script.as_deref().unwrap().contains("Get-Service"));
+    assert_eq!(e.noprofile, Some(true));
+    assert_eq!(e.codepage, 65001);
+    assert_eq!(e.env.len(), 1);
+    assert_eq!(e.env[0].0, powershell::APPROVED_COMMAND_VAR);
+}
+
+fn ntlm_config(emu: &WinRmEmulator, password: &str) -> WinRmConfig {
+    WinRmConfig {
+        auth: WinRmAuth::Ntlm,
+        ..config(emu.url(), password)
+    }
+}
+
+#[tokio::test]
+async fn ntlm_with_sealing_against_a_stock_host() {
+    let emu = emulator().await;
+    emu.set_auth(emulators::winrm::EmulatorAuth::stock());
+    emu.set_response("hostname", "WIN-EMU01\r\n", "", 0);
+    emu.set_response("Start-Sleep 3; 'late'", "late\r\n", "", 0);
+    emu.set_delay("Start-Sleep 3; 'late'", 2);
+    let client = WinRmClient::new(ntlm_config(&emu, PASSWORD)).unwrap();
+    let out = client.run_powershell("hostname").await.expect("NTLM run");
+    assert_eq!(out.stdout, "WIN-EMU01\r\n");
+    // TimedOut faults come back sealed too, and are retried.
+    let out = client
+        .run_powershell("Start-Sleep 3; 'late'")
         .await
-        .unwrap_err();
-    assert!(matches!(err, WinRmError::CommandTooLong { max: 8191, .. }));
-    assert!(emu.requests().is_empty(), "nothing was sent");
+        .expect("sealed faults are unsealed");
+    assert_eq!(out.stdout, "late\r\n");
+    let requests = emu.requests();
+    let soap: Vec<_> = requests.iter().filter(|r| r.action.is_some()).collect();
+    assert!(soap.len() >= 10, "{soap:#?}");
+    assert!(soap.iter().all(|r| r.sealed), "every envelope was sealed");
+    assert_eq!(
+        soap.iter().filter(|r| r.wsman_code == Some(2_150_858_793)).count(),
+        2
+    );
+    // One logon per run: each run owns its connection.
+    assert_eq!(emu.ntlm_logons(), 2);
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn ntlm_wrong_password_is_an_auth_error() {
+    let emu = emulator().await;
+    emu.set_auth(emulators::winrm::EmulatorAuth::stock());
+    let wrong = "Not-The-Passw0rd";
+    let client = WinRmClient::new(ntlm_config(&emu, wrong)).unwrap();
+    let err = client.run_powershell("hostname").await.unwrap_err();
+    assert!(
+        matches!(err, WinRmError::Auth { status: 401, ref offered_schemes } if offered_schemes == &["Negotiate".to_owned()]),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(wrong) && !format!("{err:?}").contains(wrong));
+    assert!(emu.executed().is_empty());
+    assert_eq!(emu.ntlm_logons(), 0);
+}
+
+#[tokio::test]
+async fn basic_is_refused_by_a_stock_host() {
+    let emu = emulator().await;
+    emu.set_auth(emulators::winrm::EmulatorAuth::stock());
+    let err = client(&emu).run_powershell("hostname").await.unwrap_err();
+    assert!(
+        matches!(err, WinRmError::Auth { ref offered_schemes, .. } if offered_schemes == &["Negotiate".to_owned()]),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn ntlm_reauthenticates_once_when_the_host_forgets_the_context() {
+    let emu = emulator().await;
+    emu.set_auth(emulators::winrm::EmulatorAuth::stock());
+    emu.set_delay("Wait-Bit", 1);
+    emu.set_timed_out_hold(Duration::from_millis(300));
+    emu.set_response("Wait-Bit", "ok\r\n", "", 0);
+    let client = WinRmClient::new(ntlm_config(&emu, PASSWORD)).unwrap();
+    let run = tokio::spawn(async move { client.run_powershell("Wait-Bit").await });
+    emu.wait_until("the command to start", Duration::from_secs(5), |s| {
+        !s.executed.is_empty()
+    })
+    .await
+    .unwrap();
+    // A service restart: the next sealed request gets 401 and the client logs on again.
+    emu.drop_ntlm_contexts();
+    let out = run.await.unwrap().expect("re-authenticated");
+    assert_eq!(out.stdout, "ok\r\n");
+    assert_eq!(emu.ntlm_logons(), 2);
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[test]
+fn ntlm_needs_http_and_a_known_transport_name() {
+    let mut cfg = config("https://win:5986/wsman".into(), PASSWORD);
+    cfg.auth = WinRmAuth::Ntlm;
+    assert!(matches!(cfg.validate(), Err(WinRmError::Config(_))));
+    assert_eq!(WinRmAuth::parse("NTLM"), Some(WinRmAuth::Ntlm));
+    assert_eq!(WinRmAuth::parse("kerberos"), None);
+}
+
+#[test]
+fn missing_or_bad_ca_file_is_a_config_error() {
+    let mut cfg = config("https://win:5986/wsman".into(), PASSWORD);
+    cfg.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let err = WinRmClient::new(cfg.clone()).unwrap_err();
+    assert!(matches!(err, WinRmError::Config(ref m) if m.contains("/nonexistent/ca.pem")));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    cfg.tls.ca_file = Some(bad);
+    assert!(matches!(WinRmClient::new(cfg), Err(WinRmError::Config(_))));
 }
 
 #[tokio::test]

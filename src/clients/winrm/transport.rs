@@ -1,5 +1,5 @@
 //! How SOAP envelopes reach the host: the [`Transport`] / [`TransportSession`] seam and the
-//! Basic-auth implementation over reqwest.
+//! Basic-auth implementation over reqwest, with HTTPS certificate options ([`TlsOptions`]).
 //!
 //! The seam exists for NTLM with message sealing (winrm.md §3.2–§3.3), which comes later. NTLM
 //! binds its security context and the sealing sequence numbers to one TCP connection, so a
@@ -79,6 +79,16 @@ impl fmt::Debug for BasicTransport {
     }
 }
 
+/// Certificate validation for HTTPS endpoints. Validation is on by default against the web PKI
+/// roots; `ca_file` adds a PEM bundle (a host's self-signed or an internal CA's certificate);
+/// `insecure` turns validation off, which only a lab should do, so it is logged as a warning
+/// every time a client is built with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure: bool,
+}
+
 impl BasicTransport {
     pub fn new(
         endpoint: &str,
@@ -86,11 +96,52 @@ impl BasicTransport {
         password: Secret,
         connect_timeout: Duration,
     ) -> Result<Self, WinRmError> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(
+            endpoint,
+            username,
+            password,
+            connect_timeout,
+            &TlsOptions::default(),
+        )
+    }
+
+    pub fn with_tls(
+        endpoint: &str,
+        username: &str,
+        password: Secret,
+        connect_timeout: Duration,
+        tls: &TlsOptions,
+    ) -> Result<Self, WinRmError> {
+        let mut builder = reqwest::Client::builder()
             // WinRM speaks HTTP/1.1; never negotiate h2 over TLS.
             .http1_only()
             .connect_timeout(connect_timeout)
-            .user_agent(concat!("triage-bot/", env!("CARGO_PKG_VERSION"), " winrm"))
+            .user_agent(concat!("triage-bot/", env!("CARGO_PKG_VERSION"), " winrm"));
+        if let Some(path) = &tls.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                WinRmError::Config(format!("cannot read the CA file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                WinRmError::Config(format!("the CA file {} is not PEM: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(WinRmError::Config(format!(
+                    "the CA file {} holds no certificate",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if tls.insecure {
+            tracing::warn!(
+                %endpoint,
+                "WinRM TLS certificate validation is OFF (insecure switch); anyone on the path can read the credentials"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| WinRmError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
