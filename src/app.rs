@@ -100,9 +100,18 @@ impl App {
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
         if ctx.settings.approval.transport == crate::config::SlackTransport::Socket {
-            let token = ctx.settings.approval.app_token.clone().context("SLACK_APP_TOKEN is required for Socket Mode")?;
+            let token = ctx
+                .settings
+                .approval
+                .app_token
+                .clone()
+                .context("SLACK_APP_TOKEN is required for Socket Mode")?;
             let app_client = SlackClient::new(&ctx.settings.slack.api_url, token)?;
-            tasks.push(tokio::spawn(crate::slack_app::socket_mode::run(ctx.clone(), app_client, socket_shutdown)));
+            tasks.push(tokio::spawn(crate::slack_app::socket_mode::run(
+                ctx.clone(),
+                app_client,
+                socket_shutdown,
+            )));
         }
         tracing::info!(http.addr = %addr, "triage-bot started");
         Ok(RunningApp {

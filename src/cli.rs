@@ -78,7 +78,9 @@ pub fn main() -> ExitCode {
             Command::Parse { file } => parse(&file),
             Command::Winrm { action } => crate::execute::cli::run(action).await,
             Command::Replay { alert } => crate::triage::replay::run(&alert).await,
-            Command::Case { action: CaseCommand::Show { incident } } => case_show(&incident).await,
+            Command::Case {
+                action: CaseCommand::Show { incident },
+            } => case_show(&incident).await,
         }
     });
     match result {
@@ -109,16 +111,26 @@ fn check_config() -> anyhow::Result<()> {
 
 /// Needs only DATABASE_URL (and KIBANA_PUBLIC_URL / KIBANA_URL / KIBANA_SPACE for the link).
 async fn case_show(incident: &str) -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://triage-bot.db?mode=rwc".into());
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://triage-bot.db?mode=rwc".into());
     let store = crate::store::Store::connect(&url).await?;
-    let base = std::env::var("KIBANA_PUBLIC_URL").or_else(|_| std::env::var("KIBANA_URL")).ok().map(|b| {
-        let b = b.trim_end_matches('/').to_string();
-        match std::env::var("KIBANA_SPACE").ok().filter(|s| !s.is_empty() && s != "default") {
-            Some(space) => format!("{b}/s/{space}"),
-            None => b,
-        }
-    });
-    print!("{}", crate::record::show::render(&store, incident, base.as_deref()).await?);
+    let base = std::env::var("KIBANA_PUBLIC_URL")
+        .or_else(|_| std::env::var("KIBANA_URL"))
+        .ok()
+        .map(|b| {
+            let b = b.trim_end_matches('/').to_string();
+            match std::env::var("KIBANA_SPACE")
+                .ok()
+                .filter(|s| !s.is_empty() && s != "default")
+            {
+                Some(space) => format!("{b}/s/{space}"),
+                None => b,
+            }
+        });
+    print!(
+        "{}",
+        crate::record::show::render(&store, incident, base.as_deref()).await?
+    );
     Ok(())
 }
 

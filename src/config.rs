@@ -390,7 +390,10 @@ impl Settings {
         let winrm_password = match env.opt("WINRM_PASSWORD_FILE") {
             Some(path) => crate::execute::cli::read_password_file(std::path::Path::new(&path))
                 .map_err(|e| err("WINRM_PASSWORD_FILE", e.to_string()))?,
-            None if needs_winrm => env.secret("WINRM_PASSWORD", "that account's password (or WINRM_PASSWORD_FILE)")?,
+            None if needs_winrm => env.secret(
+                "WINRM_PASSWORD",
+                "that account's password (or WINRM_PASSWORD_FILE)",
+            )?,
             None => Secret::new(env.or("WINRM_PASSWORD", "")),
         };
         let winrm = WinRmSettings {
@@ -408,7 +411,10 @@ impl Settings {
             transport: {
                 let t = env.or("WINRM_TRANSPORT", "ntlm");
                 crate::clients::winrm::WinRmAuth::parse(&t).ok_or_else(|| {
-                    err("WINRM_TRANSPORT", format!("expected ntlm or basic, got {t:?}"))
+                    err(
+                        "WINRM_TRANSPORT",
+                        format!("expected ntlm or basic, got {t:?}"),
+                    )
                 })?
             },
             tls: crate::clients::winrm::TlsOptions {

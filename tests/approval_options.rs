@@ -11,20 +11,38 @@ async fn investigation_only_runs_the_read_only_commands_and_nothing_else() {
     let app = world.start_app().await.unwrap();
     wait_for_approval_request(&world).await;
 
-    let (status, _) = world.click(&app, HANDLER_ID, ACTION_APPROVE_INVESTIGATION).await.unwrap();
+    let (status, _) = world
+        .click(&app, HANDLER_ID, ACTION_APPROVE_INVESTIGATION)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
-    let done = wait_for_state(&app, IncidentState::Executed, T).await.unwrap();
+    let done = wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
     wait_for_batch_summary(&world).await;
 
-    let ran: Vec<String> = world.winrm.executed().into_iter().filter_map(|e| e.script).collect();
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
     let investigation: Vec<String> = COMMANDS[..5].iter().map(|(c, _)| c.to_string()).collect();
     assert_eq!(ran, investigation, "only the investigation commands ran");
     let commands = app.ctx.store.commands(&done.id).await.unwrap();
-    assert!(commands[5..].iter().all(|c| c.status == "skipped" && c.started_at.is_none()));
+    assert!(
+        commands[5..]
+            .iter()
+            .all(|c| c.status == "skipped" && c.started_at.is_none())
+    );
     let msg = top_level(&world).remove(0);
     assert!(all_text(&msg.blocks).contains("*Approved (investigation only)*"));
     let case = wait_for_case_description(&world, "## Results").await;
-    assert!(case["comments"].as_array().unwrap().iter().any(|c| c["comment"].as_str().is_some_and(|t| t.starts_with("**Approved (investigation only)**"))));
+    assert!(case["comments"].as_array().unwrap().iter().any(|c| {
+        c["comment"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("**Approved (investigation only)**"))
+    }));
     finish(&world, app).await;
 }
 
@@ -33,13 +51,24 @@ async fn a_member_of_an_approver_group_may_decide() {
     let world = World::start().await.unwrap();
     world.slack.add_user("U0CAROL", "carol", "Carol Lead", None);
     world.slack.add_usergroup("S0SOCLEADS", &["U0CAROL"]);
-    let app = world.start_app_with(&[("SLACK_APPROVER_GROUPS", "S0SOCLEADS")]).await.unwrap();
+    let app = world
+        .start_app_with(&[("SLACK_APPROVER_GROUPS", "S0SOCLEADS")])
+        .await
+        .unwrap();
     wait_for_approval_request(&world).await;
 
     world.click(&app, "U0CAROL", ACTION_DECLINE).await.unwrap();
-    let incident = wait_for_state(&app, IncidentState::Declined, T).await.unwrap();
+    let incident = wait_for_state(&app, IncidentState::Declined, T)
+        .await
+        .unwrap();
     assert_eq!(incident.decided_by.as_deref(), Some("U0CAROL"));
-    assert!(world.slack.calls().iter().any(|c| c.method == "usergroups.users.list"));
+    assert!(
+        world
+            .slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "usergroups.users.list")
+    );
     finish(&world, app).await;
 }
 
@@ -48,16 +77,28 @@ async fn remediation_needs_two_different_approvers_under_the_two_person_rule() {
     let world = World::start().await.unwrap();
     world.slack.add_user("U0BOB", "bob", "Bob Second", None);
     let app = world
-        .start_app_with(&[("APPROVAL_TWO_PERSON_REMEDIATION", "true"), ("SLACK_APPROVERS", "U0BOB")])
+        .start_app_with(&[
+            ("APPROVAL_TWO_PERSON_REMEDIATION", "true"),
+            ("SLACK_APPROVERS", "U0BOB"),
+        ])
         .await
         .unwrap();
     wait_for_approval_request(&world).await;
 
     // First approval: recorded, nothing runs, the buttons stay with a note.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    world.slack.wait_until("the first-approval note on the message", T, |s| {
-        s.messages.iter().any(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("needs a second, different approver"))
-    }).await.unwrap();
+    world
+        .slack
+        .wait_until("the first-approval note on the message", T, |s| {
+            s.messages.iter().any(|m| {
+                m.thread_ts.is_none()
+                    && m.blocks
+                        .to_string()
+                        .contains("needs a second, different approver")
+            })
+        })
+        .await
+        .unwrap();
     let incident = app.ctx.store.incidents().await.unwrap().remove(0);
     assert_eq!(incident.state, "awaiting_approval");
     assert_eq!(incident.first_approver.as_deref(), Some(HANDLER_ID));
@@ -65,17 +106,35 @@ async fn remediation_needs_two_different_approvers_under_the_two_person_rule() {
 
     // The same person again is refused.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    world.slack.wait_until("the refusal", T, |s| s.ephemerals.iter().any(|e| e.text.contains("second, different approver") && e.text.contains("already approved"))).await.unwrap();
+    world
+        .slack
+        .wait_until("the refusal", T, |s| {
+            s.ephemerals.iter().any(|e| {
+                e.text.contains("second, different approver") && e.text.contains("already approved")
+            })
+        })
+        .await
+        .unwrap();
     assert!(world.winrm.executed().is_empty());
 
     // A second, different approver: now it runs.
     world.click(&app, "U0BOB", ACTION_APPROVE).await.unwrap();
-    let done = wait_for_state(&app, IncidentState::Executed, T).await.unwrap();
+    let done = wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
     assert_eq!(done.decided_by.as_deref(), Some("U0BOB"));
     assert_eq!(world.winrm.executed().len(), COMMANDS.len());
     let audit = app.ctx.store.audit_trail(&done.id).await.unwrap();
-    assert!(audit.iter().any(|a| a.event == "FirstApproval" && a.actor == HANDLER_ID));
-    assert!(audit.iter().any(|a| a.event == "ApprovalDecided" && a.actor == "U0BOB"));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.event == "FirstApproval" && a.actor == HANDLER_ID)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.event == "ApprovalDecided" && a.actor == "U0BOB")
+    );
     finish(&world, app).await;
 }
 
@@ -94,23 +153,86 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
     let root = top_level(&world).remove(0);
     let value = triage_bot::demo::button_value(&root.blocks, ACTION_APPROVE).unwrap();
 
-    world.slack.wait_until("the escalation mention", T, |s| s.messages.iter().any(|m| m.text.contains("<!subteam^S0BACKUP>"))).await.unwrap();
-    let incident = wait_for_state(&app, IncidentState::Expired, T).await.unwrap();
-    world.slack.wait_until("the expired message", T, |s| s.messages.iter().any(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("*Expired*"))).await.unwrap();
+    world
+        .slack
+        .wait_until("the escalation mention", T, |s| {
+            s.messages
+                .iter()
+                .any(|m| m.text.contains("<!subteam^S0BACKUP>"))
+        })
+        .await
+        .unwrap();
+    let incident = wait_for_state(&app, IncidentState::Expired, T)
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the expired message", T, |s| {
+            s.messages
+                .iter()
+                .any(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("*Expired*"))
+        })
+        .await
+        .unwrap();
     let case = wait_for_case_description(&world, "| State | expired |").await;
 
-    assert_eq!(world.slack.messages().iter().filter(|m| m.text.contains("<!subteam^S0BACKUP>")).count(), 1, "escalated once");
+    assert_eq!(
+        world
+            .slack
+            .messages()
+            .iter()
+            .filter(|m| m.text.contains("<!subteam^S0BACKUP>"))
+            .count(),
+        1,
+        "escalated once"
+    );
     assert!(!block_types(&top_level(&world)[0].blocks).contains(&"actions".to_string()));
-    let comments: Vec<String> = case["comments"].as_array().unwrap().iter().filter_map(|c| c["comment"].as_str().map(String::from)).collect();
+    let comments: Vec<String> = case["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["comment"].as_str().map(String::from))
+        .collect();
     assert!(comments.iter().any(|c| c.starts_with("**Escalated**")));
     assert!(comments.iter().any(|c| c.starts_with("**Expired**")));
     // A late click (from a stale client that still shows the buttons) changes nothing.
-    let payload = emulators::slack::block_actions_payload(HANDLER_ID, "alice", CHANNEL, &root.ts, ACTION_APPROVE, &value);
+    let payload = emulators::slack::block_actions_payload(
+        HANDLER_ID,
+        "alice",
+        CHANNEL,
+        &root.ts,
+        ACTION_APPROVE,
+        &value,
+    );
     let url = format!("{}/slack/interactions", app.url());
-    let (status, _) = emulators::slack::post_interaction(&url, SIGNING_SECRET, &payload, chrono::Utc::now().timestamp()).await.unwrap();
+    let (status, _) = emulators::slack::post_interaction(
+        &url,
+        SIGNING_SECRET,
+        &payload,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 200);
-    world.slack.wait_until("the late-click note", T, |s| s.ephemerals.iter().any(|e| e.text.contains("already decided"))).await.unwrap();
+    world
+        .slack
+        .wait_until("the late-click note", T, |s| {
+            s.ephemerals
+                .iter()
+                .any(|e| e.text.contains("already decided"))
+        })
+        .await
+        .unwrap();
     assert!(world.winrm.executed().is_empty());
-    assert_eq!(app.ctx.store.incident(&incident.id).await.unwrap().unwrap().state, "expired");
+    assert_eq!(
+        app.ctx
+            .store
+            .incident(&incident.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "expired"
+    );
     finish(&world, app).await;
 }

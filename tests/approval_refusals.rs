@@ -68,8 +68,14 @@ async fn a_click_from_someone_else_is_refused_privately_and_changes_nothing() {
     );
     assert!(world.winrm.executed().is_empty());
     let msg = top_level(&world).remove(0);
-    assert!(block_types(&msg.blocks).contains(&"actions".to_string()), "the buttons are still there");
-    assert!(!all_text(&msg.blocks).contains("Approved"), "no decision shown");
+    assert!(
+        block_types(&msg.blocks).contains(&"actions".to_string()),
+        "the buttons are still there"
+    );
+    assert!(
+        !all_text(&msg.blocks).contains("Approved"),
+        "no decision shown"
+    );
 
     // The handler can still decide.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
@@ -156,5 +162,55 @@ async fn a_double_click_runs_the_commands_once() {
         .filter(|a| a.event == "ApprovalDecided")
         .collect();
     assert_eq!(decided.len(), 1);
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn a_button_value_for_other_commands_or_another_host_approves_nothing() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let msg = top_level(&world).remove(0);
+    let value = triage_bot::demo::button_value(&msg.blocks, ACTION_APPROVE).unwrap();
+    let (incident, _hash) = value.split_once(':').unwrap();
+
+    // Same incident, a hash for a different command list (as a forged or stale button would carry).
+    let tampered = format!("{incident}:{}", "0".repeat(32));
+    let payload = emulators::slack::block_actions_payload(
+        HANDLER_ID,
+        "alice",
+        CHANNEL,
+        &msg.ts,
+        ACTION_APPROVE,
+        &tampered,
+    );
+    let url = format!("{}/slack/interactions", app.url());
+    let (status, _) = emulators::slack::post_interaction(
+        &url,
+        SIGNING_SECRET,
+        &payload,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    world
+        .slack
+        .wait_until("the refusal", T, |s| {
+            s.ephemerals
+                .iter()
+                .any(|e| e.text.contains("no longer matches"))
+        })
+        .await
+        .unwrap();
+    let row = app.ctx.store.incident(incident).await.unwrap().unwrap();
+    assert_eq!(row.state, "awaiting_approval");
+    let audit = app.ctx.store.audit_trail(incident).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.event == "DecisionRefused" && a.detail.contains("stale or tampered"))
+    );
+    assert!(world.winrm.executed().is_empty());
     finish(&world, app).await;
 }

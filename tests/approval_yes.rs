@@ -60,8 +60,14 @@ async fn a_critical_alert_is_triaged_approved_run_and_recorded() {
         .iter()
         .map(|e| e["action_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE]);
-    assert!(text.contains("/app/security/alerts/redirect/"), "a link to the alert in Kibana");
+    assert_eq!(
+        ids,
+        [ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE]
+    );
+    assert!(
+        text.contains("/app/security/alerts/redirect/"),
+        "a link to the alert in Kibana"
+    );
     assert!(
         world.winrm.executed().is_empty(),
         "nothing runs before approval"

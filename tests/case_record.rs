@@ -8,31 +8,69 @@ use common::*;
 #[tokio::test]
 async fn the_case_follows_the_incident_from_open_to_closed() {
     let world = World::start().await.unwrap();
-    let app = world.start_app_with(&[("CASE_ASSIGNEES", "windows=u_alice_profile_uid")]).await.unwrap();
+    let app = world
+        .start_app_with(&[("CASE_ASSIGNEES", "windows=u_alice_profile_uid")])
+        .await
+        .unwrap();
     wait_for_approval_request(&world).await;
 
     let case = world.kibana.cases().remove(0);
     assert_eq!(case["status"], "open");
     assert_eq!(case["category"], "Persistence");
-    assert_eq!(case["assignees"], serde_json::json!([{ "uid": "u_alice_profile_uid" }]));
-    let tags: Vec<&str> = case["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(
+        case["assignees"],
+        serde_json::json!([{ "uid": "u_alice_profile_uid" }])
+    );
+    let tags: Vec<&str> = case["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
     assert!(tags.contains(&"tactic:Persistence"));
     assert!(tags.contains(&format!("host:{HOST}").as_str()));
     assert_eq!(case["settings"]["syncAlerts"], true);
 
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
     // In progress once approved …
-    world.kibana.wait_until("the case in progress", T, |s| s.case_requests.iter().any(|(m, _, b)| m == "PATCH" && b.to_string().contains("in-progress"))).await.unwrap();
-    wait_for_state(&app, IncidentState::Executed, T).await.unwrap();
+    world
+        .kibana
+        .wait_until("the case in progress", T, |s| {
+            s.case_requests
+                .iter()
+                .any(|(m, _, b)| m == "PATCH" && b.to_string().contains("in-progress"))
+        })
+        .await
+        .unwrap();
+    wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
     // … closed after every command succeeded, with the Slack thread linked.
     let case = wait_for_case_description(&world, "## Results").await;
     assert_eq!(case["status"], "closed");
     let description = case["description"].as_str().unwrap();
-    assert!(description.contains("| Slack thread | https://"), "{description}");
-    let comments: Vec<String> = case["comments"].as_array().unwrap().iter().filter_map(|c| c["comment"].as_str().map(String::from)).collect();
-    assert!(comments.iter().any(|c| c.starts_with("Approval requested in Slack: https://")));
+    assert!(
+        description.contains("| Slack thread | https://"),
+        "{description}"
+    );
+    let comments: Vec<String> = case["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["comment"].as_str().map(String::from))
+        .collect();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.starts_with("Approval requested in Slack: https://"))
+    );
     for seq in 1..=8 {
-        assert!(comments.iter().any(|c| c.starts_with(&format!("**Command {seq}** on {HOST}"))), "a comment for command {seq}");
+        assert!(
+            comments
+                .iter()
+                .any(|c| c.starts_with(&format!("**Command {seq}** on {HOST}"))),
+            "a comment for command {seq}"
+        );
     }
     assert!(comments.iter().any(|c| c.contains("Result: exit code 0")));
     finish(&world, app).await;
@@ -47,19 +85,45 @@ async fn an_unreachable_or_flaky_kibana_loses_nothing_and_duplicates_nothing() {
     wait_for_approval_request(&world).await;
     world.kibana.lose_case_responses_next(1);
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    wait_for_state(&app, IncidentState::Executed, T).await.unwrap();
+    wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
     let case = wait_for_case_description(&world, "## Results").await;
 
-    assert_eq!(world.kibana.cases().len(), 1, "one case despite the failures");
-    let comments: Vec<String> = case["comments"].as_array().unwrap().iter().filter_map(|c| c["comment"].as_str().map(String::from)).collect();
+    assert_eq!(
+        world.kibana.cases().len(),
+        1,
+        "one case despite the failures"
+    );
+    let comments: Vec<String> = case["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["comment"].as_str().map(String::from))
+        .collect();
     let mut unique = comments.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), comments.len(), "no comment twice: {comments:#?}");
+    assert_eq!(
+        unique.len(),
+        comments.len(),
+        "no comment twice: {comments:#?}"
+    );
     for seq in 1..=8 {
-        assert_eq!(comments.iter().filter(|c| c.starts_with(&format!("**Command {seq}** on"))).count(), 1);
+        assert_eq!(
+            comments
+                .iter()
+                .filter(|c| c.starts_with(&format!("**Command {seq}** on")))
+                .count(),
+            1
+        );
     }
-    let alerts = case["comments"].as_array().unwrap().iter().filter(|c| c["type"] == "alert").count();
+    let alerts = case["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "alert")
+        .count();
     assert_eq!(alerts, 1, "the alert attached once");
     finish(&world, app).await;
 }
@@ -70,9 +134,19 @@ async fn case_show_prints_the_local_audit_record_from_the_database_alone() {
     let app = world.start_app().await.unwrap();
     wait_for_approval_request(&world).await;
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    let done = wait_for_state(&app, IncidentState::Executed, T).await.unwrap();
+    let done = wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
     wait_for_case_description(&world, "## Results").await;
-    let case_id = app.ctx.store.incident(&done.id).await.unwrap().unwrap().case_id.unwrap();
+    let case_id = app
+        .ctx
+        .store
+        .incident(&done.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .case_id
+        .unwrap();
     finish(&world, app).await;
 
     // The operator's command, run as a separate process against the same database.
@@ -86,9 +160,18 @@ async fn case_show_prints_the_local_audit_record_from_the_database_alone() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("Incident {}  [executed]", done.id)), "{stdout}");
-    assert!(stdout.contains(&format!("https://kibana.example/app/security/cases/{case_id}")));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Incident {}  [executed]", done.id)),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!(
+        "https://kibana.example/app/security/cases/{case_id}"
+    )));
     assert!(stdout.contains(&format!("approved (all) by {HANDLER_ID}")));
     assert!(stdout.contains("8. [remediation · changes state] Remove-Item -Path 'C:\\ProgramData\\odu\\odupd.exe' -Force → succeeded exit 0"), "{stdout}");
     assert!(stdout.contains("ApprovalDecided"));

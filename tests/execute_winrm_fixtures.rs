@@ -75,8 +75,15 @@ struct Replayed {
 async fn recorded_windows_responses_parse() {
     let all = fixtures().await;
     assert!(
-        all.iter().filter(|f| f.source.starts_with("pywinrm:")).count() >= 10
-            && all.iter().filter(|f| f.source.starts_with("pypsrp:")).count() >= 50,
+        all.iter()
+            .filter(|f| f.source.starts_with("pywinrm:"))
+            .count()
+            >= 10
+            && all
+                .iter()
+                .filter(|f| f.source.starts_with("pypsrp:"))
+                .count()
+                >= 50,
         "both sources delivered"
     );
     let mut by_source: HashMap<String, Replayed> = HashMap::new();
@@ -90,7 +97,11 @@ async fn recorded_windows_responses_parse() {
             .unwrap_or_else(|| panic!("{label}: request MessageID"));
         let (phase, action) = phase_of(req.action().expect("request Action"));
         // The captures do not keep the HTTP status; WS-Management sends faults with 500.
-        let status = if f.response.contains("Fault>") { 500 } else { 200 };
+        let status = if f.response.contains("Fault>") {
+            500
+        } else {
+            200
+        };
         let r = by_source.entry(f.source.clone()).or_default();
         let mut result = soap::interpret(phase, status, &f.response, &message_id, action);
         if let Err(WinRmError::Protocol(m)) = &result
@@ -110,12 +121,12 @@ async fn recorded_windows_responses_parse() {
                 Phase::Create => r.shells.push(soap::parse_shell_id(&env).unwrap()),
                 Phase::Command => r.commands.push(soap::parse_command_id(&env).unwrap()),
                 Phase::Receive => {
-                    let c = soap::parse_receive(&env)
-                        .unwrap_or_else(|e| panic!("{label}: {e}"));
+                    let c = soap::parse_receive(&env).unwrap_or_else(|e| panic!("{label}: {e}"));
                     r.stdout.extend(c.stdout);
                     r.stderr.extend(c.stderr);
                     if c.done {
-                        r.exit_codes.push(c.exit_code.expect("Done carries ExitCode"));
+                        r.exit_codes
+                            .push(c.exit_code.expect("Done carries ExitCode"));
                     }
                 }
                 _ => {}
@@ -155,7 +166,10 @@ async fn recorded_windows_responses_parse() {
     assert!(text(&p.stdout).contains("Windows IP Configuration"));
     assert!(p.exit_codes.contains(&0) && p.exit_codes.contains(&1));
     let cleaned = clean_clixml(&text(&p.stderr));
-    assert!(cleaned.contains("Write-Error \"Error\" : Error"), "{cleaned}");
+    assert!(
+        cleaned.contains("Write-Error \"Error\" : Error"),
+        "{cleaned}"
+    );
 
     assert_eq!(
         p.relates_mismatch,
@@ -194,7 +208,15 @@ async fn recorded_windows_responses_parse() {
     assert!(!rc.stderr.is_empty());
     for (source, r) in &by_source {
         if source.starts_with("pypsrp:") {
-            assert!(r.relates_mismatch.is_empty(), "{source}: real traffic always relates");
+            // One capture is not self-consistent: the Delete answer in test_winrs_unicode.yml
+            // relates to another MessageID (spliced from another recording). Our check refuses
+            // it, as it would on the wire; every other real answer relates to its request.
+            let expected: Vec<String> = if source == "pypsrp:test_winrs_unicode.yml" {
+                vec!["message 4".into()]
+            } else {
+                vec![]
+            };
+            assert_eq!(r.relates_mismatch, expected, "{source}");
         }
         if source.starts_with("pypsrp:") && source != "pypsrp:test_winrs_open_already_opened.yml" {
             assert_eq!(r.shells.len(), 1, "{source}: one shell created");

@@ -17,11 +17,20 @@ async fn the_events_endpoint_answers_url_verification_and_refuses_forgeries() {
     let app = world.start_app().await.unwrap();
     let url = format!("{}/slack/events", app.url());
     let challenge = json!({ "token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification" });
-    let (status, body) = post_event(&url, SIGNING_SECRET, &challenge, now()).await.unwrap();
-    assert_eq!((status, body.as_str()), (200, "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"));
-    let (status, _) = post_event(&url, "wrong-secret", &challenge, now()).await.unwrap();
+    let (status, body) = post_event(&url, SIGNING_SECRET, &challenge, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
+    );
+    let (status, _) = post_event(&url, "wrong-secret", &challenge, now())
+        .await
+        .unwrap();
     assert_eq!(status, 401);
-    let (status, _) = post_event(&url, SIGNING_SECRET, &challenge, now() - 3600).await.unwrap();
+    let (status, _) = post_event(&url, SIGNING_SECRET, &challenge, now() - 3600)
+        .await
+        .unwrap();
     assert_eq!(status, 401);
     finish(&world, app).await;
 }
@@ -35,28 +44,244 @@ async fn a_question_in_the_thread_is_answered_there_in_the_same_conversation_and
     let url = format!("{}/slack/events", app.url());
 
     let question = "Is odupd.exe signed by anyone?";
-    let ts = world.slack.add_user_message(CHANNEL, HANDLER_ID, question, Some(&root.ts));
-    let delivery = event_callback(message_event(HANDLER_ID, CHANNEL, question, &ts, Some(&root.ts)));
-    let (status, _) = post_event(&url, SIGNING_SECRET, &delivery, now()).await.unwrap();
+    let ts = world
+        .slack
+        .add_user_message(CHANNEL, HANDLER_ID, question, Some(&root.ts));
+    let delivery = event_callback(message_event(
+        HANDLER_ID,
+        CHANNEL,
+        question,
+        &ts,
+        Some(&root.ts),
+    ));
+    let (status, _) = post_event(&url, SIGNING_SECRET, &delivery, now())
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     // Slack retries the same delivery, and the mention arrives a second time as app_mention.
-    post_event(&url, SIGNING_SECRET, &delivery, now()).await.unwrap();
-    let mention = event_callback(app_mention_event(HANDLER_ID, CHANNEL, &format!("<@UBOT> {question}"), &ts, Some(&root.ts)));
-    post_event(&url, SIGNING_SECRET, &mention, now()).await.unwrap();
+    post_event(&url, SIGNING_SECRET, &delivery, now())
+        .await
+        .unwrap();
+    let mention = event_callback(app_mention_event(
+        HANDLER_ID,
+        CHANNEL,
+        &format!("<@UBOT> {question}"),
+        &ts,
+        Some(&root.ts),
+    ));
+    post_event(&url, SIGNING_SECRET, &mention, now())
+        .await
+        .unwrap();
     // The bot's own thread messages are not questions.
-    let mut own = message_event("UBOT", CHANNEL, "Audit record: …", "1.000001", Some(&root.ts));
+    let mut own = message_event(
+        "UBOT",
+        CHANNEL,
+        "Audit record: …",
+        "1.000001",
+        Some(&root.ts),
+    );
     own["bot_id"] = json!("BBOT");
-    post_event(&url, SIGNING_SECRET, &event_callback(own), now()).await.unwrap();
+    post_event(&url, SIGNING_SECRET, &event_callback(own), now())
+        .await
+        .unwrap();
 
-    world.slack.wait_until("the answer in the thread", T, |s| s.messages.iter().any(|m| m.thread_ts.as_deref() == Some(root.ts.as_str()) && m.text.contains("asked:"))).await.unwrap();
-    world.kibana.wait_until("the Q&A in the case", T, |s| s.cases.iter().any(|c| c.case["comments"].to_string().contains("Question from Slack user"))).await.unwrap();
+    world
+        .slack
+        .wait_until("the answer in the thread", T, |s| {
+            s.messages.iter().any(|m| {
+                m.thread_ts.as_deref() == Some(root.ts.as_str()) && m.text.contains("asked:")
+            })
+        })
+        .await
+        .unwrap();
+    world
+        .kibana
+        .wait_until("the Q&A in the case", T, |s| {
+            s.cases.iter().any(|c| {
+                c.case["comments"]
+                    .to_string()
+                    .contains("Question from Slack user")
+            })
+        })
+        .await
+        .unwrap();
 
     let incident = app.ctx.store.incidents().await.unwrap().remove(0);
-    let followups: Vec<_> = world.kibana.calls().into_iter().filter(|c| c.last_user_content.contains(question)).collect();
+    let followups: Vec<_> = world
+        .kibana
+        .calls()
+        .into_iter()
+        .filter(|c| c.last_user_content.contains(question))
+        .collect();
     assert_eq!(followups.len(), 1, "one question, asked once");
-    assert_eq!(followups[0].conversation_id, incident.conversation_id, "in the incident's conversation");
+    assert_eq!(
+        followups[0].conversation_id, incident.conversation_id,
+        "in the incident's conversation"
+    );
     assert!(incident.conversation_id.is_some());
-    let answers = world.slack.messages().into_iter().filter(|m| m.text.contains("asked:")).count();
+    let answers = world
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.text.contains("asked:"))
+        .count();
     assert_eq!(answers, 1);
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_same_rules() {
+    let world = World::start().await.unwrap();
+    let triage = triage_bot::demo::triage_answer();
+    world.kibana.set_responder(move |call| {
+        if call.last_user_content.starts_with("Who handles") {
+            "Alice Analyst".into()
+        } else if call.last_user_content.contains("Is the service still installed?") {
+            "It may be. Check and stop it:\n\nInvestigation Commands:\n1. `Get-Service -Name odu`\n\nRemediation Commands:\n1. `Stop-Service -Name odu -Force`\n".into()
+        } else {
+            triage.clone()
+        }
+    });
+    world.winrm.set_response(
+        "Get-Service -Name odu",
+        "Status Name\r\nRunning odu\r\n",
+        "",
+        0,
+    );
+    world
+        .winrm
+        .set_response("Stop-Service -Name odu -Force", "", "", 0);
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let root = top_level(&world).remove(0);
+    world.click(&app, HANDLER_ID, ACTION_DECLINE).await.unwrap();
+    wait_for_state(&app, IncidentState::Declined, T)
+        .await
+        .unwrap();
+
+    let question = "Is the service still installed?";
+    let ts = world
+        .slack
+        .add_user_message(CHANNEL, HANDLER_ID, question, Some(&root.ts));
+    let delivery = event_callback(message_event(
+        HANDLER_ID,
+        CHANNEL,
+        question,
+        &ts,
+        Some(&root.ts),
+    ));
+    post_event(
+        &format!("{}/slack/events", app.url()),
+        SIGNING_SECRET,
+        &delivery,
+        now(),
+    )
+    .await
+    .unwrap();
+
+    // The proposal arrives as an approval block inside the same thread.
+    world
+        .slack
+        .wait_until("the follow-up approval block", T, |s| {
+            s.messages.iter().any(|m| {
+                m.thread_ts.as_deref() == Some(root.ts.as_str())
+                    && m.blocks.to_string().contains("triage_approve")
+            })
+        })
+        .await
+        .unwrap();
+    let block_msg = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.thread_ts.is_some() && m.blocks.to_string().contains("triage_approve"))
+        .unwrap();
+    assert!(
+        block_msg
+            .blocks
+            .to_string()
+            .contains("Stop-Service -Name odu -Force")
+    );
+    assert_eq!(top_level(&world).len(), 1, "no new top-level message");
+
+    // Someone who is not an approver cannot approve it either.
+    let value = triage_bot::demo::button_value(&block_msg.blocks, ACTION_APPROVE).unwrap();
+    let url = format!("{}/slack/interactions", app.url());
+    let click = |user: &str| {
+        emulators::slack::block_actions_payload(
+            user,
+            "x",
+            CHANNEL,
+            &block_msg.ts,
+            ACTION_APPROVE,
+            &value,
+        )
+    };
+    emulators::slack::post_interaction(&url, SIGNING_SECRET, &click(OTHER_USER), now())
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the refusal", T, |s| {
+            s.ephemerals.iter().any(|e| e.user == OTHER_USER)
+        })
+        .await
+        .unwrap();
+    assert!(world.winrm.executed().is_empty());
+
+    // The handler approves: exactly the two proposed commands run, results in the thread.
+    emulators::slack::post_interaction(&url, SIGNING_SECRET, &click(HANDLER_ID), now())
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the follow-up results", T, |s| {
+            s.messages.iter().any(|m| {
+                m.thread_ts.as_deref() == Some(root.ts.as_str())
+                    && m.text.contains("2 succeeded, 0 failed")
+            })
+        })
+        .await
+        .unwrap();
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    assert_eq!(
+        ran,
+        ["Get-Service -Name odu", "Stop-Service -Name odu -Force"]
+    );
+    let incidents = app.ctx.store.incidents().await.unwrap();
+    let child = incidents
+        .iter()
+        .find(|i| i.parent_incident.is_some())
+        .unwrap();
+    assert_eq!(child.state, "executed");
+    assert_eq!(
+        child.case_id,
+        incidents
+            .iter()
+            .find(|i| i.parent_incident.is_none())
+            .unwrap()
+            .case_id,
+        "the same case"
+    );
+    world
+        .kibana
+        .wait_until("the follow-up results in the case", T, |s| {
+            s.cases.iter().any(|c| {
+                c.case["comments"]
+                    .to_string()
+                    .contains("Stop-Service -Name odu -Force")
+                    && c.case["comments"]
+                        .to_string()
+                        .contains("Result: exit code 0")
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(world.kibana.cases().len(), 1);
     finish(&world, app).await;
 }

@@ -111,13 +111,15 @@ impl KibanaEmulator {
     /// When the listener cannot be bound.
     pub async fn start() -> anyhow::Result<Self> {
         let state = Recorder::new(KibanaState::default());
-        let router = Router::new().merge(crate::kibana_agent_builder::router(state.clone())).fallback({
-            let state = state.clone();
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let router = Router::new()
+            .merge(crate::kibana_agent_builder::router(state.clone()))
+            .fallback({
                 let state = state.clone();
-                async move { handle(state, method, uri, headers, body).await }
-            }
-        });
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let state = state.clone();
+                    async move { handle(state, method, uri, headers, body).await }
+                }
+            });
         let router = crate::kibana_endpoint::merge(router, &state);
         let addr = server::spawn(router).await?;
         Ok(Self {
@@ -1341,8 +1343,14 @@ fn find_comments(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str) -> Res
         return core_error(404, format!("Saved object [cases/{id}] not found"));
     };
     let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.full_path.split_once('?').map_or("", |(_, q)| q)).unwrap_or_default();
-    let get = |k: &str| query.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.parse::<usize>().ok());
+        serde_urlencoded::from_str(req.full_path.split_once('?').map_or("", |(_, q)| q))
+            .unwrap_or_default();
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
     let per_page = get("perPage").unwrap_or(20).clamp(1, 100);
     let page = get("page").unwrap_or(1).max(1);
     let user: Vec<Value> = s.cases[i].case["comments"]
@@ -1350,8 +1358,15 @@ fn find_comments(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str) -> Res
         .map(|cs| cs.iter().filter(|c| c["type"] == "user").cloned().collect())
         .unwrap_or_default();
     let total = user.len();
-    let items: Vec<Value> = user.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-    json_response(200, &json!({ "comments": items, "page": page, "per_page": per_page, "total": total }))
+    let items: Vec<Value> = user
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    json_response(
+        200,
+        &json!({ "comments": items, "page": page, "per_page": per_page, "total": total }),
+    )
 }
 
 fn add_comment(state: &Arc<Recorder<KibanaState>>, req: &Req, id: &str, body: &Value) -> Response {

@@ -219,12 +219,7 @@ fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let param = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let space = param("space").unwrap_or_else(|| "default".into());
     let seg = param("seg").unwrap_or_default();
     let auth = headers
@@ -296,7 +291,9 @@ fn non_empty_strings(obj: &Map<String, Value>, key: &str, required: bool) -> Res
             }
             Ok(())
         }
-        Some(_) => Err(format!("[request body.{key}]: expected value of type [array]")),
+        Some(_) => Err(format!(
+            "[request body.{key}]: expected value of type [array]"
+        )),
     }
 }
 
@@ -462,7 +459,11 @@ fn create(ctx: &Ctx, space: &str, route: &str, body: &Bytes) -> Response {
     }
     let agents: Vec<String> = body["endpoint_ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let id = uuid::Uuid::new_v4().to_string();
     let data = ctx.endpoint.update(|s| {
@@ -578,19 +579,53 @@ mod tests {
         let ok = json!({"endpoint_ids": ["a"], "parameters": {"command": "whoami", "timeout": 60}, "agent_type": "endpoint"});
         assert!(validate("execute", &ok).is_ok());
         for (route, body, needle) in [
-            ("execute", json!({"endpoint_ids": []}), "cannot be smaller than [1]"),
-            ("execute", json!({"endpoint_ids": ["a"]}), "parameters.command"),
-            ("execute", json!({"endpoint_ids": ["a"], "parameters": {"command": "x", "timeout": 0}}), "timeout"),
+            (
+                "execute",
+                json!({"endpoint_ids": []}),
+                "cannot be smaller than [1]",
+            ),
+            (
+                "execute",
+                json!({"endpoint_ids": ["a"]}),
+                "parameters.command",
+            ),
+            (
+                "execute",
+                json!({"endpoint_ids": ["a"], "parameters": {"command": "x", "timeout": 0}}),
+                "timeout",
+            ),
             ("isolate", json!({"endpoint_ids": [""]}), "minimum length"),
-            ("isolate", json!({"endpoint_ids": ["a"], "extra": 1}), "definition for this key is missing"),
-            ("isolate", json!({"endpoint_ids": ["a"], "alert_ids": []}), "alert_ids"),
-            ("isolate", json!({"endpoint_ids": ["a"], "agent_type": "cylance"}), "agent_type"),
-            ("kill_process", json!({"endpoint_ids": ["a"], "parameters": {}}), "pid"),
+            (
+                "isolate",
+                json!({"endpoint_ids": ["a"], "extra": 1}),
+                "definition for this key is missing",
+            ),
+            (
+                "isolate",
+                json!({"endpoint_ids": ["a"], "alert_ids": []}),
+                "alert_ids",
+            ),
+            (
+                "isolate",
+                json!({"endpoint_ids": ["a"], "agent_type": "cylance"}),
+                "agent_type",
+            ),
+            (
+                "kill_process",
+                json!({"endpoint_ids": ["a"], "parameters": {}}),
+                "pid",
+            ),
         ] {
             let e = validate(route, &body).unwrap_err();
             assert!(e.contains(needle), "{route} {body}: {e}");
         }
-        assert!(validate("kill_process", &json!({"endpoint_ids": ["a"], "parameters": {"pid": 4}})).is_ok());
+        assert!(
+            validate(
+                "kill_process",
+                &json!({"endpoint_ids": ["a"], "parameters": {"pid": 4}})
+            )
+            .is_ok()
+        );
         assert!(validate("running_procs", &json!({"endpoint_ids": ["a"]})).is_ok());
     }
 }

@@ -235,8 +235,7 @@ fn chat_completions(state: &Recorder<OpenAiState>, headers: &HeaderMap, body: &B
         s.calls.push(call.clone());
         (s.answers.pop_front(), s.responder.clone())
     });
-    let Some((answer, ending)) =
-        queued.or_else(|| responder.map(|f| (f(&call), Ending::Done)))
+    let Some((answer, ending)) = queued.or_else(|| responder.map(|f| (f(&call), Ending::Done)))
     else {
         return error(500, "no scripted answer", "server_error", None);
     };

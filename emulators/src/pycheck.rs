@@ -41,7 +41,10 @@ fn command() -> tokio::process::Command {
 
 async fn importable() -> Result<bool, String> {
     let out = command()
-        .args(["-c", "import elasticsearch, slack_sdk, winrm, openapi_schema_validator, yaml"])
+        .args([
+            "-c",
+            "import elasticsearch, slack_sdk, winrm, openapi_schema_validator, yaml",
+        ])
         .output()
         .await
         .map_err(|e| format!("cannot run `{}` ({e}); install Python 3", python()))?;

@@ -217,7 +217,9 @@ impl SlackEmulator {
         });
         let sent = self.state.update(|s| {
             s.socket_senders.retain(|tx| !tx.is_closed());
-            s.socket_senders.first().map(|tx| tx.send(envelope.to_string()).is_ok())
+            s.socket_senders
+                .first()
+                .map(|tx| tx.send(envelope.to_string()).is_ok())
         });
         match sent {
             Some(true) => Ok(id),
@@ -838,7 +840,11 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
             let channel = required(p, "channel", "channel_not_found")?;
             let ts = required(p, "message_ts", "message_not_found")?;
             let s = state.read();
-            if !s.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+            if !s
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == ts)
+            {
                 return Err(ApiError::new("message_not_found"));
             }
             Ok(json!({
@@ -1655,7 +1661,11 @@ async fn socket_connection(state: Arc<Recorder<SlackState>>, stream: tokio::net:
     let hello = json!({"type": "hello", "num_connections": 1,
                        "debug_info": {"host": "emulator", "approximate_connection_time": 18060},
                        "connection_info": {"app_id": APP_ID}});
-    if sink.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if sink
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         return;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();

@@ -325,6 +325,7 @@ impl WinRmState {
 pub struct WinRmEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    https: bool,
 }
 
 struct Shared {
@@ -345,8 +346,162 @@ struct NtlmConn {
     authenticated: bool,
 }
 
+/// A certificate authority and a host certificate for `127.0.0.1`, made with the `openssl`
+/// command line for one HTTPS emulator.
+pub struct TestPki {
+    /// PEM of the CA that signed the host certificate (what a client trusts with a custom CA).
+    pub ca_pem: std::path::PathBuf,
+    cert_pem: std::path::PathBuf,
+    key_pem: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// Generates a P-256 CA and a server certificate for IP 127.0.0.1 (SAN), valid two days.
+    pub fn generate() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let p = |n: &str| dir.path().join(n);
+        let run = |args: &[&str]| -> anyhow::Result<()> {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot run openssl ({e}); the HTTPS emulator needs the openssl CLI"
+                    )
+                })?;
+            anyhow::ensure!(
+                out.status.success(),
+                "openssl {:?} failed: {}",
+                args.first(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(())
+        };
+        let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        std::fs::write(
+            p("host.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )?;
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &s(&p("ca.key")),
+            "-out",
+            &s(&p("ca.pem")),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=triage-bot emulator CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &s(&p("host.key")),
+            "-out",
+            &s(&p("host.csr")),
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &s(&p("host.csr")),
+            "-CA",
+            &s(&p("ca.pem")),
+            "-CAkey",
+            &s(&p("ca.key")),
+            "-CAcreateserial",
+            "-out",
+            &s(&p("host.pem")),
+            "-days",
+            "2",
+            "-extfile",
+            &s(&p("host.ext")),
+        ])?;
+        Ok(Self {
+            ca_pem: p("ca.pem"),
+            cert_pem: p("host.pem"),
+            key_pem: p("host.key"),
+            _dir: dir,
+        })
+    }
+
+    fn acceptor(&self) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs =
+            CertificateDer::pem_file_iter(&self.cert_pem)?.collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_pem)?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// TLS in front of the emulator's TCP listener. Handshakes run one at a time, which is fine
+/// for tests; a failed one (a client refusing the certificate) is logged and skipped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            match self.acceptor.accept(tcp).await {
+                Ok(tls) => return (tls, addr),
+                Err(e) => tracing::debug!(error = %e, "winrm emulator: TLS handshake failed"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 impl WinRmEmulator {
+    /// The host behind an HTTPS listener (5986-style) with a certificate from `pki`;
+    /// [`Self::url`] then gives `https://127.0.0.1:PORT/wsman`.
+    pub async fn start_https(cfg: WinRmEmulatorConfig, pki: &TestPki) -> anyhow::Result<Self> {
+        Self::start_with(cfg, Some(pki.acceptor()?)).await
+    }
+
     pub async fn start(cfg: WinRmEmulatorConfig) -> anyhow::Result<Self> {
+        Self::start_with(cfg, None).await
+    }
+
+    async fn start_with(
+        cfg: WinRmEmulatorConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
             cfg,
             rec: Recorder::new(WinRmState::new()),
@@ -361,13 +516,33 @@ impl WinRmEmulator {
         // each request to find its connection's security context.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let app = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "winrm emulator stopped");
+        let https = tls.is_some();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "winrm emulator stopped");
+                    }
+                });
             }
-        });
-        Ok(Self { addr, shared })
+            Some(acceptor) => {
+                let listener = TlsListener {
+                    tcp: listener,
+                    acceptor,
+                };
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "winrm emulator stopped");
+                    }
+                });
+            }
+        }
+        Ok(Self {
+            addr,
+            shared,
+            https,
+        })
     }
 
     /// Starts a host configured like a stock Windows (NTLM with sealing only).
@@ -390,9 +565,10 @@ impl WinRmEmulator {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// `http://127.0.0.1:PORT/wsman`.
+    /// `http://127.0.0.1:PORT/wsman` (`https://` for [`Self::start_https`]).
     pub fn url(&self) -> String {
-        format!("http://{}/wsman", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/wsman", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -1527,7 +1703,11 @@ fn start_command(s: &WinRmState, mut record: ExecutedCommand) -> (CommandState, 
                 record.script = None;
                 failure = Some(format!(
                     "Exception calling \"FromBase64String\" with \"1\" argument(s): \"The input is not a valid Base-64 string\" ({APPROVED_COMMAND_VAR} is {})\r\n",
-                    if value.is_some() { "malformed" } else { "not set" }
+                    if value.is_some() {
+                        "malformed"
+                    } else {
+                        "not set"
+                    }
                 ));
             }
         }

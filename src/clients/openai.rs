@@ -208,15 +208,14 @@ impl Assistant for OpenAiClient {
 
     async fn start_conversation(&self, _title: &str) -> Result<Option<String>, AssistantError> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.conversations.lock().await.insert(id.clone(), Vec::new());
+        self.conversations
+            .lock()
+            .await
+            .insert(id.clone(), Vec::new());
         Ok(Some(id))
     }
 
-    async fn ask(
-        &self,
-        prompt: &str,
-        conversation: Option<&str>,
-    ) -> Result<Reply, AssistantError> {
+    async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
         let mut messages = match conversation {
             Some(id) => self
                 .conversations
@@ -275,9 +274,15 @@ mod tests {
 
     #[tokio::test]
     async fn missing_done_error_chunk_and_empty_are_failures() {
-        let r = run(vec![b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n"]).await;
+        let r = run(vec![
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n",
+        ])
+        .await;
         assert!(matches!(r, Err(OpenAiError::Truncated)));
-        let r = run(vec![b"data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n"]).await;
+        let r = run(vec![
+            b"data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n",
+        ])
+        .await;
         assert!(matches!(r, Err(OpenAiError::Stream(m)) if m == "overloaded"));
         let r = run(vec![b"data: [DONE]\n\n"]).await;
         assert!(matches!(r, Err(OpenAiError::EmptyAnswer)));
@@ -286,10 +291,15 @@ mod tests {
     #[test]
     fn error_bodies() {
         assert_eq!(
-            error_message(r#"{"error":{"message":"Incorrect API key","type":"invalid_request_error"}}"#),
+            error_message(
+                r#"{"error":{"message":"Incorrect API key","type":"invalid_request_error"}}"#
+            ),
             "Incorrect API key"
         );
-        assert_eq!(error_message(r#"{"error":"model not found"}"#), "model not found");
+        assert_eq!(
+            error_message(r#"{"error":"model not found"}"#),
+            "model not found"
+        );
         assert_eq!(error_message("Bad Gateway"), "Bad Gateway");
     }
 }

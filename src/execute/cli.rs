@@ -81,16 +81,26 @@ pub fn read_password_file(path: &std::path::Path) -> anyhow::Result<Secret> {
 
 /// The client configuration the arguments describe.
 pub fn config(args: &RunArgs) -> anyhow::Result<WinRmConfig> {
-    let auth = WinRmAuth::parse(&args.transport)
-        .ok_or_else(|| anyhow::anyhow!("--transport must be ntlm or basic, not {:?}", args.transport))?;
+    let auth = WinRmAuth::parse(&args.transport).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--transport must be ntlm or basic, not {:?}",
+            args.transport
+        )
+    })?;
     let secs = |v: f64, flag: &str| {
         if v.is_finite() && v > 0.0 {
             Ok(Duration::from_secs_f64(v))
         } else {
-            Err(anyhow::anyhow!("{flag} must be a positive number of seconds"))
+            Err(anyhow::anyhow!(
+                "{flag} must be a positive number of seconds"
+            ))
         }
     };
-    let mut cfg = WinRmConfig::new(args.endpoint.clone(), args.username.clone(), password(args)?);
+    let mut cfg = WinRmConfig::new(
+        args.endpoint.clone(),
+        args.username.clone(),
+        password(args)?,
+    );
     cfg.auth = auth;
     cfg.tls = TlsOptions {
         ca_file: args.ca.clone(),

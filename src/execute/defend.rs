@@ -51,7 +51,10 @@ impl DefendRunner {
 /// reasons.
 pub fn execute_outcome(details: &ActionDetails, agent_id: &str) -> Result<RunOutput, String> {
     if details.is_expired && !details.is_completed {
-        return Err(format!("response action {} expired on the agent", details.id));
+        return Err(format!(
+            "response action {} expired on the agent",
+            details.id
+        ));
     }
     let content = details.content(agent_id);
     let text = |k: &str| {
@@ -180,7 +183,11 @@ pub async fn isolate(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> 
     })?;
     let defend = &ctx.settings.runner.defend;
     let done = client
-        .wait(&created.id, defend.poll_interval, defend.execute_timeout + WAIT_MARGIN)
+        .wait(
+            &created.id,
+            defend.poll_interval,
+            defend.execute_timeout + WAIT_MARGIN,
+        )
         .await;
     let (ok, detail) = match &done {
         Ok(d) if d.was_successful => (true, format!("action {} completed", d.id)),
@@ -210,9 +217,13 @@ pub async fn isolate(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> 
     } else {
         format!(":warning: Isolating {host} failed: {detail}.")
     };
-    outbox::enqueue(&mut tx, &incident.id, &Job::ThreadReply { text: text.clone() })
-        .await
-        .map_err(JobError::retry)?;
+    outbox::enqueue(
+        &mut tx,
+        &incident.id,
+        &Job::ThreadReply { text: text.clone() },
+    )
+    .await
+    .map_err(JobError::retry)?;
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text })
         .await
         .map_err(JobError::retry)?;
@@ -235,15 +246,25 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        let d = details(json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": true,
-            "outputs": {"a": {"type": "json", "content": {"stdout": "ok", "stderr": "", "shell_code": 0}}}}));
+        let d = details(
+            json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": true,
+            "outputs": {"a": {"type": "json", "content": {"stdout": "ok", "stderr": "", "shell_code": 0}}}}),
+        );
         let out = execute_outcome(&d, "a").unwrap();
         assert_eq!((out.stdout.as_str(), out.exit_code), ("ok", 0));
-        let d = details(json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": false,
-            "outputs": {"a": {"type": "json", "content": {"stdout": "", "stderr": "denied", "shell_code": 5}}}}));
+        let d = details(
+            json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": false,
+            "outputs": {"a": {"type": "json", "content": {"stdout": "", "stderr": "denied", "shell_code": 5}}}}),
+        );
         assert_eq!(execute_outcome(&d, "a").unwrap().exit_code, 5);
-        let d = details(json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": false,
-            "errors": ["agent offline"]}));
-        assert!(execute_outcome(&d, "a").unwrap_err().contains("agent offline"));
+        let d = details(
+            json!({"id": "x", "command": "execute", "isCompleted": true, "wasSuccessful": false,
+            "errors": ["agent offline"]}),
+        );
+        assert!(
+            execute_outcome(&d, "a")
+                .unwrap_err()
+                .contains("agent offline")
+        );
     }
 }

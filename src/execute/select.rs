@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::settings::{RunnerKind, RunnerSettings};
-use super::{
-    BoxFuture, CommandRunner, DefendRunner, DryRunRunner, RunFuture, Target, WinRmRunner,
-};
+use super::{BoxFuture, CommandRunner, DefendRunner, DryRunRunner, RunFuture, Target, WinRmRunner};
 
 /// Held while a batch runs on a host; dropping it lets the next batch for that host (and
 /// another host, if the parallel bound was reached) start.
@@ -89,7 +87,12 @@ impl SelectingRunner {
         } else {
             None
         };
-        Ok(Self::new(r.clone(), winrm, defend, Arc::new(DryRunRunner::new())))
+        Ok(Self::new(
+            r.clone(),
+            winrm,
+            defend,
+            Arc::new(DryRunRunner::new()),
+        ))
     }
 
     /// Explicit runners (tests inject fakes or emulator-backed runners here).
@@ -121,12 +124,14 @@ impl SelectingRunner {
 
     fn pick(&self, host: &str) -> Result<&dyn CommandRunner, String> {
         match self.kind_for(host) {
-            RunnerKind::WinRm => self.winrm.as_deref().ok_or_else(|| {
-                "the WinRM runner is not configured".to_owned()
-            }),
-            RunnerKind::Defend => self.defend.as_deref().ok_or_else(|| {
-                "the Elastic Defend runner is not configured".to_owned()
-            }),
+            RunnerKind::WinRm => self
+                .winrm
+                .as_deref()
+                .ok_or_else(|| "the WinRM runner is not configured".to_owned()),
+            RunnerKind::Defend => self
+                .defend
+                .as_deref()
+                .ok_or_else(|| "the Elastic Defend runner is not configured".to_owned()),
             RunnerKind::DryRun => Ok(self.dry_run.as_ref()),
         }
     }

@@ -135,12 +135,8 @@ impl RunnerSettings {
                 .filter(|v| !v.is_empty())
         };
         let kind = |var: &str, v: &str| {
-            RunnerKind::parse(v).ok_or_else(|| {
-                err(
-                    var,
-                    format!("expected winrm, defend or dry_run, got {v:?}"),
-                )
-            })
+            RunnerKind::parse(v)
+                .ok_or_else(|| err(var, format!("expected winrm, defend or dry_run, got {v:?}")))
         };
         let secs = |var: &str, default: f64| -> Result<Duration, ConfigError> {
             match get(var) {
@@ -177,7 +173,10 @@ impl RunnerSettings {
                     )
                 })?;
                 if p.trim().is_empty() {
-                    return Err(err("RUNNER_HOST_GROUPS", format!("empty pattern in {pair:?}")));
+                    return Err(err(
+                        "RUNNER_HOST_GROUPS",
+                        format!("empty pattern in {pair:?}"),
+                    ));
                 }
                 host_groups.push((HostPattern::new(p), kind("RUNNER_HOST_GROUPS", k)?));
             }
@@ -239,7 +238,10 @@ mod tests {
         assert!(s.continue_on_failure);
         let s = load(&[
             ("RUNNER_DEFAULT", "dry_run"),
-            ("RUNNER_HOST_GROUPS", "ws-fin-*=defend, *-dc??=winrm,srv*=winrm"),
+            (
+                "RUNNER_HOST_GROUPS",
+                "ws-fin-*=defend, *-dc??=winrm,srv*=winrm",
+            ),
         ])
         .unwrap();
         assert_eq!(s.runner_for("WS-FIN-042"), RunnerKind::Defend);

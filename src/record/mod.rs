@@ -50,7 +50,9 @@ pub fn case_url(ctx: &Ctx, case_id: &str) -> String {
 /// MITRE ATT&CK tactic names of the alert's rule (`kibana.alert.rule.threat[].tactic.name`).
 pub fn tactics(alert: &Alert) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(threats) = crate::domain::alert::field(&alert.raw, "kibana.alert.rule.threat").and_then(|v| v.as_array()) {
+    if let Some(threats) = crate::domain::alert::field(&alert.raw, "kibana.alert.rule.threat")
+        .and_then(|v| v.as_array())
+    {
         for t in threats {
             if let Some(name) = t.pointer("/tactic/name").and_then(|n| n.as_str())
                 && !out.iter().any(|o| o == name)
@@ -64,7 +66,12 @@ pub fn tactics(alert: &Alert) -> Vec<String> {
 
 /// The case for a new incident: title, tags (incident, rule, host, MITRE tactics), severity,
 /// category (the first tactic) and the assignee the routing configuration names for the OS.
-pub fn new_case(ctx: &Ctx, incident: &IncidentRow, alert: &Alert, commands: &[CommandRow]) -> NewCase {
+pub fn new_case(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    alert: &Alert,
+    commands: &[CommandRow],
+) -> NewCase {
     let tactics = tactics(alert);
     let mut tags = vec![
         "triage-bot".to_string(),
@@ -92,32 +99,63 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
         Some(id) => id.clone(),
         None => {
             // Look before creating: an earlier attempt may have created it and died.
-            let case = match ctx.cases.find_by_tag(&tag).await.map_err(JobError::from_client)? {
+            let case = match ctx
+                .cases
+                .find_by_tag(&tag)
+                .await
+                .map_err(JobError::from_client)?
+            {
                 Some(existing) => existing,
                 None => {
-                    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+                    let commands = ctx
+                        .store
+                        .commands(&incident.id)
+                        .await
+                        .map_err(JobError::retry)?;
                     let new = new_case(ctx, incident, &alert, &commands);
                     ctx.cases.create(new).await.map_err(JobError::from_client)?
                 }
             };
-            ctx.store.set_case(&incident.id, &case.id, &case.version).await.map_err(JobError::retry)?;
+            ctx.store
+                .set_case(&incident.id, &case.id, &case.version)
+                .await
+                .map_err(JobError::retry)?;
             tracing::info!(incident.id = %incident.id, case.id = %case.id, "CaseCreated");
             case.id
         }
     };
     // Attach the alert unless a previous attempt already did.
-    let current = ctx.cases.get(&case_id).await.map_err(JobError::from_client)?;
+    let current = ctx
+        .cases
+        .get(&case_id)
+        .await
+        .map_err(JobError::from_client)?;
     if current.total_alerts == 0 {
-        let updated = ctx.cases.attach_alert(&case_id, &alert).await.map_err(JobError::from_client)?;
-        ctx.store.set_case(&incident.id, &case_id, &updated.version).await.map_err(JobError::retry)?;
+        let updated = ctx
+            .cases
+            .attach_alert(&case_id, &alert)
+            .await
+            .map_err(JobError::from_client)?;
+        ctx.store
+            .set_case(&incident.id, &case_id, &updated.version)
+            .await
+            .map_err(JobError::retry)?;
         let url = case_url(ctx, &case_id);
         let title = crate::slack_app::blocks::escape(&case_title(&alert));
         ctx.store
-            .enqueue(&incident.id, &Job::ThreadReply { text: format!("Audit record: <{url}|Kibana case {title}>") })
+            .enqueue(
+                &incident.id,
+                &Job::ThreadReply {
+                    text: format!("Audit record: <{url}|Kibana case {title}>"),
+                },
+            )
             .await
             .map_err(JobError::retry)?;
         // The approval message gains the case link.
-        ctx.store.enqueue(&incident.id, &Job::UpdateApprovalMessage).await.map_err(JobError::retry)?;
+        ctx.store
+            .enqueue(&incident.id, &Job::UpdateApprovalMessage)
+            .await
+            .map_err(JobError::retry)?;
     }
     Ok(())
 }
@@ -129,13 +167,22 @@ fn job_marker(job_id: i64) -> String {
 
 /// Adds a comment (split if over Kibana's limit). On a retry, parts that already reached the
 /// case (their response was lost) are not posted again.
-pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str, job_id: i64, attempt: i64) -> Result<(), JobError> {
+pub async fn comment(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    text: &str,
+    job_id: i64,
+    attempt: i64,
+) -> Result<(), JobError> {
     let Some(case_id) = &incident.case_id else {
         return Err(JobError::retry("the case has not been created yet"));
     };
     let marker = job_marker(job_id);
     let existing: Vec<String> = if attempt > 1 {
-        ctx.cases.comment_texts(case_id).await.map_err(JobError::from_client)?
+        ctx.cases
+            .comment_texts(case_id)
+            .await
+            .map_err(JobError::from_client)?
     } else {
         Vec::new()
     };
@@ -145,8 +192,15 @@ pub async fn comment(ctx: &Ctx, incident: &IncidentRow, text: &str, job_id: i64,
         if existing.iter().any(|c| c == &tagged) {
             continue;
         }
-        let updated = ctx.cases.comment(case_id, &tagged).await.map_err(JobError::from_client)?;
-        ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+        let updated = ctx
+            .cases
+            .comment(case_id, &tagged)
+            .await
+            .map_err(JobError::from_client)?;
+        ctx.store
+            .set_case(&incident.id, case_id, &updated.version)
+            .await
+            .map_err(JobError::retry)?;
     }
     Ok(())
 }
@@ -156,13 +210,28 @@ pub async fn set_status(ctx: &Ctx, incident: &IncidentRow, status: &str) -> Resu
     let (Some(case_id), Some(version)) = (&incident.case_id, &incident.case_version) else {
         return Err(JobError::retry("the case has not been created yet"));
     };
-    let current = ctx.cases.get(case_id).await.map_err(JobError::from_client)?;
+    let current = ctx
+        .cases
+        .get(case_id)
+        .await
+        .map_err(JobError::from_client)?;
     if current.status == status {
         return Ok(());
     }
-    let version = if current.version.is_empty() { version.clone() } else { current.version };
-    let updated = ctx.cases.update(case_id, &version, json!({ "status": status })).await.map_err(JobError::from_client)?;
-    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    let version = if current.version.is_empty() {
+        version.clone()
+    } else {
+        current.version
+    };
+    let updated = ctx
+        .cases
+        .update(case_id, &version, json!({ "status": status }))
+        .await
+        .map_err(JobError::from_client)?;
+    ctx.store
+        .set_case(&incident.id, case_id, &updated.version)
+        .await
+        .map_err(JobError::retry)?;
     tracing::info!(incident.id = %incident.id, case.id = %case_id, status, "CaseStatusChanged");
     Ok(())
 }
@@ -173,15 +242,31 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
     let (Some(case_id), Some(version)) = (&incident.case_id, &incident.case_version) else {
         return Err(JobError::retry("the case has not been created yet"));
     };
+    if incident.parent_incident.is_some() {
+        // A follow-up proposal shares its parent's case: its decision and results are recorded
+        // as comments; the description stays the parent's story.
+        return Ok(());
+    }
     let alert = incident.alert().map_err(JobError::permanent)?;
-    let commands = ctx.store.commands(&incident.id).await.map_err(JobError::retry)?;
+    let commands = ctx
+        .store
+        .commands(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
     let text = description(incident, &alert, &commands);
     let mut fields = json!({ "description": text });
     if ctx.settings.cases.close_on_success && incident.state() == Some(IncidentState::Executed) {
         fields["status"] = json!("closed");
     }
-    let updated = ctx.cases.update(case_id, version, fields).await.map_err(JobError::from_client)?;
-    ctx.store.set_case(&incident.id, case_id, &updated.version).await.map_err(JobError::retry)?;
+    let updated = ctx
+        .cases
+        .update(case_id, version, fields)
+        .await
+        .map_err(JobError::from_client)?;
+    ctx.store
+        .set_case(&incident.id, case_id, &updated.version)
+        .await
+        .map_err(JobError::retry)?;
     Ok(())
 }
 

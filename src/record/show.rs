@@ -7,7 +7,11 @@ use std::fmt::Write as _;
 use crate::store::Store;
 
 /// Renders the record; `case_base` is the Kibana base URL for the case link, if known.
-pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -> anyhow::Result<String> {
+pub async fn render(
+    store: &Store,
+    incident_id: &str,
+    case_base: Option<&str>,
+) -> anyhow::Result<String> {
     let incident = store
         .incident(incident_id)
         .await?
@@ -15,8 +19,20 @@ pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -
     let alert = incident.alert()?;
     let mut out = String::new();
     let _ = writeln!(out, "Incident {}  [{}]", incident.id, incident.state);
-    let _ = writeln!(out, "Alert     {} ({}) — {} on {}", alert.id, alert.index, alert.rule_name, alert.host_name);
-    let _ = writeln!(out, "Severity  {}  risk {}", alert.severity.as_str(), alert.risk_score.map(|r| r.to_string()).unwrap_or_else(|| "n/a".into()));
+    let _ = writeln!(
+        out,
+        "Alert     {} ({}) — {} on {}",
+        alert.id, alert.index, alert.rule_name, alert.host_name
+    );
+    let _ = writeln!(
+        out,
+        "Severity  {}  risk {}",
+        alert.severity.as_str(),
+        alert
+            .risk_score
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "n/a".into())
+    );
     let _ = writeln!(out, "Received  {}", incident.created_at);
     match (&incident.case_id, case_base) {
         (Some(id), Some(base)) => {
@@ -32,7 +48,11 @@ pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -
     if let Some(link) = &incident.slack_permalink {
         let _ = writeln!(out, "Slack     {link}");
     }
-    let handler = incident.handler_slack_id.clone().or(incident.handler_name.clone()).unwrap_or_else(|| "unassigned".into());
+    let handler = incident
+        .handler_slack_id
+        .clone()
+        .or(incident.handler_name.clone())
+        .unwrap_or_else(|| "unassigned".into());
     let _ = writeln!(out, "Handler   {handler}");
     if let Some(t) = incident.triage() {
         let _ = writeln!(out, "\nAI summary\n  {}", t.summary);
@@ -40,11 +60,20 @@ pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -
         let _ = writeln!(out, "\nError\n  {e}");
     }
     let _ = writeln!(out, "\nDecision");
-    match (&incident.decision, &incident.decided_by, &incident.decided_at) {
+    match (
+        &incident.decision,
+        &incident.decided_by,
+        &incident.decided_at,
+    ) {
         (Some(d), Some(by), Some(at)) => {
-            let scope = incident.approval_scope.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            let scope = incident
+                .approval_scope
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             let _ = writeln!(out, "  {d}{scope} by {by} at {at}");
-            if let (Some(first), Some(at)) = (&incident.first_approver, &incident.first_approved_at) {
+            if let (Some(first), Some(at)) = (&incident.first_approver, &incident.first_approved_at)
+            {
                 let _ = writeln!(out, "  first approval by {first} at {at}");
             }
         }
@@ -56,8 +85,19 @@ pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -
     let _ = writeln!(out, "\nCommands ({})", commands.len());
     for c in &commands {
         let p = c.proposed();
-        let exit = c.exit_code.map(|e| format!(" exit {e}")).unwrap_or_default();
-        let _ = writeln!(out, "  {}. [{} · {}] {} → {}{exit}", c.seq, p.kind.as_str(), p.risk.label(), c.text, c.status);
+        let exit = c
+            .exit_code
+            .map(|e| format!(" exit {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}. [{} · {}] {} → {}{exit}",
+            c.seq,
+            p.kind.as_str(),
+            p.risk.label(),
+            c.text,
+            c.status
+        );
         if !p.reasons.is_empty() {
             let _ = writeln!(out, "       reasons: {}", p.reasons.join("; "));
         }
@@ -70,7 +110,11 @@ pub async fn render(store: &Store, incident_id: &str, case_base: Option<&str>) -
     }
     let _ = writeln!(out, "\nAudit trail");
     for a in store.audit_trail(&incident.id).await? {
-        let _ = writeln!(out, "  {}  {:<22} {:<12} {}", a.at, a.event, a.actor, a.detail);
+        let _ = writeln!(
+            out,
+            "  {}  {:<22} {:<12} {}",
+            a.at, a.event, a.actor, a.detail
+        );
     }
     Ok(out)
 }

@@ -104,7 +104,12 @@ fn command_line(c: &ProposedCommand) -> String {
         (risk, true) => risk.label().to_string(),
         (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
     };
-    format!("{}. [{}] {}", c.seq, escape(&label), escape(&c.text.replace("```", "ˋˋˋ")))
+    format!(
+        "{}. [{}] {}",
+        c.seq,
+        escape(&label),
+        escape(&c.text.replace("```", "ˋˋˋ"))
+    )
 }
 
 /// The numbered command list inside a code block (so backticks and markup in commands show
@@ -116,9 +121,13 @@ pub fn command_sections(title: &str, commands: &[ProposedCommand]) -> Vec<Value>
     let budget = SECTION_MAX - 200;
     for c in commands {
         let line = fit(&command_line(c), budget - heading.len());
-        let size: usize = current.iter().map(|l| l.chars().count() + 1).sum::<usize>() + line.chars().count();
+        let size: usize =
+            current.iter().map(|l| l.chars().count() + 1).sum::<usize>() + line.chars().count();
         if !current.is_empty() && size + heading.len() > budget {
-            sections.push(section(&format!("{heading}\n```\n{}\n```", current.join("\n"))));
+            sections.push(section(&format!(
+                "{heading}\n```\n{}\n```",
+                current.join("\n")
+            )));
             current.clear();
             heading = format!("*{title}* (continued)");
         }
@@ -127,7 +136,10 @@ pub fn command_sections(title: &str, commands: &[ProposedCommand]) -> Vec<Value>
     if current.is_empty() {
         sections.push(section(&format!("{heading}\n_none_")));
     } else {
-        sections.push(section(&format!("{heading}\n```\n{}\n```", current.join("\n"))));
+        sections.push(section(&format!(
+            "{heading}\n```\n{}\n```",
+            current.join("\n")
+        )));
     }
     sections
 }
@@ -153,25 +165,37 @@ pub struct ApprovalView<'a> {
 /// The approval request: alert facts, AI summary, handler, commands with their risk, links, and
 /// the Yes / Investigation only / No buttons — or, once decided, who decided what and when.
 pub fn approval_message(v: &ApprovalView<'_>) -> Value {
-    let (inv, rem): (Vec<_>, Vec<_>) =
-        v.commands.iter().cloned().partition(|c| c.kind == CommandKind::Investigation);
+    let (inv, rem): (Vec<_>, Vec<_>) = v
+        .commands
+        .iter()
+        .cloned()
+        .partition(|c| c.kind == CommandKind::Investigation);
     let runnable = v.commands.iter().filter(|c| c.may_run()).count();
     let runnable_inv = inv.iter().filter(|c| c.may_run()).count();
     let mut blocks = vec![
         header(v.alert),
         section(&facts(v.alert)),
         section(&format!("*AI summary*\n{}", escape(&v.triage.summary))),
-        section(&format!("*Handler:* {} — please review and decide.", v.handler.mention())),
+        section(&format!(
+            "*Handler:* {} — please review and decide.",
+            v.handler.mention()
+        )),
     ];
     blocks.extend(command_sections("Investigation commands", &inv));
     blocks.extend(command_sections("Remediation commands", &rem));
     if !v.triage.warnings.is_empty() {
-        blocks.push(section(&format!(":warning: {}", escape(&v.triage.warnings.join("; ")))));
+        blocks.push(section(&format!(
+            ":warning: {}",
+            escape(&v.triage.warnings.join("; "))
+        )));
     }
-    let links: Vec<String> = [(&v.alert_url, "Alert in Kibana"), (&v.case_url, "Kibana case")]
-        .into_iter()
-        .filter_map(|(url, label)| url.as_ref().map(|u| format!("<{u}|{label}>")))
-        .collect();
+    let links: Vec<String> = [
+        (&v.alert_url, "Alert in Kibana"),
+        (&v.case_url, "Kibana case"),
+    ]
+    .into_iter()
+    .filter_map(|(url, label)| url.as_ref().map(|u| format!("<{u}|{label}>")))
+    .collect();
     if !links.is_empty() {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": links.join(" · ") }] }));
     }
@@ -186,12 +210,14 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
             if let Some(note) = &v.note {
                 blocks.push(section(note));
             }
-            let confirm = |n: usize| json!({
-                "title": { "type": "plain_text", "text": "Run these commands?" },
-                "text": { "type": "plain_text", "text": fit_plain(&format!("{n} commands will run on {}.", v.alert.host_name), 300) },
-                "confirm": { "type": "plain_text", "text": "Run" },
-                "deny": { "type": "plain_text", "text": "Cancel" }
-            });
+            let confirm = |n: usize| {
+                json!({
+                    "title": { "type": "plain_text", "text": "Run these commands?" },
+                    "text": { "type": "plain_text", "text": fit_plain(&format!("{n} commands will run on {}.", v.alert.host_name), 300) },
+                    "confirm": { "type": "plain_text", "text": "Run" },
+                    "deny": { "type": "plain_text", "text": "Cancel" }
+                })
+            };
             let mut elements = vec![json!({
                 "type": "button", "action_id": ACTION_APPROVE, "style": "primary", "value": v.approval_value,
                 "text": { "type": "plain_text", "text": fit_plain(&format!("Yes, run {runnable} commands"), 75) },

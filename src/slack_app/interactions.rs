@@ -101,7 +101,11 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
             tracing::error!(error = %e, incident.id = incident_id, "cannot record a decision");
             let _ = ctx
                 .slack
-                .post_ephemeral(&channel, &user, "triage-bot could not record your decision; please try again.")
+                .post_ephemeral(
+                    &channel,
+                    &user,
+                    "triage-bot could not record your decision; please try again.",
+                )
                 .await;
             ClickOutcome::Ignored
         }
@@ -119,17 +123,31 @@ pub async fn is_authorised(ctx: &Ctx, incident: &IncidentRow, user: &str) -> boo
         match ctx.slack.usergroup_members(group).await {
             Ok(members) if members.iter().any(|m| m == user) => return true,
             Ok(_) => {}
-            Err(e) => tracing::warn!(slack.group = %group, error = %e, "cannot read approver group"),
+            Err(e) => {
+                tracing::warn!(slack.group = %group, error = %e, "cannot read approver group")
+            }
         }
     }
     false
 }
 
 /// Queues a private note to `user` and audits the attempt, in one transaction.
-async fn refuse(ctx: &Ctx, incident: &str, user: &str, channel: &str, event: &str, reason: &str, text: &str) -> anyhow::Result<()> {
+async fn refuse(
+    ctx: &Ctx,
+    incident: &str,
+    user: &str,
+    channel: &str,
+    event: &str,
+    reason: &str,
+    text: &str,
+) -> anyhow::Result<()> {
     let mut tx = ctx.store.write_tx().await?;
     Store::audit(&mut tx, incident, user, event, json!({ "reason": reason })).await?;
-    let job = Job::Ephemeral { channel: channel.to_string(), user: user.to_string(), text: text.to_string() };
+    let job = Job::Ephemeral {
+        channel: channel.to_string(),
+        user: user.to_string(),
+        text: text.to_string(),
+    };
     outbox::enqueue(&mut tx, incident, &job).await?;
     tx.commit().await?;
     tracing::warn!(incident.id = incident, slack.user = user, reason, "{event}");
@@ -150,25 +168,54 @@ pub async fn decide(
     };
     if !is_authorised(ctx, &incident, user).await {
         let text = "You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.";
-        refuse(ctx, incident_id, user, channel, "DecisionRefused", "not an authorised approver", text).await?;
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "DecisionRefused",
+            "not an authorised approver",
+            text,
+        )
+        .await?;
         return Ok(ClickOutcome::NotAuthorised);
     }
     if incident.approval_hash.as_deref() != Some(hash) {
         let text = "This button no longer matches the proposed commands; nothing was changed.";
-        refuse(ctx, incident_id, user, channel, "DecisionRefused", "stale or tampered approval value", text).await?;
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "DecisionRefused",
+            "stale or tampered approval value",
+            text,
+        )
+        .await?;
         return Ok(ClickOutcome::Stale);
     }
     // Read before taking the write lock: a pool query inside the transaction could wait on a
     // connection held by another writer that is itself waiting for our lock.
     let commands = ctx.store.commands(incident_id).await?;
     let runs_remediation = decision == Decision::Approve
-        && commands.iter().any(|c| c.kind == CommandKind::Remediation.as_str() && c.proposed().may_run());
+        && commands
+            .iter()
+            .any(|c| c.kind == CommandKind::Remediation.as_str() && c.proposed().may_run());
     if ctx.settings.approval.two_person_remediation && runs_remediation {
         match incident.first_approver.as_deref() {
             None => return first_approval(ctx, &incident, user, channel).await,
             Some(first) if first == user => {
                 let text = "You already approved; remediation needs a second, different approver.";
-                refuse(ctx, incident_id, user, channel, "DecisionRefused", "same approver twice", text).await?;
+                refuse(
+                    ctx,
+                    incident_id,
+                    user,
+                    channel,
+                    "DecisionRefused",
+                    "same approver twice",
+                    text,
+                )
+                .await?;
                 return Ok(ClickOutcome::NeedsSecondApprover);
             }
             Some(_) => {}
@@ -188,8 +235,18 @@ pub async fn decide(
                 .and_then(|i| i.decided_by)
                 .map(|u| format!(" by <@{u}>"))
                 .unwrap_or_default();
-            let text = format!("This incident was already decided{by}; your click changed nothing.");
-            refuse(ctx, incident_id, user, channel, "DecisionIgnored", "already decided", &text).await?;
+            let text =
+                format!("This incident was already decided{by}; your click changed nothing.");
+            refuse(
+                ctx,
+                incident_id,
+                user,
+                channel,
+                "DecisionIgnored",
+                "already decided",
+                &text,
+            )
+            .await?;
             return Ok(ClickOutcome::AlreadyDecided);
         }
         Err(e) => return Err(e),
@@ -213,7 +270,10 @@ pub async fn decide(
     let to_run: Vec<_> = commands
         .iter()
         .filter(|c| c.proposed().may_run())
-        .filter(|c| decision != Decision::ApproveInvestigation || c.kind == CommandKind::Investigation.as_str())
+        .filter(|c| {
+            decision != Decision::ApproveInvestigation
+                || c.kind == CommandKind::Investigation.as_str()
+        })
         .collect();
     Store::audit(
         &mut tx,
@@ -231,17 +291,32 @@ pub async fn decide(
     )
     .await?;
     outbox::enqueue(&mut tx, incident_id, &Job::UpdateApprovalMessage).await?;
-    let list: Vec<String> = to_run.iter().map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'"))).collect();
-    let all: Vec<String> = commands.iter().map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'"))).collect();
+    let list: Vec<String> = to_run
+        .iter()
+        .map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'")))
+        .collect();
+    let all: Vec<String> = commands
+        .iter()
+        .map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'")))
+        .collect();
     let second = incident
         .first_approver
         .as_deref()
-        .map(|f| format!(" (first approval by Slack user {f} at {})", incident.first_approved_at.as_deref().unwrap_or("?")))
+        .map(|f| {
+            format!(
+                " (first approval by Slack user {f} at {})",
+                incident.first_approved_at.as_deref().unwrap_or("?")
+            )
+        })
         .unwrap_or_default();
     let comment = match decision {
         Decision::Approve | Decision::ApproveInvestigation => format!(
             "**Approved{}** by Slack user {user}{second} at {at}. Commands to run on {}:\n\n{}",
-            if decision == Decision::ApproveInvestigation { " (investigation only)" } else { "" },
+            if decision == Decision::ApproveInvestigation {
+                " (investigation only)"
+            } else {
+                ""
+            },
             incident.host_name,
             list.join("\n")
         ),
@@ -253,7 +328,14 @@ pub async fn decide(
     outbox::enqueue(&mut tx, incident_id, &Job::CaseComment { text: comment }).await?;
     match decision {
         Decision::Approve | Decision::ApproveInvestigation => {
-            outbox::enqueue(&mut tx, incident_id, &Job::CaseStatus { status: "in-progress".into() }).await?;
+            outbox::enqueue(
+                &mut tx,
+                incident_id,
+                &Job::CaseStatus {
+                    status: "in-progress".into(),
+                },
+            )
+            .await?;
             outbox::enqueue(&mut tx, incident_id, &Job::Execute).await?;
         }
         Decision::Decline => outbox::enqueue(&mut tx, incident_id, &Job::FinalizeCase).await?,
@@ -265,7 +347,12 @@ pub async fn decide(
 }
 
 /// The two-person rule's first half: record the approval, keep the buttons, tell everyone.
-async fn first_approval(ctx: &Ctx, incident: &IncidentRow, user: &str, channel: &str) -> anyhow::Result<ClickOutcome> {
+async fn first_approval(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    user: &str,
+    channel: &str,
+) -> anyhow::Result<ClickOutcome> {
     let at = now_text();
     let mut tx = ctx.store.write_tx().await?;
     let recorded = sqlx::query(
@@ -282,10 +369,26 @@ async fn first_approval(ctx: &Ctx, incident: &IncidentRow, user: &str, channel: 
     if recorded == 0 {
         drop(tx);
         let text = "This incident changed while you clicked; nothing was recorded. Look at the message again.";
-        refuse(ctx, &incident.id, user, channel, "DecisionIgnored", "concurrent change", text).await?;
+        refuse(
+            ctx,
+            &incident.id,
+            user,
+            channel,
+            "DecisionIgnored",
+            "concurrent change",
+            text,
+        )
+        .await?;
         return Ok(ClickOutcome::AlreadyDecided);
     }
-    Store::audit(&mut tx, &incident.id, user, "FirstApproval", json!({ "host": incident.host_name })).await?;
+    Store::audit(
+        &mut tx,
+        &incident.id,
+        user,
+        "FirstApproval",
+        json!({ "host": incident.host_name }),
+    )
+    .await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::UpdateApprovalMessage).await?;
     let job = Job::Ephemeral {
         channel: channel.to_string(),
@@ -293,7 +396,9 @@ async fn first_approval(ctx: &Ctx, incident: &IncidentRow, user: &str, channel: 
         text: "Your approval is recorded. Remediation needs a second, different approver before anything runs.".into(),
     };
     outbox::enqueue(&mut tx, &incident.id, &job).await?;
-    let text = format!("**First approval** by Slack user {user} at {at}; waiting for a second approver (two-person rule for remediation).");
+    let text = format!(
+        "**First approval** by Slack user {user} at {at}; waiting for a second approver (two-person rule for remediation)."
+    );
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
     tx.commit().await?;
     tracing::info!(incident.id = %incident.id, slack.user = user, "FirstApproval");

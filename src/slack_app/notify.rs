@@ -47,6 +47,10 @@ pub async fn approval_body(
         .map(|c| c.proposed())
         .collect();
     let open = incident.state() == Some(IncidentState::AwaitingApproval);
+    let followup_note = incident.parent_incident.as_ref().map(|_| {
+        ":speech_balloon: Proposed by the assistant in answer to a question in this thread."
+            .to_string()
+    });
     let note = incident.first_approver.as_ref().map(|u| {
         format!(
             ":hourglass: Approved by <@{u}> at {}; remediation needs a second, different approver.",
@@ -63,22 +67,33 @@ pub async fn approval_body(
         handler: &handler,
         approval_value: &value,
         alert_url: Some(alert_url(ctx, &alert)),
-        case_url: incident.case_id.as_deref().map(|c| crate::record::case_url(ctx, c)),
+        case_url: incident
+            .case_id
+            .as_deref()
+            .map(|c| crate::record::case_url(ctx, c)),
         outcome: (!open).then(|| decision_line(ctx, incident)),
-        note: if open { note } else { None },
+        note: if open { note.or(followup_note) } else { None },
     };
     Ok(blocks::approval_message(&view))
 }
 
 /// The alert in Kibana's Security app.
 pub fn alert_url(ctx: &Ctx, alert: &crate::domain::Alert) -> String {
-    let space = ctx.settings.kibana.space.as_deref().map(|s| format!("/s/{s}")).unwrap_or_default();
+    let space = ctx
+        .settings
+        .kibana
+        .space
+        .as_deref()
+        .map(|s| format!("/s/{s}"))
+        .unwrap_or_default();
     format!(
         "{}{space}/app/security/alerts/redirect/{}?index={}&timestamp={}",
         ctx.settings.kibana.public_url,
         alert.id.0,
         alert.index,
-        alert.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        alert
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )
 }
 
@@ -90,14 +105,18 @@ pub async fn post_approval(
     if incident.slack_ts.is_some() {
         return Ok(());
     }
-    let body = approval_body(ctx, incident).await?;
+    let mut body = approval_body(ctx, incident).await?;
+    // A follow-up proposal is posted in its parent's thread.
+    if let Some(root) = &incident.thread_root_ts {
+        body["thread_ts"] = json!(root);
+    }
     let channel = ctx.settings.slack.channel.clone();
     // A previous attempt may have posted and died before recording the ts: look before posting
     // again, by the incident id carried in the message metadata.
     if attempt > 1
         && let Ok(Some(ts)) = ctx
             .slack
-            .find_incident_message(&channel, &incident.id)
+            .find_incident_message(&channel, &incident.id, incident.thread_root_ts.as_deref())
             .await
     {
         ctx.store
@@ -120,11 +139,19 @@ pub async fn post_approval(
     match ctx.slack.permalink(&posted.channel, &posted.ts).await {
         Ok(link) => {
             let field = crate::store::incidents::IncidentField::SlackPermalink;
-            ctx.store.set_field(&incident.id, field, Some(&link)).await.map_err(JobError::retry)?;
+            ctx.store
+                .set_field(&incident.id, field, Some(&link))
+                .await
+                .map_err(JobError::retry)?;
             let text = format!("Approval requested in Slack: {link}");
-            ctx.store.enqueue(&incident.id, &crate::store::Job::CaseComment { text }).await.map_err(JobError::retry)?;
+            ctx.store
+                .enqueue(&incident.id, &crate::store::Job::CaseComment { text })
+                .await
+                .map_err(JobError::retry)?;
         }
-        Err(e) => tracing::warn!(incident.id = %incident.id, error = %e, "cannot get the Slack permalink"),
+        Err(e) => {
+            tracing::warn!(incident.id = %incident.id, error = %e, "cannot get the Slack permalink")
+        }
     }
     Ok(())
 }
@@ -133,7 +160,9 @@ pub async fn post_approval(
 /// taken, expired, …).
 pub async fn update_approval_message(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
     let (Some(channel), Some(ts)) = (&incident.slack_channel, &incident.slack_ts) else {
-        return Err(JobError::retry("the approval message has not been posted yet"));
+        return Err(JobError::retry(
+            "the approval message has not been posted yet",
+        ));
     };
     let mut body = approval_body(ctx, incident).await?;
     body["channel"] = json!(channel);
@@ -144,7 +173,10 @@ pub async fn update_approval_message(ctx: &Ctx, incident: &IncidentRow) -> Resul
         obj.remove("unfurl_media");
         obj.remove("metadata");
     }
-    ctx.slack.update_message(&body).await.map_err(JobError::from_client)
+    ctx.slack
+        .update_message(&body)
+        .await
+        .map_err(JobError::from_client)
 }
 
 /// "✅ Approved by <@U1> at 2026-… — running 8 commands on WS-1".
@@ -162,14 +194,19 @@ pub fn decision_line(ctx: &Ctx, incident: &IncidentRow) -> String {
         .filter(|f| Some(*f) != incident.decided_by.as_deref())
         .map(|f| format!(" (first approval by <@{f}>)"))
         .unwrap_or_default();
-    match (incident.decision.as_deref(), incident.approval_scope.as_deref()) {
+    match (
+        incident.decision.as_deref(),
+        incident.approval_scope.as_deref(),
+    ) {
         (Some("approved"), Some("investigation")) => format!(
             ":white_check_mark: *Approved (investigation only)* by {who}{second} at {when} — running the read-only commands on {host}; remediation will not run. Results follow in this thread."
         ),
         (Some("approved"), _) => format!(
             ":white_check_mark: *Approved* by {who}{second} at {when} — running the allowed commands above on {host} one after another; results follow in this thread."
         ),
-        (Some("declined"), _) => format!(":no_entry: *Declined* by {who} at {when} — nothing will run."),
+        (Some("declined"), _) => {
+            format!(":no_entry: *Declined* by {who} at {when} — nothing will run.")
+        }
         _ if incident.state() == Some(IncidentState::Expired) => format!(
             ":alarm_clock: *Expired* — no decision within {} minutes; nothing will run. Triage manually from the case.",
             ctx.settings.approval.timeout.as_secs() / 60
@@ -179,7 +216,7 @@ pub fn decision_line(ctx: &Ctx, incident: &IncidentRow) -> String {
 }
 
 pub async fn thread_reply(ctx: &Ctx, incident: &IncidentRow, text: &str) -> Result<(), JobError> {
-    let (Some(channel), Some(ts)) = (&incident.slack_channel, &incident.slack_ts) else {
+    let (Some(channel), Some(ts)) = (&incident.slack_channel, incident.thread_ts()) else {
         return Err(JobError::retry(
             "the incident message has not been posted yet",
         ));

@@ -48,7 +48,11 @@ pub async fn run(ctx: Arc<Ctx>, app_client: SlackClient, mut shutdown: Shutdown)
     }
 }
 
-async fn connect_once(ctx: &Arc<Ctx>, app_client: &SlackClient, shutdown: &mut Shutdown) -> anyhow::Result<Next> {
+async fn connect_once(
+    ctx: &Arc<Ctx>,
+    app_client: &SlackClient,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<Next> {
     let opened = app_client.call_form("apps.connections.open", &[]).await?;
     let url = opened
         .get("url")
@@ -97,7 +101,10 @@ async fn connect_once(ctx: &Arc<Ctx>, app_client: &SlackClient, shutdown: &mut S
                 let mut work = tokio::spawn(async move { dispatch(&ctx, &kind, payload).await });
                 let _ = tokio::time::timeout(ACK_WITHIN, &mut work).await;
                 if let Some(id) = envelope.get("envelope_id").and_then(Value::as_str) {
-                    sink.send(Message::Text(json!({ "envelope_id": id }).to_string().into())).await?;
+                    sink.send(Message::Text(
+                        json!({ "envelope_id": id }).to_string().into(),
+                    ))
+                    .await?;
                 }
             }
             other => tracing::debug!(kind = ?other, "ignoring Socket Mode envelope"),

@@ -36,6 +36,16 @@ pub struct IncidentRow {
     pub first_approver: Option<String>,
     pub first_approved_at: Option<String>,
     pub slack_permalink: Option<String>,
+    pub parent_incident: Option<String>,
+    pub thread_root_ts: Option<String>,
+}
+
+impl IncidentRow {
+    /// The ts of the thread this incident talks in: its own message, or, for a follow-up
+    /// proposal, the parent's (Slack threads have one root; replies to a reply go nowhere).
+    pub fn thread_ts(&self) -> Option<&str> {
+        self.thread_root_ts.as_deref().or(self.slack_ts.as_deref())
+    }
 }
 
 impl IncidentRow {

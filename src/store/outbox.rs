@@ -51,7 +51,10 @@ impl Job {
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
             | Job::Ephemeral { .. } => "slack",
-            Job::CreateCase | Job::CaseComment { .. } | Job::FinalizeCase | Job::CaseStatus { .. } => "case",
+            Job::CreateCase
+            | Job::CaseComment { .. }
+            | Job::FinalizeCase
+            | Job::CaseStatus { .. } => "case",
             Job::Execute => "exec",
         }
     }

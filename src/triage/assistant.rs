@@ -57,11 +57,7 @@ pub trait Assistant: Send + Sync {
 
     /// Asks one question, in `conversation` when given (its history stays with the backend, or
     /// with the client for stateless backends), else as a stand-alone question.
-    async fn ask(
-        &self,
-        prompt: &str,
-        conversation: Option<&str>,
-    ) -> Result<Reply, AssistantError>;
+    async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError>;
 }
 
 /// Builds the configured assistant.

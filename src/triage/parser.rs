@@ -23,6 +23,8 @@ enum Section {
 
 static LIST_ITEM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*(?:\d{1,3}\s*[.)]|[-*•+])\s+(.*)$").expect("valid regex"));
+static NUMBERING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:\d{1,3}\s*[.)]|[-*•+])\s+").expect("valid regex"));
 static CODE_SPAN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"`+([^`]+?)`+").expect("valid regex"));
 static REFERENCE: LazyLock<Regex> =
@@ -144,7 +146,14 @@ pub fn parse_answer(answer: &str) -> Triage {
 /// section closes the command lists.
 fn heading_section(line: &str) -> Option<Section> {
     let is_md_heading = line.starts_with('#');
+    let is_list = LIST_ITEM.is_match(line);
     let unmarked = line.trim_start_matches('#').trim();
+    // "2. Investigation Commands:" / "- **Remediation Commands**": a numbered or bulleted
+    // heading (our own prompt numbers the parts of the answer).
+    let unmarked = match NUMBERING.find(unmarked) {
+        Some(m) => unmarked[m.end()..].trim(),
+        None => unmarked,
+    };
     let is_bold = (unmarked.starts_with("**") && unmarked.ends_with("**") && unmarked.len() > 4)
         || (unmarked.starts_with("__") && unmarked.ends_with("__") && unmarked.len() > 4);
     let label = unmarked.trim_matches(|c| c == '*' || c == '_').trim();
@@ -153,13 +162,29 @@ fn heading_section(line: &str) -> Option<Section> {
         .trim_end_matches(':')
         .trim_matches(|c| c == '*' || c == '_')
         .trim();
-    if label.is_empty() || LIST_ITEM.is_match(line) {
+    if label.is_empty() {
         return None;
     }
     let lower = label.to_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     let names = |w: &str| words.first().is_some_and(|first| first.starts_with(w));
     let short = words.len() <= 5;
+    if is_list {
+        // A list item is a heading only when it plainly names a command section.
+        let plain = lower.contains("command")
+            && !label.contains('`')
+            && (ends_with_colon || is_bold || words.len() <= 3);
+        return match () {
+            _ if plain && short && names("investigat") => Some(Section::Investigation),
+            _ if plain
+                && short
+                && (names("remediat") || names("containment") || names("response")) =>
+            {
+                Some(Section::Remediation)
+            }
+            _ => None,
+        };
+    }
     if short
         && names("investigat")
         && (words.len() == 1 || lower.contains("command") || lower.contains("step"))
@@ -186,8 +211,40 @@ fn heading_section(line: &str) -> Option<Section> {
     {
         return Some(Section::Other);
     }
+    // A plain line naming a section that follows the commands ("Next steps", "Notes"): it
+    // ends the command lists instead of its bullets being swallowed as commands.
+    if words.len() <= 4
+        && !label.contains([':', '`', '.', '$', '-', '\\'])
+        && OTHER_SECTIONS.iter().any(|w| lower.starts_with(w))
+    {
+        return Some(Section::Other);
+    }
     None
 }
+
+/// Sections models add after the command lists.
+const OTHER_SECTIONS: &[&str] = &[
+    "note",
+    "next step",
+    "additional",
+    "recommendation",
+    "conclusion",
+    "reference",
+    "caveat",
+    "warning",
+    "follow-up",
+    "follow up",
+    "indicators",
+    "iocs",
+    "mitre",
+    "timeline",
+    "impact",
+    "verdict",
+    "explanation",
+    "disclaimer",
+    "prevention",
+    "lessons",
+];
 
 /// "Summary: text" → "text"; markdown emphasis removed.
 fn strip_summary_label(line: &str) -> String {
@@ -353,6 +410,15 @@ mod tests {
         );
         assert_eq!(t.summary, "Hôte ünïcode  attaqué.");
         assert_eq!(t.investigation, vec!["Get-ChildItem 'C:\\Users\\Jörg'"]);
+    }
+
+    #[test]
+    fn numbered_headings_and_plain_following_sections() {
+        let a = "1. The host WS1 ran a dropper.\n\n2. Investigation Commands:\n   1. Get-Process\n   2. `Get-Service`\n\n3. **Remediation Commands**\n   1. Stop-Process -Id 4242\n\nNext steps\n- Reboot the host\n- Reset the password\n\nNotes\n1. Keep the disk image\n";
+        let t = parse_answer(a);
+        assert_eq!(t.investigation, vec!["Get-Process", "Get-Service"]);
+        assert_eq!(t.remediation, vec!["Stop-Process -Id 4242"], "{t:?}");
+        assert!(t.summary.contains("dropper"));
     }
 
     #[test]

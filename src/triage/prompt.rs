@@ -231,8 +231,11 @@ const NOISY: &[&str] = &[
 
 fn class(path: &str) -> u8 {
     let hit = |list: &[&str]| {
-        list.iter()
-            .any(|p| path == p.trim_end_matches('.') || path.starts_with(p) || path.starts_with(&format!("{p}.")))
+        list.iter().any(|p| {
+            path == p.trim_end_matches('.')
+                || path.starts_with(p)
+                || path.starts_with(&format!("{p}."))
+        })
     };
     if hit(NOISY) {
         0
@@ -364,14 +367,33 @@ mod tests {
         let (t, n) = trim_alert(&raw, 900);
         let o = t.as_object().unwrap();
         assert!(n >= 5, "{n}");
-        for k in ["kibana.alert.ancestors", "kibana.alert.rule.parameters.query", "agent.id", "labels.team"] {
+        for k in [
+            "kibana.alert.ancestors",
+            "kibana.alert.rule.parameters.query",
+            "agent.id",
+            "labels.team",
+        ] {
             assert!(!o.contains_key(k), "{k} should be dropped first");
         }
-        for k in ["kibana.alert.rule.name", "kibana.alert.reason", "host.name", "user.name", "process.pid", "file.path", "registry.path", "network.direction"] {
+        for k in [
+            "kibana.alert.rule.name",
+            "kibana.alert.reason",
+            "host.name",
+            "user.name",
+            "process.pid",
+            "file.path",
+            "registry.path",
+            "network.direction",
+        ] {
             assert!(o.contains_key(k), "{k} must be kept: {t}");
         }
         assert!(t.to_string().len() <= 900, "{}", t.to_string().len());
-        assert!(o["process.command_line"].as_str().unwrap().ends_with("…[truncated]"));
+        assert!(
+            o["process.command_line"]
+                .as_str()
+                .unwrap()
+                .ends_with("…[truncated]")
+        );
         // A generous budget keeps everything.
         let (all, n) = trim_alert(&raw, 1_000_000);
         assert_eq!(n, 0);
@@ -397,7 +419,10 @@ mod tests {
                 }],
             )
             .unwrap();
-        assert!(d.contains("[executed] critical \"Run key\" on WS1 (handler: Alice)"), "{d}");
+        assert!(
+            d.contains("[executed] critical \"Run key\" on WS1 (handler: Alice)"),
+            "{d}"
+        );
         assert!(d.contains("BEGIN INCIDENTS (untrusted data)"));
     }
 

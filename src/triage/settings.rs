@@ -246,7 +246,8 @@ fn parse_target(t: &str) -> RouteTarget {
     let is_id = |p: char| {
         t.starts_with(p)
             && t.len() >= 9
-            && t.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && t.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
     };
     if let Some(g) = t.strip_prefix("group:") {
         RouteTarget::Group(g.trim().to_string())
@@ -301,7 +302,9 @@ mod tests {
         assert!(!format!("{s:?}").contains("sk-secret"));
         assert_eq!(load(&[("ASSISTANT", "gpt")]).unwrap_err().var, "ASSISTANT");
         assert_eq!(
-            load(&[("PROMPT_ALERT_BUDGET_BYTES", "10")]).unwrap_err().var,
+            load(&[("PROMPT_ALERT_BUDGET_BYTES", "10")])
+                .unwrap_err()
+                .var,
             "PROMPT_ALERT_BUDGET_BYTES"
         );
         assert_eq!(

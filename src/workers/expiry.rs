@@ -65,9 +65,19 @@ async fn expire(ctx: &Ctx, incident: &IncidentRow) -> anyhow::Result<()> {
         Err(e) => return Err(e),
     }
     let minutes = ctx.settings.approval.timeout.as_secs_f64() / 60.0;
-    Store::audit(&mut tx, &incident.id, "triage-bot", "ApprovalExpired", json!({ "timeout_minutes": minutes })).await?;
+    Store::audit(
+        &mut tx,
+        &incident.id,
+        "triage-bot",
+        "ApprovalExpired",
+        json!({ "timeout_minutes": minutes }),
+    )
+    .await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::UpdateApprovalMessage).await?;
-    let text = format!("**Expired** at {}: no decision within {minutes:.0} minutes. Nothing was run.", now_text());
+    let text = format!(
+        "**Expired** at {}: no decision within {minutes:.0} minutes. Nothing was run.",
+        now_text()
+    );
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::FinalizeCase).await?;
     tx.commit().await?;
@@ -85,7 +95,12 @@ pub fn mention(target: &str) -> String {
     }
 }
 
-async fn escalate(ctx: &Ctx, incident: &IncidentRow, target: &str, asked: DateTime<Utc>) -> anyhow::Result<()> {
+async fn escalate(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    target: &str,
+    asked: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let mut tx = ctx.store.write_tx().await?;
     let marked = sqlx::query("UPDATE incidents SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND state = 'awaiting_approval'")
         .bind(now_text())
@@ -96,16 +111,27 @@ async fn escalate(ctx: &Ctx, incident: &IncidentRow, target: &str, asked: DateTi
     if marked == 0 {
         return Ok(());
     }
-    let deadline = asked + chrono::Duration::from_std(ctx.settings.approval.timeout).unwrap_or_default();
+    let deadline =
+        asked + chrono::Duration::from_std(ctx.settings.approval.timeout).unwrap_or_default();
     let text = format!(
         ":rotating_light: {} — this critical alert on {} is still waiting for a decision. It expires at {}.",
         mention(target),
         crate::slack_app::blocks::escape(&incident.host_name),
         deadline.format("%H:%M UTC")
     );
-    Store::audit(&mut tx, &incident.id, "triage-bot", "ApprovalEscalated", json!({ "to": target })).await?;
+    Store::audit(
+        &mut tx,
+        &incident.id,
+        "triage-bot",
+        "ApprovalEscalated",
+        json!({ "to": target }),
+    )
+    .await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::ThreadReply { text }).await?;
-    let comment = format!("**Escalated** at {} to Slack {target}: no decision yet.", now_text());
+    let comment = format!(
+        "**Escalated** at {} to Slack {target}: no decision yet.",
+        now_text()
+    );
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text: comment }).await?;
     tx.commit().await?;
     ctx.wake.notify_one();

@@ -101,7 +101,8 @@ impl JobError {
 
 /// Exponential backoff from the configured base, capped at five minutes.
 fn backoff(base: Duration, attempt: i64) -> Duration {
-    base.saturating_mul(1u32 << attempt.clamp(0, 12) as u32).min(Duration::from_secs(300))
+    base.saturating_mul(1u32 << attempt.clamp(0, 12) as u32)
+        .min(Duration::from_secs(300))
 }
 
 /// Runs the outbox until shutdown.
@@ -144,8 +145,14 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
         Ok(()) => store.complete(row.id).await,
         // Records and messages must not be lost to an outage: retry those for as long as it
         // lasts (the backoff is capped); other work gives up after MAX_ATTEMPTS.
-        Err(e) if e.retryable && (row.attempts < MAX_ATTEMPTS || matches!(row.lane.as_str(), "case" | "slack")) => {
-            let delay = e.retry_after.unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts));
+        Err(e)
+            if e.retryable
+                && (row.attempts < MAX_ATTEMPTS
+                    || matches!(row.lane.as_str(), "case" | "slack")) =>
+        {
+            let delay = e
+                .retry_after
+                .unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
             store.retry_later(row.id, delay, &e.message).await
         }
@@ -190,12 +197,14 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
             text,
         } => crate::slack_app::notify::ephemeral(ctx, &channel, &user, &text).await,
         Job::CreateCase => crate::record::create_case(ctx, &incident).await,
-        Job::CaseComment { text } => crate::record::comment(ctx, &incident, &text, row.id, row.attempts).await,
+        Job::CaseComment { text } => {
+            crate::record::comment(ctx, &incident, &text, row.id, row.attempts).await
+        }
         Job::CaseStatus { status } => crate::record::set_status(ctx, &incident, &status).await,
         Job::FinalizeCase => crate::record::finalize(ctx, &incident).await,
         Job::Execute => crate::execute::run_batch(ctx, &incident).await,
         Job::FollowUp { question, user } => {
-            crate::slack_app::followup::answer(ctx, &incident, &question, &user).await
+            crate::slack_app::followup::answer(ctx, &incident, &question, &user, row.id).await
         }
     }
 }

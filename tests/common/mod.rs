@@ -11,7 +11,9 @@ pub use triage_bot::demo::{
     wait_for_state,
 };
 pub use triage_bot::domain::IncidentState;
-pub use triage_bot::slack_app::blocks::{ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE};
+pub use triage_bot::slack_app::blocks::{
+    ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE,
+};
 
 pub const T: Duration = Duration::from_secs(20);
 
@@ -130,9 +132,12 @@ pub async fn validate_kibana_requests(world: &World) {
     let file = world.dir.join("kibana-requests.json");
     std::fs::write(&file, serde_json::to_string(&requests).unwrap()).unwrap();
     let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/kibana");
-    emulators::pycheck::run_check("kibana_contract_check.py", &[specs.to_string(), file.display().to_string()])
-        .await
-        .unwrap_or_else(|e| panic!("Kibana contract check: {e}"));
+    emulators::pycheck::run_check(
+        "kibana_contract_check.py",
+        &[specs.to_string(), file.display().to_string()],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("Kibana contract check: {e}"));
 }
 
 /// Ends a flow test: stops the app, then holds what Slack and Kibana received to the

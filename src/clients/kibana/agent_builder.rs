@@ -54,7 +54,11 @@ pub struct AgentBuilderClient {
 }
 
 impl AgentBuilderClient {
-    pub fn new(http: KibanaHttp, agent_id: impl Into<String>, connector_id: Option<String>) -> Self {
+    pub fn new(
+        http: KibanaHttp,
+        agent_id: impl Into<String>,
+        connector_id: Option<String>,
+    ) -> Self {
         Self {
             http,
             agent_id: agent_id.into(),
@@ -85,7 +89,11 @@ impl AgentBuilderClient {
             .await?;
         let paused = resp.status.as_deref() == Some("awaiting_prompt")
             || resp.response.prompt.is_some()
-            || resp.response.prompts.as_ref().is_some_and(|p| !p.is_empty());
+            || resp
+                .response
+                .prompts
+                .as_ref()
+                .is_some_and(|p| !p.is_empty());
         if paused {
             return Err(KibanaError::Decode(
                 "the agent paused for a confirmation prompt; triage-bot never confirms tool actions"
@@ -114,11 +122,7 @@ impl Assistant for AgentBuilderClient {
         Ok(None)
     }
 
-    async fn ask(
-        &self,
-        prompt: &str,
-        conversation: Option<&str>,
-    ) -> Result<Reply, AssistantError> {
+    async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
         Ok(with_retries(self.retries, || self.converse_once(prompt, conversation)).await?)
     }
 }

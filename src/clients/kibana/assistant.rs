@@ -157,11 +157,7 @@ impl Assistant for AssistantClient {
         Ok(Some(self.create_conversation(title).await?))
     }
 
-    async fn ask(
-        &self,
-        prompt: &str,
-        conversation: Option<&str>,
-    ) -> Result<Reply, AssistantError> {
+    async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
         Ok(AssistantClient::ask(self, prompt, conversation).await?)
     }
 }

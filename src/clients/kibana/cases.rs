@@ -4,9 +4,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::wire::{
-    CaseAssignee,
-    AlertRule, CaseConnector, CaseResponse, CaseSettings, CommentRequest, CreateCaseRequest,
-    FindCasesResponse, PatchCasesRequest,
+    AlertRule, CaseAssignee, CaseConnector, CaseResponse, CaseSettings, CommentRequest,
+    CreateCaseRequest, FindCasesResponse, PatchCasesRequest,
 };
 use super::{KibanaError, KibanaHttp};
 use crate::domain::{Alert, Severity};
@@ -70,7 +69,10 @@ impl CasesClient {
             owner: OWNER,
             severity: case.severity.as_str(),
             category: case.category.map(|c| clip_plain(&c, 50)),
-            assignees: case.assignee.map(|uid| vec![CaseAssignee { uid }]).unwrap_or_default(),
+            assignees: case
+                .assignee
+                .map(|uid| vec![CaseAssignee { uid }])
+                .unwrap_or_default(),
         };
         self.http
             .json(self.http.request(Method::POST, "/api/cases").json(&body))
@@ -123,8 +125,17 @@ impl CasesClient {
                 .request(Method::GET, &format!("/api/cases/{case_id}/comments/_find"))
                 .query(&[("perPage", "100".to_string()), ("page", page.to_string())]);
             let found: Value = self.http.json(rb).await?;
-            let comments = found.get("comments").and_then(Value::as_array).cloned().unwrap_or_default();
-            out.extend(comments.iter().filter_map(|c| c.get("comment").and_then(Value::as_str)).map(String::from));
+            let comments = found
+                .get("comments")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            out.extend(
+                comments
+                    .iter()
+                    .filter_map(|c| c.get("comment").and_then(Value::as_str))
+                    .map(String::from),
+            );
             let total = found.get("total").and_then(Value::as_u64).unwrap_or(0);
             if comments.is_empty() || (page as u64) * 100 >= total {
                 break;

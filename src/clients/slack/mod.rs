@@ -226,44 +226,68 @@ impl SlackClient {
                 return Ok(members.clone());
             }
         }
-        let v = self.call_form("usergroups.users.list", &[("usergroup", group.to_string())]).await?;
+        let v = self
+            .call_form("usergroups.users.list", &[("usergroup", group.to_string())])
+            .await?;
         let members: Vec<String> = v
             .get("users")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
-        self.groups.lock().await.insert(group.to_string(), (Instant::now(), members.clone()));
+        self.groups
+            .lock()
+            .await
+            .insert(group.to_string(), (Instant::now(), members.clone()));
         Ok(members)
     }
 
     /// A link to a message, for the case record.
     pub async fn permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
         let v = self
-            .call_form("chat.getPermalink", &[("channel", channel.to_string()), ("message_ts", ts.to_string())])
+            .call_form(
+                "chat.getPermalink",
+                &[
+                    ("channel", channel.to_string()),
+                    ("message_ts", ts.to_string()),
+                ],
+            )
             .await?;
         v.get("permalink")
             .and_then(Value::as_str)
             .map(String::from)
-            .ok_or_else(|| SlackError::Decode { method: "chat.getPermalink".into(), detail: "no permalink".into() })
+            .ok_or_else(|| SlackError::Decode {
+                method: "chat.getPermalink".into(),
+                detail: "no permalink".into(),
+            })
     }
 
     /// The ts of the message posted for `incident` (found by its metadata), if any — so a retried
     /// post after a crash does not post twice.
+    /// `thread`: look among the replies of that thread instead of the channel history.
     pub async fn find_incident_message(
         &self,
         channel: &str,
         incident: &str,
+        thread: Option<&str>,
     ) -> Result<Option<String>, SlackError> {
-        let v = self
-            .call_form(
-                "conversations.history",
-                &[
-                    ("channel", channel.to_string()),
-                    ("limit", "200".into()),
-                    ("include_all_metadata", "true".into()),
-                ],
-            )
-            .await?;
+        let mut params = vec![
+            ("channel", channel.to_string()),
+            ("limit", "200".to_string()),
+            ("include_all_metadata", "true".to_string()),
+        ];
+        let method = match thread {
+            Some(ts) => {
+                params.push(("ts", ts.to_string()));
+                "conversations.replies"
+            }
+            None => "conversations.history",
+        };
+        let v = self.call_form(method, &params).await?;
         let found = v
             .get("messages")
             .and_then(Value::as_array)
@@ -345,7 +369,10 @@ impl SlackClient {
     /// no such user (`users_not_found`).
     pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
         let v = match self
-            .call_form("users.lookupByEmail", &[("email", email.trim().to_string())])
+            .call_form(
+                "users.lookupByEmail",
+                &[("email", email.trim().to_string())],
+            )
             .await
         {
             Ok(v) => v,

@@ -25,9 +25,9 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 pub use error::{Phase, WinRmError};
-pub use powershell::{MAX_COMMAND_LINE, clean_clixml, encode_powershell};
 pub use ntlm::NtlmTransport;
 pub use powershell::PowerShellInvocation;
+pub use powershell::{MAX_COMMAND_LINE, clean_clixml, encode_powershell};
 pub use transport::{BasicTransport, TlsOptions, Transport, TransportSession};
 
 use crate::secret::Secret;

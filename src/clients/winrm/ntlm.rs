@@ -85,10 +85,15 @@ pub fn parse_sealed(body: &[u8]) -> Result<Vec<SealedPart>, String> {
             }
             break;
         }
-        rest = rest.strip_prefix(b"\r\n").ok_or("boundary line not ended")?;
+        rest = rest
+            .strip_prefix(b"\r\n")
+            .ok_or("boundary line not ended")?;
         // Header part: the protocol line and the OriginalContent line.
         let (line1, r) = take_line(rest)?;
-        if !line1.trim().eq_ignore_ascii_case(&format!("Content-Type: {SPNEGO_PROTOCOL}")) {
+        if !line1
+            .trim()
+            .eq_ignore_ascii_case(&format!("Content-Type: {SPNEGO_PROTOCOL}"))
+        {
             return Err(format!("unexpected part header {line1:?}"));
         }
         let (line2, r) = take_line(r)?;
@@ -100,9 +105,14 @@ pub fn parse_sealed(body: &[u8]) -> Result<Vec<SealedPart>, String> {
             .parse::<usize>()
             .map_err(|_| format!("bad Length= in {line2:?}"))?;
         rest = expect_boundary(r)?;
-        rest = rest.strip_prefix(b"\r\n").ok_or("boundary line not ended")?;
+        rest = rest
+            .strip_prefix(b"\r\n")
+            .ok_or("boundary line not ended")?;
         let (line3, r) = take_line(rest)?;
-        if !line3.trim().eq_ignore_ascii_case("Content-Type: application/octet-stream") {
+        if !line3
+            .trim()
+            .eq_ignore_ascii_case("Content-Type: application/octet-stream")
+        {
             return Err(format!("unexpected data part header {line3:?}"));
         }
         if r.len() < 4 {
@@ -142,7 +152,10 @@ fn take_line(s: &[u8]) -> Result<(String, &[u8]), String> {
         .windows(2)
         .position(|w| w == b"\r\n")
         .ok_or("unterminated header line")?;
-    Ok((String::from_utf8_lossy(&s[..end]).into_owned(), &s[end + 2..]))
+    Ok((
+        String::from_utf8_lossy(&s[..end]).into_owned(),
+        &s[end + 2..],
+    ))
 }
 
 /// NTLM over HTTP with sealing, for one endpoint.
@@ -300,28 +313,26 @@ impl NtlmSession {
     /// Opens a connection and runs the handshake on it.
     async fn connect(&self, phase: Phase, timeout: Duration) -> Result<Conn, WinRmError> {
         let inner = &self.inner;
-        let stream = match tokio::time::timeout(
-            inner.connect_timeout,
-            TcpStream::connect(&inner.authority),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(WinRmError::Connect {
-                    phase,
-                    endpoint: inner.endpoint.clone(),
-                    source: Box::new(e),
-                });
-            }
-            Err(_) => {
-                return Err(WinRmError::Connect {
-                    phase,
-                    endpoint: inner.endpoint.clone(),
-                    source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-                });
-            }
-        };
+        let stream =
+            match tokio::time::timeout(inner.connect_timeout, TcpStream::connect(&inner.authority))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(WinRmError::Connect {
+                        phase,
+                        endpoint: inner.endpoint.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                Err(_) => {
+                    return Err(WinRmError::Connect {
+                        phase,
+                        endpoint: inner.endpoint.clone(),
+                        source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                    });
+                }
+            };
         let _ = stream.set_nodelay(true);
         let mut conn = Conn {
             io: BufReader::new(stream),
@@ -419,8 +430,7 @@ impl NtlmSession {
             other => Err(WinRmError::Http {
                 phase,
                 status: other,
-                body: String::from_utf8_lossy(&resp.body[..resp.body.len().min(2048)])
-                    .into_owned(),
+                body: String::from_utf8_lossy(&resp.body[..resp.body.len().min(2048)]).into_owned(),
             }),
         }
     }
@@ -545,8 +555,8 @@ impl TransportSession for NtlmSession {
 /// Unseals every part of a framed response and checks each against its announced length
 /// (pywinrm: "message has been tampered with").
 fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<String, WinRmError> {
-    let parts = parse_sealed(body)
-        .map_err(|e| WinRmError::Protocol(format!("sealed response: {e}")))?;
+    let parts =
+        parse_sealed(body).map_err(|e| WinRmError::Protocol(format!("sealed response: {e}")))?;
     let mut plain = Vec::new();
     for mut part in parts {
         let mut bufs = [
@@ -584,7 +594,10 @@ async fn read_response(io: &mut BufReader<TcpStream>) -> std::io::Result<HttpRes
     let mut it = line.split_whitespace();
     let version = it.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
-        return Err(bad(format!("not an HTTP/1.x status line: {:?}", line.trim())));
+        return Err(bad(format!(
+            "not an HTTP/1.x status line: {:?}",
+            line.trim()
+        )));
     }
     let status: u16 = it
         .next()
@@ -594,7 +607,10 @@ async fn read_response(io: &mut BufReader<TcpStream>) -> std::io::Result<HttpRes
     loop {
         line.clear();
         if io.read_line(&mut line).await? == 0 {
-            return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed in the head"));
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                "connection closed in the head",
+            ));
         }
         head_len += line.len();
         if head_len > MAX_HEAD {

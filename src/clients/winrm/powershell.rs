@@ -77,8 +77,7 @@ pub fn invoke_script(script: &str) -> PowerShellInvocation {
             stdin: None,
         },
         Err(_) => PowerShellInvocation {
-            command_line: powershell_command_line(STDIN_BOOTSTRAP)
-                .expect("the bootstrap is short"),
+            command_line: powershell_command_line(STDIN_BOOTSTRAP).expect("the bootstrap is short"),
             env: Vec::new(),
             stdin: Some(script.as_bytes().to_vec()),
         },
@@ -234,7 +233,10 @@ mod tests {
         assert!(!APPROVED_WRAPPER.contains(hostile));
         assert!(matches!(
             invoke_approved(&"a".repeat(30_000)),
-            Err(WinRmError::CommandTooLong { max: MAX_ENV_VALUE, .. })
+            Err(WinRmError::CommandTooLong {
+                max: MAX_ENV_VALUE,
+                ..
+            })
         ));
     }
 

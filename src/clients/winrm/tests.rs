@@ -277,7 +277,11 @@ async fn long_script_goes_through_stdin_to_the_bootstrap() {
     assert_eq!(executed.len(), 1);
     let e = &executed[0];
     assert!(e.via_stdin);
-    assert_eq!(e.script.as_deref(), Some(script.as_str()), "the script read from stdin");
+    assert_eq!(
+        e.script.as_deref(),
+        Some(script.as_str()),
+        "the script read from stdin"
+    );
     assert_eq!(
         e.outer_script.as_deref(),
         Some(powershell::STDIN_BOOTSTRAP),
@@ -305,8 +309,14 @@ async fn approved_command_runs_inside_the_wrapper_as_data() {
         Some(powershell::APPROVED_WRAPPER),
         "the emulator's copy of the wrapper is the client's"
     );
-    assert_eq!(emulators::winrm::APPROVED_WRAPPER, powershell::APPROVED_WRAPPER);
-    assert_eq!(emulators::winrm::STDIN_BOOTSTRAP, powershell::STDIN_BOOTSTRAP);
+    assert_eq!(
+        emulators::winrm::APPROVED_WRAPPER,
+        powershell::APPROVED_WRAPPER
+    );
+    assert_eq!(
+        emulators::winrm::STDIN_BOOTSTRAP,
+        powershell::STDIN_BOOTSTRAP
+    );
     assert!(!e.command_line.contains("Get-Service"));
     assert!(!e.outer_script.as_deref().unwrap().contains("Get-Service"));
     assert_eq!(e.noprofile, Some(true));
@@ -343,7 +353,9 @@ async fn ntlm_with_sealing_against_a_stock_host() {
     assert!(soap.len() >= 10, "{soap:#?}");
     assert!(soap.iter().all(|r| r.sealed), "every envelope was sealed");
     assert_eq!(
-        soap.iter().filter(|r| r.wsman_code == Some(2_150_858_793)).count(),
+        soap.iter()
+            .filter(|r| r.wsman_code == Some(2_150_858_793))
+            .count(),
         2
     );
     // One logon per run: each run owns its connection.
