@@ -110,6 +110,16 @@ pub struct WinRmSettings {
     pub max_output_bytes: usize,
 }
 
+impl KibanaSettings {
+    /// Where people open Kibana apps: the public URL with the space prefix.
+    pub fn app_base(&self) -> String {
+        match &self.space {
+            Some(space) => format!("{}/s/{space}", self.public_url),
+            None => self.public_url.clone(),
+        }
+    }
+}
+
 impl WinRmSettings {
     pub fn endpoint_for(&self, host: &str) -> String {
         self.host_map

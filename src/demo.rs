@@ -286,6 +286,31 @@ impl World {
     }
 }
 
+impl World {
+    /// Acts as Slack: a signed click on the message `message_ts` carrying exactly `value` — as a
+    /// stale client or a forger would send it.
+    pub async fn click_value(
+        &self,
+        app: &RunningApp,
+        user: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let payload = emulators::slack::block_actions_payload(
+            user, "someone", CHANNEL, message_ts, action_id, value,
+        );
+        let url = format!("{}/slack/interactions", app.url());
+        emulators::slack::post_interaction(
+            &url,
+            SIGNING_SECRET,
+            &payload,
+            chrono::Utc::now().timestamp(),
+        )
+        .await
+    }
+}
+
 /// The `value` of the button with `action_id` in a message's blocks.
 pub fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
     blocks

@@ -196,23 +196,10 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
     assert!(comments.iter().any(|c| c.starts_with("**Escalated**")));
     assert!(comments.iter().any(|c| c.starts_with("**Expired**")));
     // A late click (from a stale client that still shows the buttons) changes nothing.
-    let payload = emulators::slack::block_actions_payload(
-        HANDLER_ID,
-        "alice",
-        CHANNEL,
-        &root.ts,
-        ACTION_APPROVE,
-        &value,
-    );
-    let url = format!("{}/slack/interactions", app.url());
-    let (status, _) = emulators::slack::post_interaction(
-        &url,
-        SIGNING_SECRET,
-        &payload,
-        chrono::Utc::now().timestamp(),
-    )
-    .await
-    .unwrap();
+    let (status, _) = world
+        .click_value(&app, HANDLER_ID, &root.ts, ACTION_APPROVE, &value)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     world
         .slack

@@ -176,23 +176,10 @@ async fn a_button_value_for_other_commands_or_another_host_approves_nothing() {
 
     // Same incident, a hash for a different command list (as a forged or stale button would carry).
     let tampered = format!("{incident}:{}", "0".repeat(32));
-    let payload = emulators::slack::block_actions_payload(
-        HANDLER_ID,
-        "alice",
-        CHANNEL,
-        &msg.ts,
-        ACTION_APPROVE,
-        &tampered,
-    );
-    let url = format!("{}/slack/interactions", app.url());
-    let (status, _) = emulators::slack::post_interaction(
-        &url,
-        SIGNING_SECRET,
-        &payload,
-        chrono::Utc::now().timestamp(),
-    )
-    .await
-    .unwrap();
+    let (status, _) = world
+        .click_value(&app, HANDLER_ID, &msg.ts, ACTION_APPROVE, &tampered)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     world
         .slack

@@ -266,6 +266,21 @@ async fn isolate_host_is_offered_by_policy_and_runs_through_defend() {
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0].command, "isolate");
     assert_eq!(actions[0].body["alert_ids"], serde_json::json!([ALERT_ID]));
+    // The body also holds against Kibana's published schema (IsolateRouteRequestBody).
+    let file = world.dir.join("endpoint-requests.json");
+    std::fs::write(
+        &file,
+        serde_json::json!([{"method": "POST", "path": "/api/endpoint/action/isolate", "body": actions[0].body}])
+            .to_string(),
+    )
+    .unwrap();
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/kibana");
+    emulators::pycheck::run_check(
+        "kibana_contract_check.py",
+        &[specs.to_string(), file.display().to_string()],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("Kibana contract check: {e}"));
     let audit = app.ctx.store.audit_trail(&incident.id).await.unwrap();
     assert!(
         audit

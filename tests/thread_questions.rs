@@ -206,18 +206,8 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
 
     // Someone who is not an approver cannot approve it either.
     let value = triage_bot::demo::button_value(&block_msg.blocks, ACTION_APPROVE).unwrap();
-    let url = format!("{}/slack/interactions", app.url());
-    let click = |user: &str| {
-        emulators::slack::block_actions_payload(
-            user,
-            "x",
-            CHANNEL,
-            &block_msg.ts,
-            ACTION_APPROVE,
-            &value,
-        )
-    };
-    emulators::slack::post_interaction(&url, SIGNING_SECRET, &click(OTHER_USER), now())
+    world
+        .click_value(&app, OTHER_USER, &block_msg.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
     world
@@ -230,7 +220,8 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
     assert!(world.winrm.executed().is_empty());
 
     // The handler approves: exactly the two proposed commands run, results in the thread.
-    emulators::slack::post_interaction(&url, SIGNING_SECRET, &click(HANDLER_ID), now())
+    world
+        .click_value(&app, HANDLER_ID, &block_msg.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
     world

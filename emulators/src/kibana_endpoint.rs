@@ -533,11 +533,7 @@ fn complete(s: &mut EndpointState, idx: usize) {
                     ]}}),
                 );
             }
-            "isolate" => {
-                if !s.isolated.contains(ag) {
-                    s.isolated.push(ag.clone());
-                }
-            }
+            "isolate" if !s.isolated.contains(ag) => s.isolated.push(ag.clone()),
             "unisolate" => s.isolated.retain(|x| x != ag),
             _ => {}
         }

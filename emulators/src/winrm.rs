@@ -459,6 +459,25 @@ impl TestPki {
     }
 }
 
+/// The client's address, as connection info for both listeners (NTLM contexts are keyed by it).
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
 /// TLS in front of the emulator's TCP listener. Handshakes run one at a time, which is fine
 /// for tests; a failed one (a client refusing the certificate) is logged and skipped.
 struct TlsListener {
@@ -517,7 +536,7 @@ impl WinRmEmulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let https = tls.is_some();
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let app = router.into_make_service_with_connect_info::<Peer>();
         match tls {
             None => {
                 tokio::spawn(async move {
@@ -671,7 +690,7 @@ impl WinRmEmulator {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -34,17 +34,8 @@ pub fn case_title(alert: &Alert) -> String {
 }
 
 pub fn case_url(ctx: &Ctx, case_id: &str) -> String {
-    let space = ctx
-        .settings
-        .kibana
-        .space
-        .as_deref()
-        .map(|s| format!("/s/{s}"))
-        .unwrap_or_default();
-    format!(
-        "{}{space}/app/security/cases/{case_id}",
-        ctx.settings.kibana.public_url
-    )
+    let base = ctx.settings.kibana.app_base();
+    format!("{base}/app/security/cases/{case_id}")
 }
 
 /// MITRE ATT&CK tactic names of the alert's rule (`kibana.alert.rule.threat[].tactic.name`).

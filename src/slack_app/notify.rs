@@ -79,16 +79,9 @@ pub async fn approval_body(
 
 /// The alert in Kibana's Security app.
 pub fn alert_url(ctx: &Ctx, alert: &crate::domain::Alert) -> String {
-    let space = ctx
-        .settings
-        .kibana
-        .space
-        .as_deref()
-        .map(|s| format!("/s/{s}"))
-        .unwrap_or_default();
+    let base = ctx.settings.kibana.app_base();
     format!(
-        "{}{space}/app/security/alerts/redirect/{}?index={}&timestamp={}",
-        ctx.settings.kibana.public_url,
+        "{base}/app/security/alerts/redirect/{}?index={}&timestamp={}",
         alert.id.0,
         alert.index,
         alert

@@ -25,6 +25,8 @@ static LIST_ITEM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*(?:\d{1,3}\s*[.)]|[-*•+])\s+(.*)$").expect("valid regex"));
 static NUMBERING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:\d{1,3}\s*[.)]|[-*•+])\s+").expect("valid regex"));
+static VERB_NOUN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z]+-[A-Za-z]+(?:\s|$)").expect("valid regex"));
 static CODE_SPAN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"`+([^`]+?)`+").expect("valid regex"));
 static REFERENCE: LazyLock<Regex> =
@@ -267,12 +269,9 @@ fn command_from_item(item: &str) -> Option<String> {
         let cmd = span.as_str().trim();
         return (!cmd.is_empty()).then(|| cmd.to_string());
     }
-    let mut text = item
-        .trim()
-        .trim_matches(|c| c == '*' || c == '_')
-        .trim()
-        .to_string();
-    if text.ends_with(':') {
+    let mut text = strip_emphasis(item.trim()).to_string();
+    // "List the processes:" introduces a command in a block; "Get-ChildItem C:" is one.
+    if text.ends_with(':') && !VERB_NOUN.is_match(&text) {
         return None;
     }
     for sep in [" — ", " – ", " -- "] {
@@ -282,6 +281,22 @@ fn command_from_item(item: &str) -> Option<String> {
     }
     let text = text.trim().to_string();
     (!text.is_empty()).then_some(text)
+}
+
+/// `**x**`, `__x__`, `*x*`, `_x_` → `x`; a lone `_` or `*` belongs to the command (`$_`, `*.log`).
+fn strip_emphasis(mut s: &str) -> &str {
+    loop {
+        let before = s;
+        for m in ["**", "__", "*", "_"] {
+            if s.len() > 2 * m.len() && s.starts_with(m) && s.ends_with(m) {
+                s = s[m.len()..s.len() - m.len()].trim();
+                break;
+            }
+        }
+        if s == before {
+            return s;
+        }
+    }
 }
 
 /// Commands from a fenced block: one per line, comments and blank lines dropped, and a line that

@@ -316,6 +316,31 @@ mod tests {
     }
 
     #[test]
+    fn env_example_documents_every_variable() {
+        let example = include_str!("../../.env.example");
+        for var in [
+            "ASSISTANT",
+            "KIBANA_PROMPT_ID",
+            "AGENT_BUILDER_AGENT_ID",
+            "OPENAI_BASE_URL",
+            "OPENAI_MODEL",
+            "OPENAI_API_KEY",
+            "OPENAI_TIMEOUT_SECS",
+            "ASSISTANT_RETRIES",
+            "PROMPT_ALERT_BUDGET_BYTES",
+            "SAFETY_DENY",
+            "SAFETY_INVESTIGATION_ALLOW",
+            "HANDLER_ROUTES",
+            "SLACK_FALLBACK_GROUP",
+        ] {
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{var}="))),
+                "{var} is not in .env.example"
+            );
+        }
+    }
+
+    #[test]
     fn routes_parse_every_selector_and_target() {
         let s = load(&[(
             "HANDLER_ROUTES",

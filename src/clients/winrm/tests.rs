@@ -509,3 +509,127 @@ fn run_future_is_send() {
     let fut = client.run_powershell("hostname");
     assert_send(&fut);
 }
+
+async fn https_emulator() -> (WinRmEmulator, emulators::winrm::TestPki) {
+    let pki = emulators::winrm::TestPki::generate().expect("openssl makes a CA and a host cert");
+    let emu = WinRmEmulator::start_https(
+        WinRmEmulatorConfig {
+            host_name: "WIN-EMU01".into(),
+            username: USER.into(),
+            password: PASSWORD.into(),
+        },
+        &pki,
+    )
+    .await
+    .expect("emulator starts");
+    emu.set_response("hostname", "WIN-EMU01\r\n", "", 0);
+    (emu, pki)
+}
+
+#[tokio::test]
+async fn basic_over_https_with_a_custom_ca() {
+    let (emu, pki) = https_emulator().await;
+    assert!(emu.url().starts_with("https://127.0.0.1:"));
+    let mut cfg = config(emu.url(), PASSWORD);
+    cfg.tls.ca_file = Some(pki.ca_pem.clone());
+    let out = WinRmClient::new(cfg)
+        .unwrap()
+        .run_powershell("hostname")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "WIN-EMU01\r\n");
+    assert_eq!(emu.open_shells(), 0);
+}
+
+#[tokio::test]
+async fn https_certificates_are_validated_by_default() {
+    let (emu, _pki) = https_emulator().await;
+    // The host's CA is not trusted: the TLS handshake fails before anything is sent.
+    let err = client(&emu).run_powershell("hostname").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WinRmError::Connect {
+                phase: Phase::Create,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(emu.requests().is_empty());
+    // The explicit insecure switch accepts it (and logs a warning).
+    let mut cfg = config(emu.url(), PASSWORD);
+    cfg.tls.insecure = true;
+    let out = WinRmClient::new(cfg)
+        .unwrap()
+        .run_powershell("hostname")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "WIN-EMU01\r\n");
+}
+
+#[tokio::test]
+async fn cli_winrm_run_prints_stdout_stderr_and_the_exit_code() {
+    use crate::execute::cli::{RunArgs, WinRmCommand, run_to_string};
+    let emu = emulator().await;
+    emu.set_auth(emulators::winrm::EmulatorAuth::stock());
+    emu.set_response("Get-Service", "Running  WinRM\r\n", "warning line\r\n", 3);
+    // A variable name unique to this test: tests share the process environment.
+    let var = "TRIAGE_BOT_TEST_CLI_WINRM_PASSWORD";
+    // SAFETY: only this test reads or writes this variable.
+    unsafe { std::env::set_var(var, PASSWORD) };
+    let args = RunArgs {
+        endpoint: emu.url(),
+        transport: "ntlm".into(),
+        username: format!("WIN-EMU01\\{USER}"),
+        password_env: Some(var.into()),
+        password_file: None,
+        ca: None,
+        insecure: false,
+        command: "Get-Service".into(),
+        wrapped: false,
+        operation_timeout: 2.0,
+        timeout: 10.0,
+    };
+    let printed = run_to_string(&WinRmCommand::Run(args.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        printed,
+        "--- stdout ---\nRunning  WinRM\r\n--- stderr ---\nwarning line\n--- exit code: 3\n"
+    );
+    assert!(
+        emu.requests()
+            .iter()
+            .filter(|r| r.action.is_some())
+            .all(|r| r.sealed)
+    );
+    // A password file works the same; a missing variable is a clear error naming it only.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let from_file = RunArgs {
+        password_env: None,
+        password_file: Some(file),
+        wrapped: true,
+        ..args.clone()
+    };
+    assert!(
+        run_to_string(&WinRmCommand::Run(from_file))
+            .await
+            .unwrap()
+            .contains("exit code: 3")
+    );
+    assert!(emu.executed().last().unwrap().wrapped);
+    let missing = RunArgs {
+        password_env: Some("TRIAGE_BOT_TEST_NO_SUCH_VAR".into()),
+        ..args
+    };
+    let err = run_to_string(&WinRmCommand::Run(missing))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TRIAGE_BOT_TEST_NO_SUCH_VAR"),
+        "{err}"
+    );
+}
