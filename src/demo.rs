@@ -552,7 +552,7 @@ pub async fn run() -> anyhow::Result<()> {
             s.cases.iter().any(|c| {
                 c.case["description"]
                     .as_str()
-                    .is_some_and(|d| d.contains("## Results"))
+                    .is_some_and(|d| d.contains("| State | executed |"))
             })
         })
         .await?;

@@ -46,7 +46,7 @@ async fn the_case_follows_the_incident_from_open_to_closed() {
         .await
         .unwrap();
     // … closed after every command succeeded, with the Slack thread linked.
-    let case = wait_for_case_description(&world, "## Results").await;
+    let case = wait_for_case_description(&world, "| State | executed |").await;
     assert_eq!(case["status"], "closed");
     let description = case["description"].as_str().unwrap();
     assert!(
@@ -88,7 +88,7 @@ async fn an_unreachable_or_flaky_kibana_loses_nothing_and_duplicates_nothing() {
     wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
-    let case = wait_for_case_description(&world, "## Results").await;
+    let case = wait_for_case_description(&world, "| State | executed |").await;
 
     assert_eq!(
         world.kibana.cases().len(),
@@ -137,7 +137,7 @@ async fn case_show_prints_the_local_audit_record_from_the_database_alone() {
     let done = wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
-    wait_for_case_description(&world, "## Results").await;
+    wait_for_case_description(&world, "| State | executed |").await;
     let case_id = app
         .ctx
         .store
@@ -184,4 +184,97 @@ async fn case_show_prints_the_local_audit_record_from_the_database_alone() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no incident no-such-incident"));
+}
+
+#[tokio::test]
+async fn an_update_at_a_stale_version_is_retried_at_the_current_one_keeping_the_analysts_edit() {
+    use triage_bot::clients::kibana::{
+        KibanaHttp,
+        cases::{CasesClient, NewCase},
+    };
+    let world = World::start().await.unwrap();
+    let settings = world.settings_with(&[]).unwrap();
+    let cases = CasesClient::new(KibanaHttp::new(&settings.kibana).unwrap());
+    let created = cases
+        .create(NewCase {
+            title: "[Critical] test".into(),
+            description: "first".into(),
+            tags: vec!["triage-bot".into()],
+            severity: triage_bot::domain::Severity::Critical,
+            category: None,
+            assignee: None,
+        })
+        .await
+        .unwrap();
+
+    // An analyst retitles the case in Kibana: the version we hold is now stale.
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/cases", world.kibana.url()))
+        .header("kbn-xsrf", "true")
+        .json(&serde_json::json!({ "cases": [{ "id": created.id, "version": created.version, "title": "retitled by an analyst" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let updated = cases
+        .update(
+            &created.id,
+            &created.version,
+            serde_json::json!({ "status": "closed" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.status, "closed");
+    assert_eq!(updated.title, "retitled by an analyst");
+    let statuses: Vec<u16> = world
+        .kibana
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 409, 200],
+        "our stale PATCH was refused, then retried at the current version"
+    );
+    validate_kibana_requests(&world).await;
+}
+
+#[tokio::test]
+async fn cases_go_to_the_configured_space_with_api_key_auth() {
+    let world = World::start().await.unwrap();
+    world.kibana.require_auth("ApiKey c29jLWJvdDpzM2NyM3Q=");
+    let app = world
+        .start_app_with(&[
+            ("KIBANA_SPACE", "soc"),
+            ("KIBANA_API_KEY", "c29jLWJvdDpzM2NyM3Q="),
+        ])
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    let stored = world
+        .kibana
+        .recorder()
+        .read()
+        .cases
+        .iter()
+        .map(|c| c.space.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(stored, ["soc"]);
+    assert!(
+        world
+            .kibana
+            .requests()
+            .iter()
+            .all(|r| r.path.starts_with("/s/soc/") && r.status != 401)
+    );
+    let msg = top_level(&world).remove(0);
+    assert!(
+        msg.blocks
+            .to_string()
+            .contains("/s/soc/app/security/alerts/redirect/")
+    );
+    finish(&world, app).await;
 }

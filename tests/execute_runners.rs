@@ -290,3 +290,86 @@ async fn isolate_host_is_offered_by_policy_and_runs_through_defend() {
     assert!(world.winrm.executed().is_empty());
     finish(&world, app).await;
 }
+
+#[tokio::test]
+async fn endpoint_client_response_actions_against_the_emulator() {
+    use triage_bot::clients::kibana::KibanaError;
+    use triage_bot::clients::kibana::endpoint::{ActionRequest, EndpointClient, ProcessRef};
+    let world = World::start().await.unwrap();
+    // In a space: every call goes to /s/soc/api/endpoint/...
+    let settings = world.settings_with(&[("KIBANA_SPACE", "soc")]).unwrap();
+    let client = EndpointClient::new(
+        triage_bot::clients::kibana::KibanaHttp::new(&settings.kibana).unwrap(),
+    );
+    let poll = Duration::from_millis(20);
+    let procs = client
+        .running_processes(ActionRequest::for_agent(AGENT))
+        .await
+        .unwrap();
+    assert_eq!(procs.command, "running-processes");
+    assert!(!procs.is_completed);
+    let done = client.wait(&procs.id, poll, T).await.unwrap();
+    assert!(done.was_successful);
+    assert_eq!(done.content(AGENT).unwrap()["entries"][0]["pid"], "624");
+
+    let killed = client
+        .kill_process(ActionRequest::for_agent(AGENT), &ProcessRef::Pid(3312))
+        .await
+        .unwrap();
+    assert_eq!(killed.command, "kill-process");
+    client.wait(&killed.id, poll, T).await.unwrap();
+
+    let iso = client
+        .isolate(ActionRequest::for_agent(AGENT))
+        .await
+        .unwrap();
+    client.wait(&iso.id, poll, T).await.unwrap();
+    assert_eq!(world.kibana.endpoint().isolated(), vec![AGENT.to_owned()]);
+    let un = client
+        .unisolate(ActionRequest::for_agent(AGENT))
+        .await
+        .unwrap();
+    client.wait(&un.id, poll, T).await.unwrap();
+    assert!(world.kibana.endpoint().isolated().is_empty());
+
+    // Kibana's schema errors come back as Status with its message.
+    let err = client
+        .isolate(ActionRequest::for_agent(""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, KibanaError::Status { status: 400, ref message } if message.contains("endpoint_ids")),
+        "{err:?}"
+    );
+    // A failing agent: the action completes unsuccessfully with the reason.
+    world
+        .kibana
+        .endpoint()
+        .fail_agent(AGENT, "agent is offline");
+    let act = client
+        .execute(
+            ActionRequest::for_agent(AGENT),
+            "whoami",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let done = client.wait(&act.id, poll, T).await.unwrap();
+    assert!(!done.was_successful);
+    let reason = triage_bot::execute::defend::execute_outcome(&done, AGENT).unwrap_err();
+    assert!(reason.contains("agent is offline"), "{reason}");
+
+    let paths: Vec<String> = world
+        .kibana
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .filter(|p| p.contains("/api/endpoint/"))
+            .all(|p| p.starts_with("/s/soc/api/endpoint/action")),
+        "{paths:?}"
+    );
+}

@@ -119,7 +119,18 @@ pub async fn is_authorised(ctx: &Ctx, incident: &IncidentRow, user: &str) -> boo
     {
         return true;
     }
-    for group in &ctx.settings.approval.approver_groups {
+    // A handler that is a user group (S…) authorises its members.
+    let handler_group = incident
+        .handler_slack_id
+        .as_deref()
+        .filter(|h| h.starts_with('S'));
+    for group in handler_group.into_iter().chain(
+        ctx.settings
+            .approval
+            .approver_groups
+            .iter()
+            .map(String::as_str),
+    ) {
         match ctx.slack.usergroup_members(group).await {
             Ok(members) if members.iter().any(|m| m == user) => return true,
             Ok(_) => {}

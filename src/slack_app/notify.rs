@@ -141,6 +141,11 @@ pub async fn post_approval(
                 .enqueue(&incident.id, &crate::store::Job::CaseComment { text })
                 .await
                 .map_err(JobError::retry)?;
+            // The description gains the thread link (rewritten from the record, so idempotent).
+            ctx.store
+                .enqueue(&incident.id, &crate::store::Job::FinalizeCase)
+                .await
+                .map_err(JobError::retry)?;
         }
         Err(e) => {
             tracing::warn!(incident.id = %incident.id, error = %e, "cannot get the Slack permalink")

@@ -530,11 +530,13 @@ fn native_read_only(name: &str, rest: &str) -> Option<bool> {
             matches!(
                 first,
                 "user" | "localgroup" | "group" | "share" | "session" | "use" | "view" | "accounts"
-            ) && !r.contains("/add")
-                && !r.contains("/del")
-                && !r.contains("/active")
-                && !(first == "user" && r.split_whitespace().count() > 2)
-                && !(first == "use" && r.split_whitespace().count() > 1)
+            ) && !["/add", "/del", "/active"].iter().any(|f| r.contains(f))
+                // `net user NAME PASSWORD` sets a password; `net use X: \\h\s` maps a drive.
+                && match first {
+                    "user" => r.split_whitespace().count() <= 2,
+                    "use" => r.split_whitespace().count() <= 1,
+                    _ => true,
+                }
         }
         "netsh" => r.contains(" show ") || r.ends_with(" show") || r.contains(" dump"),
         "wmic" => {

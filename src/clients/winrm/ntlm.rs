@@ -704,6 +704,29 @@ mod tests {
     }
 
     #[test]
+    fn debug_redacts_the_password_and_https_is_refused() {
+        let t = NtlmTransport::new(
+            "http://win:5985/wsman",
+            "CORP\\svc",
+            Secret::new("N7lm-Pa55!"),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("N7lm-Pa55!"), "{shown}");
+        assert_eq!(t.inner.authority, "win:5985");
+        assert!(matches!(
+            NtlmTransport::new(
+                "https://win:5986/wsman",
+                "u",
+                Secret::new("p"),
+                Duration::from_secs(1)
+            ),
+            Err(WinRmError::Config(_))
+        ));
+    }
+
+    #[test]
     fn framing_rejects_short_or_foreign_bodies() {
         let framed = frame_sealed(&[1; 16], b"abcdef");
         // Cut inside the ciphertext: the announced Length cannot be met.
