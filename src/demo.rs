@@ -357,6 +357,25 @@ pub async fn wait_for_state(
     }
 }
 
+/// Waits (polling the database, with a deadline) until no queued side effect is left to perform.
+pub async fn wait_until_settled(app: &RunningApp, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')",
+        )
+        .fetch_one(&app.ctx.store.pool)
+        .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("{busy} queued jobs still not done after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Renders Block Kit as readable text for the terminal.
 pub fn render_blocks(blocks: &Value) -> String {
     let mut out = Vec::new();
@@ -546,16 +565,7 @@ pub async fn run() -> anyhow::Result<()> {
         indent(updated.lines().last().unwrap_or(""))
     );
 
-    world
-        .kibana
-        .wait_until("the case description with the results", t, |s| {
-            s.cases.iter().any(|c| {
-                c.case["description"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("| State | executed |"))
-            })
-        })
-        .await?;
+    wait_until_settled(&app, t).await?;
     let case = world
         .kibana
         .cases()

@@ -37,7 +37,7 @@ async fn investigation_only_runs_the_read_only_commands_and_nothing_else() {
     );
     let msg = top_level(&world).remove(0);
     assert!(all_text(&msg.blocks).contains("*Approved (investigation only)*"));
-    let case = wait_for_case_description(&world, "| State | executed |").await;
+    let case = wait_for_record(&world, &app).await;
     assert!(case["comments"].as_array().unwrap().iter().any(|c| {
         c["comment"]
             .as_str()

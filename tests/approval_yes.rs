@@ -119,7 +119,7 @@ async fn a_critical_alert_is_triaged_approved_run_and_recorded() {
     );
 
     // Kibana: one case, alert attached by concrete index, outputs in the description.
-    let case = wait_for_case_description(&world, "| State | executed |").await;
+    let case = wait_for_record(&world, &app).await;
     assert_eq!(world.kibana.cases().len(), 1, "exactly one case");
     assert_eq!(case["owner"], "securitySolution");
     assert_eq!(case["severity"], "critical");

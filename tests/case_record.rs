@@ -46,7 +46,7 @@ async fn the_case_follows_the_incident_from_open_to_closed() {
         .await
         .unwrap();
     // … closed after every command succeeded, with the Slack thread linked.
-    let case = wait_for_case_description(&world, "| State | executed |").await;
+    let case = wait_for_record(&world, &app).await;
     assert_eq!(case["status"], "closed");
     let description = case["description"].as_str().unwrap();
     assert!(
@@ -88,7 +88,7 @@ async fn an_unreachable_or_flaky_kibana_loses_nothing_and_duplicates_nothing() {
     wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
-    let case = wait_for_case_description(&world, "| State | executed |").await;
+    let case = wait_for_record(&world, &app).await;
 
     assert_eq!(
         world.kibana.cases().len(),
@@ -115,7 +115,14 @@ async fn an_unreachable_or_flaky_kibana_loses_nothing_and_duplicates_nothing() {
                 .iter()
                 .filter(|c| c.starts_with(&format!("**Command {seq}** on")))
                 .count(),
-            1
+            1,
+            "command {seq}: {comments:#?}\n{:#?}",
+            world
+                .kibana
+                .requests()
+                .iter()
+                .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+                .collect::<Vec<_>>()
         );
     }
     let alerts = case["comments"]
@@ -137,7 +144,7 @@ async fn case_show_prints_the_local_audit_record_from_the_database_alone() {
     let done = wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
-    wait_for_case_description(&world, "| State | executed |").await;
+    wait_for_record(&world, &app).await;
     let case_id = app
         .ctx
         .store

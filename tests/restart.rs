@@ -48,7 +48,7 @@ async fn a_restart_between_post_and_click_loses_nothing_and_repeats_nothing() {
         .await
         .unwrap();
     wait_for_batch_summary(&world).await;
-    wait_for_case_description(&world, "| State | executed |").await;
+    wait_for_record(&world, &second).await;
 
     assert_eq!(
         world.winrm.executed().len(),

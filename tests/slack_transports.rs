@@ -39,6 +39,7 @@ async fn socket_mode_delivers_the_click_and_every_envelope_is_acknowledged() {
         .unwrap();
 
     // The handler clicks Yes: the same block_actions payload, inside an `interactive` envelope.
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
     let msg = top_level(&world).remove(0);
     let value = triage_bot::demo::button_value(&msg.blocks, ACTION_APPROVE).unwrap();
     let payload = emulators::slack::block_actions_payload(

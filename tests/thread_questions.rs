@@ -40,6 +40,8 @@ async fn a_question_in_the_thread_is_answered_there_in_the_same_conversation_and
     let world = World::start().await.unwrap();
     let app = world.start_app().await.unwrap();
     wait_for_approval_request(&world).await;
+    // The app has recorded where its message is (Slack shows it a moment before that).
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
     let root = top_level(&world).remove(0);
     let url = format!("{}/slack/events", app.url());
 
@@ -153,6 +155,8 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
         .set_response("Stop-Service -Name odu -Force", "", "", 0);
     let app = world.start_app().await.unwrap();
     wait_for_approval_request(&world).await;
+    // The app has recorded where its message is (Slack shows it a moment before that).
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
     let root = top_level(&world).remove(0);
     world.click(&app, HANDLER_ID, ACTION_DECLINE).await.unwrap();
     wait_for_state(&app, IncidentState::Declined, T)

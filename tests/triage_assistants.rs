@@ -234,3 +234,86 @@ async fn kibana_chat_complete_in_a_space_with_basic_auth_and_a_prompt_id() {
     assert_eq!(triage_call.space, "soc");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_kibana_client_retries_what_can_succeed_and_surfaces_kibanas_messages() {
+    let world = World::start().await.unwrap();
+    let settings = world.settings_with(&[("ASSISTANT_RETRIES", "2")]).unwrap();
+    let client = triage_bot::triage::assistant::build(&settings).unwrap();
+    assert_eq!(client.name(), "kibana");
+
+    // A 503 (assistant error shape) is retried, and the retry's answer is used.
+    world.kibana.fail_next(1, 503);
+    world.kibana.push_answer("fine now");
+    let r = client.ask("q1", None).await.unwrap();
+    assert_eq!(r.text, "fine now");
+    let statuses: Vec<u16> = world
+        .kibana
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/complete"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [503, 200]);
+
+    // A 400 is not retried; Kibana's own message is in the error.
+    world.kibana.fail_next(1, 400);
+    let e = client.ask("q2", None).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Kibana answered 400: emulated failure"),
+        "{e}"
+    );
+    // An unknown conversation: the assistant's 404 message, not retried.
+    let e = client
+        .ask("q3", Some("no-such-conversation"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("conversation id: \"no-such-conversation\" not found"),
+        "{e}"
+    );
+    // Wrong credentials: the core error shape's message, and no secret in it.
+    world.kibana.require_auth("ApiKey right-key");
+    let bad = triage_bot::triage::assistant::build(
+        &world
+            .settings_with(&[("KIBANA_API_KEY", "wrong-key-value")])
+            .unwrap(),
+    )
+    .unwrap();
+    let e = bad.ask("q4", None).await.unwrap_err().to_string();
+    assert!(
+        e.contains("401") && e.contains("unable to authenticate user"),
+        "{e}"
+    );
+    assert!(!e.contains("wrong-key-value"));
+    let after: usize = world
+        .kibana
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/complete"))
+        .count();
+    assert_eq!(after, 5, "none of the three permanent failures was retried");
+}
+
+#[tokio::test]
+async fn kibana_chat_complete_without_streaming() {
+    let world = World::start().await.unwrap();
+    let settings = world
+        .settings_with(&[("KIBANA_AI_STREAM", "false")])
+        .unwrap();
+    let app = App::start(settings, None).await.unwrap();
+    let incident = wait_for_state(&app, IncidentState::AwaitingApproval, T)
+        .await
+        .unwrap();
+    assert_eq!(incident.triage().unwrap().remediation.len(), 3);
+    let calls = world.kibana.calls();
+    let triage_call = calls
+        .iter()
+        .find(|c| c.last_user_content.contains("BEGIN ALERT"))
+        .unwrap();
+    assert!(!triage_call.is_stream);
+    assert_eq!(triage_call.conversation_id, incident.conversation_id);
+    app.stop().await;
+}

@@ -136,10 +136,12 @@ pub async fn run_to_string(cmd: &WinRmCommand) -> anyhow::Result<String> {
         WinRmCommand::Run(args) => {
             let client = WinRmClient::new(config(args)?)?;
             let out = if args.wrapped {
-                client.run_approved(&args.command).await?
+                client.run_approved(&args.command).await
             } else {
-                client.run_powershell(&args.command).await?
-            };
+                client.run_powershell(&args.command).await
+            }
+            // The error's own text already names its cause; as a chain it would print it twice.
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(render(&out.stdout, &out.stderr, out.exit_code))
         }
     }

@@ -3,6 +3,11 @@
 //! The outcome is one transaction: `awaiting_approval` with the exact command list (and the
 //! approval hash that binds it), or `triage_failed` with the raw answer and the reason — and in
 //! both cases the Slack message and the case are queued, so nothing is dropped silently.
+//!
+//! The parts: [`assistant`] (the backend trait, chosen by `ASSISTANT`), [`prompt`] (templates
+//! and the alert budget), [`parser`] (answer → commands), [`safety`] (the gate every proposed
+//! command passes), [`handler`] (who is tagged), [`replay`] (the same pipeline, posting
+//! nothing) and [`settings`] (their configuration).
 
 pub mod assistant;
 pub mod handler;

@@ -252,6 +252,8 @@ static NET_USER: LazyLock<Regex> =
 static PROCESS_ID: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)(?:-(?:id|processid|pid)\s*[:\s]\s*|taskkill\b[^|;]*?/pid\s+)(\d{1,7})\b")
 });
+static ASSIGNMENT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^\$[\w:]+(?:\[[^\]]*\])?\s*[+\-*/]?=\s*"));
 static STRING_LITERAL: LazyLock<Regex> = LazyLock::new(|| re(r#"'[^']*'|"[^"]*""#));
 static METHOD_CALL: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -632,10 +634,16 @@ fn command_names(code: &str) -> Vec<(String, String)> {
             .trim()
             .trim_start_matches("&&")
             .trim_start_matches("||");
+        // `$procs = Get-Process`: the command is on the right of the assignment.
+        let seg = ASSIGNMENT.replace(seg.trim(), "");
         let seg = seg.trim();
         let mut parts = seg.splitn(2, char::is_whitespace);
         let Some(first) = parts.next() else { continue };
         let rest = parts.next().unwrap_or("");
+        // `(Get-Item x).VersionInfo`: a member access, not a command.
+        if first.starts_with('.') && first[1..].starts_with(|c: char| c.is_alphanumeric()) {
+            continue;
+        }
         let first = first.trim_start_matches(['&', '.']).trim();
         if first.is_empty()
             || first.starts_with([

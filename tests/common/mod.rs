@@ -147,3 +147,10 @@ pub async fn finish(world: &World, app: triage_bot::app::RunningApp) {
     validate_slack_messages(world).await;
     validate_kibana_requests(world).await;
 }
+
+/// Waits until the app has nothing left to do (every queued side effect performed), then returns
+/// the incident's case as Kibana holds it: the settled audit record.
+pub async fn wait_for_record(world: &World, app: &triage_bot::app::RunningApp) -> Value {
+    triage_bot::demo::wait_until_settled(app, T).await.unwrap();
+    world.kibana.cases().remove(0)
+}
