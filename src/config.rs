@@ -53,6 +53,17 @@ pub struct AlertSource {
     pub timestamp_field: String,
     /// Keyword field that breaks ties between alerts with the same timestamp, for search_after.
     pub tiebreak_field: String,
+    /// Which documents of the index are triaged.
+    pub filter: SeverityFilter,
+}
+
+/// The severity condition of a source: Security alerts carry a word
+/// (`kibana.alert.severity: critical`), Elastic Defend raw alerts a number (`event.severity`,
+/// where the Endpoint Security rule maps 99 and above to critical).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeverityFilter {
+    Term { field: String, value: String },
+    AtLeast { field: String, value: f64 },
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +71,6 @@ pub struct ElasticSettings {
     pub url: String,
     pub auth: HttpAuth,
     pub sources: Vec<AlertSource>,
-    pub severity_field: String,
-    pub severity: String,
     pub poll_interval: Duration,
     pub batch_size: usize,
     /// How far back the very first poll of a source looks.
@@ -352,12 +361,20 @@ impl Settings {
                 index: env.or("ALERTS_INDEX", ".internal.alerts-security.alerts-default-*"),
                 timestamp_field: env.or("ALERTS_TIMESTAMP_FIELD", "@timestamp"),
                 tiebreak_field: env.or("ALERTS_TIEBREAK_FIELD", "kibana.alert.uuid"),
+                filter: SeverityFilter::Term {
+                    field: env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
+                    value: env.or("ALERT_SEVERITY", "critical"),
+                },
             },
             AlertSource {
                 name: "endpoint_alerts".into(),
                 index: env.or("ENDPOINT_ALERTS_INDEX", ".ds-logs-endpoint.alerts*"),
                 timestamp_field: env.or("ENDPOINT_ALERTS_TIMESTAMP_FIELD", "event.created"),
                 tiebreak_field: env.or("ENDPOINT_ALERTS_TIEBREAK_FIELD", "event.id"),
+                filter: SeverityFilter::AtLeast {
+                    field: env.or("ENDPOINT_ALERTS_SEVERITY_FIELD", "event.severity"),
+                    value: env.num("ENDPOINT_ALERTS_MIN_SEVERITY", 99.0, "a number (0–100)")?,
+                },
             },
         ];
         let sources = sources.into_iter().filter(|s| s.index != "-").collect();
@@ -365,8 +382,6 @@ impl Settings {
             url: env.url("ELASTICSEARCH_URL", None)?,
             auth: env.auth("ELASTICSEARCH")?,
             sources,
-            severity_field: env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
-            severity: env.or("ALERT_SEVERITY", "critical"),
             poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
             batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
             initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
@@ -516,7 +531,13 @@ mod tests {
             s.elastic.sources[0].index,
             ".internal.alerts-security.alerts-default-*"
         );
-        assert_eq!(s.elastic.severity, "critical");
+        assert_eq!(
+            s.elastic.sources[0].filter,
+            SeverityFilter::Term {
+                field: "kibana.alert.severity".into(),
+                value: "critical".into()
+            }
+        );
         assert_eq!(s.slack.api_url, "https://slack.com/api/");
         assert_eq!(s.winrm.endpoint_for("WS1"), "http://WS1:5985/wsman");
     }

@@ -40,6 +40,7 @@ fn view<'a>(
         case_url: Some("https://kibana.example/app/security/cases/66b9aa00".into()),
         outcome,
         note: None,
+        offer_isolate: false,
     }
 }
 

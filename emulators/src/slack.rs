@@ -1485,6 +1485,57 @@ fn response_url_post(state: &Recorder<SlackState>, rest: &str, body: &Bytes) -> 
     }
 }
 
+/// One Socket Mode WebSocket: `hello`, then envelopes out and acknowledgements in.
+async fn socket_connection(state: Arc<Recorder<SlackState>>, stream: tokio::net::TcpStream) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (mut sink, mut source) = ws.split();
+    let hello = json!({"type": "hello", "num_connections": 1,
+                       "debug_info": {"host": "emulator", "approximate_connection_time": 18060},
+                       "connection_info": {"app_id": APP_ID}});
+    if sink
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    state.update(|s| {
+        s.socket_connects += 1;
+        s.socket_senders.push(tx);
+    });
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(text) => {
+                    let disconnect = text.contains("\"type\":\"disconnect\"");
+                    if sink.send(Message::Text(text.into())).await.is_err() || disconnect {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            inbound = source.next() => match inbound {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                        state.update(|s| s.socket_acks.push(v));
+                    }
+                }
+                Some(Ok(Message::Ping(p))) => {
+                    let _ = sink.send(Message::Pong(p)).await;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    state.update(|s| s.socket_senders.retain(|tx| !tx.is_closed()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1648,55 +1699,4 @@ mod tests {
             "invalid_cursor"
         );
     }
-}
-
-/// One Socket Mode WebSocket: `hello`, then envelopes out and acknowledgements in.
-async fn socket_connection(state: Arc<Recorder<SlackState>>, stream: tokio::net::TcpStream) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
-        return;
-    };
-    let (mut sink, mut source) = ws.split();
-    let hello = json!({"type": "hello", "num_connections": 1,
-                       "debug_info": {"host": "emulator", "approximate_connection_time": 18060},
-                       "connection_info": {"app_id": APP_ID}});
-    if sink
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    state.update(|s| {
-        s.socket_connects += 1;
-        s.socket_senders.push(tx);
-    });
-    loop {
-        tokio::select! {
-            out = rx.recv() => match out {
-                Some(text) => {
-                    let disconnect = text.contains("\"type\":\"disconnect\"");
-                    if sink.send(Message::Text(text.into())).await.is_err() || disconnect {
-                        break;
-                    }
-                }
-                None => break,
-            },
-            inbound = source.next() => match inbound {
-                Some(Ok(Message::Text(text))) => {
-                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                        state.update(|s| s.socket_acks.push(v));
-                    }
-                }
-                Some(Ok(Message::Ping(p))) => {
-                    let _ = sink.send(Message::Pong(p)).await;
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    state.update(|s| s.socket_senders.retain(|tx| !tx.is_closed()));
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::app::Ctx;
-use crate::config::AlertSource;
+use crate::config::{AlertSource, SeverityFilter};
 use crate::domain::Alert;
 use crate::workers::tokio_util_shutdown::Shutdown;
 
@@ -53,16 +53,20 @@ pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
 /// The search body of one page.
 pub fn query(
     source: &AlertSource,
-    severity_field: &str,
-    severity: &str,
     since: DateTime<Utc>,
     size: usize,
     after: Option<&[Value]>,
 ) -> Value {
+    let severity = match &source.filter {
+        SeverityFilter::Term { field, value } => json!({ "term": { field.as_str(): value } }),
+        SeverityFilter::AtLeast { field, value } => {
+            json!({ "range": { field.as_str(): { "gte": value } } })
+        }
+    };
     let mut body = json!({
         "size": size,
         "query": { "bool": { "filter": [
-            { "term": { severity_field: severity } },
+            severity,
             { "range": { source.timestamp_field.as_str(): { "gte": since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) } } }
         ] } },
         "sort": [
@@ -85,14 +89,7 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
     let mut stats = PollStats::default();
     let mut after: Option<Vec<Value>> = None;
     for _ in 0..MAX_PAGES_PER_POLL {
-        let body = query(
-            source,
-            &es.severity_field,
-            &es.severity,
-            since,
-            es.batch_size,
-            after.as_deref(),
-        );
+        let body = query(source, since, es.batch_size, after.as_deref());
         let hits = ctx.elastic.search(&source.index, body).await?;
         let mut newest: Option<DateTime<Utc>> = None;
         for hit in &hits {

@@ -11,6 +11,7 @@ use crate::domain::{Alert, CommandKind, ProposedCommand, Risk, Triage};
 pub const ACTION_APPROVE: &str = "triage_approve";
 pub const ACTION_DECLINE: &str = "triage_decline";
 pub const ACTION_APPROVE_INVESTIGATION: &str = "triage_approve_investigation";
+pub const ACTION_ISOLATE: &str = "triage_isolate_host";
 const MAX_BLOCKS: usize = 50;
 const SECTION_MAX: usize = 3000;
 const HEADER_MAX: usize = 150;
@@ -160,6 +161,8 @@ pub struct ApprovalView<'a> {
     pub outcome: Option<String>,
     /// While still open: a note above the buttons (e.g. a first approval recorded).
     pub note: Option<String>,
+    /// Offer "Isolate host" (Elastic Defend, when the policy allows it).
+    pub offer_isolate: bool,
 }
 
 /// The approval request: alert facts, AI summary, handler, commands with their risk, links, and
@@ -228,6 +231,18 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
                     "type": "button", "action_id": ACTION_APPROVE_INVESTIGATION, "value": v.approval_value,
                     "text": { "type": "plain_text", "text": fit_plain(&format!("Investigation only ({runnable_inv})"), 75) },
                     "confirm": confirm(runnable_inv)
+                }));
+            }
+            if v.offer_isolate {
+                elements.push(json!({
+                    "type": "button", "action_id": ACTION_ISOLATE, "value": v.approval_value,
+                    "text": { "type": "plain_text", "text": "Isolate host" },
+                    "confirm": {
+                        "title": { "type": "plain_text", "text": "Isolate this host?" },
+                        "text": { "type": "plain_text", "text": fit_plain(&format!("Elastic Defend will cut {} off the network (except from Elastic).", v.alert.host_name), 300) },
+                        "confirm": { "type": "plain_text", "text": "Isolate" },
+                        "deny": { "type": "plain_text", "text": "Cancel" }
+                    }
                 }));
             }
             elements.push(json!({

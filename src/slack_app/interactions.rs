@@ -11,7 +11,7 @@
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::blocks::{ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE};
+use super::blocks::{ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE, ACTION_ISOLATE};
 use super::signature;
 use crate::app::Ctx;
 use crate::clients::slack::wire::InteractionPayload;
@@ -23,6 +23,7 @@ use crate::store::{IncidentRow, Job, Store, now_text, outbox};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClickOutcome {
     Decided(Decision),
+    IsolationRequested,
     FirstApproval,
     NeedsSecondApprover,
     NotAuthorised,
@@ -76,6 +77,22 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
     let Some(user) = p.user.as_ref().map(|u| u.id.clone()) else {
         return ClickOutcome::Ignored;
     };
+    if let Some(action) = p.actions.iter().find(|a| a.action_id == ACTION_ISOLATE) {
+        let value = action.value.clone().unwrap_or_default();
+        let (incident_id, hash) = value.split_once(':').unwrap_or((value.as_str(), ""));
+        let channel = p
+            .channel
+            .as_ref()
+            .map(|c| c.id.clone())
+            .unwrap_or_else(|| ctx.settings.slack.channel.clone());
+        return match request_isolation(ctx, incident_id, hash, &user, &channel).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, incident.id = incident_id, "cannot record an isolation request");
+                ClickOutcome::Ignored
+            }
+        };
+    }
     let Some((action, decision)) = p.actions.iter().find_map(|a| {
         let d = match a.action_id.as_str() {
             ACTION_APPROVE => Decision::Approve,
@@ -414,4 +431,108 @@ async fn first_approval(
     tx.commit().await?;
     tracing::info!(incident.id = %incident.id, slack.user = user, "FirstApproval");
     Ok(ClickOutcome::FirstApproval)
+}
+
+/// "Isolate host": the same checks as a decision (who, which incident and host), at most once per
+/// incident, then the Defend isolation is queued. It does not decide the command approval.
+pub async fn request_isolation(
+    ctx: &Ctx,
+    incident_id: &str,
+    hash: &str,
+    user: &str,
+    channel: &str,
+) -> anyhow::Result<ClickOutcome> {
+    let Some(incident) = ctx.store.incident(incident_id).await? else {
+        return Ok(ClickOutcome::UnknownIncident);
+    };
+    if !is_authorised(ctx, &incident, user).await {
+        let text = "You are not an approver for this incident, so the host was not isolated.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "IsolationRefused",
+            "not an authorised approver",
+            text,
+        )
+        .await?;
+        return Ok(ClickOutcome::NotAuthorised);
+    }
+    let alert = incident.alert()?;
+    if incident.approval_hash.as_deref() != Some(hash)
+        || !crate::execute::isolate_offer(&ctx.settings, &alert)
+    {
+        let text = "Isolation is not available for this message; nothing was changed.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "IsolationRefused",
+            "stale value or isolation not allowed",
+            text,
+        )
+        .await?;
+        return Ok(ClickOutcome::Stale);
+    }
+    let mut tx = ctx.store.write_tx().await?;
+    let already: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit WHERE incident_id = ? AND event = 'IsolationRequested'",
+    )
+    .bind(incident_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if already > 0 {
+        drop(tx);
+        let text = "Isolation of this host was already requested.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "IsolationIgnored",
+            "already requested",
+            text,
+        )
+        .await?;
+        return Ok(ClickOutcome::AlreadyDecided);
+    }
+    let at = now_text();
+    Store::audit(
+        &mut tx,
+        incident_id,
+        user,
+        "IsolationRequested",
+        json!({ "host": incident.host_name }),
+    )
+    .await?;
+    outbox::enqueue(&mut tx, incident_id, &Job::Isolate).await?;
+    let host = super::blocks::escape(&incident.host_name);
+    outbox::enqueue(
+        &mut tx,
+        incident_id,
+        &Job::ThreadReply {
+            text: format!(":shield: <@{user}> asked Elastic Defend to isolate {host} at {at}."),
+        },
+    )
+    .await?;
+    outbox::enqueue(
+        &mut tx,
+        incident_id,
+        &Job::CaseComment {
+            text: format!(
+                "**Host isolation requested** by Slack user {user} at {at} for {}.",
+                incident.host_name
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        incident.id = incident_id,
+        slack.user = user,
+        "IsolationRequested"
+    );
+    Ok(ClickOutcome::IsolationRequested)
 }

@@ -73,6 +73,7 @@ pub async fn approval_body(
             .map(|c| crate::record::case_url(ctx, c)),
         outcome: (!open).then(|| decision_line(ctx, incident)),
         note: if open { note.or(followup_note) } else { None },
+        offer_isolate: open && crate::execute::isolate_offer(&ctx.settings, &alert),
     };
     Ok(blocks::approval_message(&view))
 }

@@ -39,6 +39,8 @@ pub enum Job {
     CaseStatus { status: String },
     /// Run the approved command batch.
     Execute,
+    /// Isolate the host through Elastic Defend (an approver's "Isolate host" click).
+    Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
     FollowUp { question: String, user: String },
 }
@@ -56,6 +58,7 @@ impl Job {
             | Job::FinalizeCase
             | Job::CaseStatus { .. } => "case",
             Job::Execute => "exec",
+            Job::Isolate => "defend",
         }
     }
 
@@ -71,6 +74,7 @@ impl Job {
             Job::FinalizeCase => "finalize_case",
             Job::CaseStatus { .. } => "case_status",
             Job::Execute => "execute",
+            Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
         }
     }

@@ -108,6 +108,7 @@ pub async fn replay_with(
             case_url: None,
             outcome: None,
             note: None,
+            offer_isolate: false,
         });
         (handler, msg, false)
     };

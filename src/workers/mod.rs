@@ -203,6 +203,7 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::CaseStatus { status } => crate::record::set_status(ctx, &incident, &status).await,
         Job::FinalizeCase => crate::record::finalize(ctx, &incident).await,
         Job::Execute => crate::execute::run_batch(ctx, &incident).await,
+        Job::Isolate => crate::execute::isolate(ctx, &incident).await,
         Job::FollowUp { question, user } => {
             crate::slack_app::followup::answer(ctx, &incident, &question, &user, row.id).await
         }

@@ -55,6 +55,9 @@ impl Retryable for SlackError {
     }
 }
 
+/// User group id → (when fetched, member ids).
+type GroupCache = HashMap<String, (Instant, Vec<String>)>;
+
 enum Payload<'a> {
     Json(&'a Value),
     Form(&'a [(&'a str, String)]),
@@ -74,7 +77,7 @@ pub struct SlackClient {
     max_rate_limit_waits: u32,
     directory: Arc<Mutex<Option<Directory>>>,
     directory_ttl: Duration,
-    groups: Arc<Mutex<HashMap<String, (Instant, Vec<String>)>>>,
+    groups: Arc<Mutex<GroupCache>>,
 }
 
 impl SlackClient {

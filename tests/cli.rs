@@ -1,0 +1,99 @@
+//! The deploying engineer's first minutes: configuration errors name the variable and what was
+//! expected, secrets never print, and `parse` shows how an assistant answer is read.
+
+use std::process::Command;
+
+fn triage_bot() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage-bot"));
+    // Start from nothing: no .env, no inherited settings.
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+fn full_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("ELASTICSEARCH_URL", "http://127.0.0.1:9")
+        .env("KIBANA_URL", "http://127.0.0.1:9")
+        .env("KIBANA_CONNECTOR_ID", "gpt")
+        .env("SLACK_BOT_TOKEN", "xoxb-super-secret-token")
+        .env("SLACK_SIGNING_SECRET", "signing-secret-value")
+        .env("SLACK_CHANNEL", "C1")
+        .env("WINRM_USERNAME", "CORP\\svc")
+        .env("WINRM_PASSWORD", "hunter2-password")
+}
+
+#[test]
+fn serve_without_settings_fails_naming_the_variable() {
+    let out = triage_bot().arg("serve").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ELASTICSEARCH_URL") && stderr.contains("is required"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_value_is_named_with_what_was_expected() {
+    let out = full_env(&mut triage_bot())
+        .env("POLL_INTERVAL_SECS", "often")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("POLL_INTERVAL_SECS: expected a number of seconds, got \"often\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_settings_without_any_secret() {
+    let out = full_env(&mut triage_bot())
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("security_alerts"));
+    for secret in [
+        "xoxb-super-secret-token",
+        "signing-secret-value",
+        "hunter2-password",
+    ] {
+        assert!(!stdout.contains(secret), "{secret} leaked");
+    }
+    assert!(stdout.contains("[redacted]"));
+}
+
+#[test]
+fn parse_prints_the_triage_as_json() {
+    let mut child = triage_bot()
+        .args(["parse", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"**Summary:** host 10.0.0.1 is hit.\r\n\r\n### Investigation Commands\r\n1. `Get-Process`\r\n\r\n### Remediation Commands\r\n1) `Stop-Process -Id 4 -Force` - kills it\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"], "host 10.0.0.1 is hit.");
+    assert_eq!(v["investigation"], serde_json::json!(["Get-Process"]));
+    assert_eq!(
+        v["remediation"],
+        serde_json::json!(["Stop-Process -Id 4 -Force"])
+    );
+}
