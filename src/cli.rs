@@ -39,6 +39,8 @@ enum Command {
     /// Triage one alert document (JSON) with the configured assistant and print the parsed
     /// result and the Slack message it would post. Posts nothing.
     Replay { alert: String },
+    /// Measure parsing, message rendering, ingest and outbox throughput on this machine.
+    Bench,
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
             Command::Parse { file } => parse(&file),
             Command::Winrm { action } => crate::execute::cli::run(action).await,
             Command::Replay { alert } => crate::triage::replay::run(&alert).await,
+            Command::Bench => crate::bench::run().await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case_show(&incident).await,

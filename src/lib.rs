@@ -18,6 +18,7 @@
 //!   one place settings are read, [`demo`] runs the whole loop against in-process emulators.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod clients;
 pub mod config;

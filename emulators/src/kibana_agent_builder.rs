@@ -228,3 +228,54 @@ fn converse(
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::kibana::KibanaEmulator;
+    use serde_json::{Value, json};
+
+    async fn post(url: &str, body: Value, xsrf: bool) -> (u16, Value) {
+        let mut rb = reqwest::Client::new().post(url).json(&body);
+        if xsrf {
+            rb = rb.header("kbn-xsrf", "true");
+        }
+        let r = rb.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn converse_rules_and_conversation_continuity() {
+        let kb = KibanaEmulator::start().await.unwrap();
+        let url = format!("{}/s/soc/api/agent_builder/converse", kb.url());
+        let (s, b) = post(&url, json!({"input": "hi"}), false).await;
+        assert_eq!(
+            (s, b["message"].as_str()),
+            (400, Some("Request must contain a kbn-xsrf header."))
+        );
+        let (s, b) = post(&url, json!({"input": "hi", "bogus": 1}), true).await;
+        assert_eq!(s, 400);
+        assert!(b["message"].as_str().unwrap().contains("bogus"));
+        let (s, b) = post(&url, json!({"input": "hi", "agent_id": "nope"}), true).await;
+        assert_eq!(
+            (s, b["message"].as_str()),
+            (404, Some("Agent nope not found"))
+        );
+        kb.push_answer("one");
+        kb.push_answer("two");
+        let (s, first) = post(&url, json!({"input": "hi"}), true).await;
+        assert_eq!(s, 200);
+        assert_eq!(first["response"]["message"], "one");
+        let id = first["conversation_id"].as_str().unwrap().to_string();
+        let (s, second) = post(&url, json!({"input": "again", "conversation_id": id}), true).await;
+        assert_eq!(s, 200);
+        assert_eq!(second["conversation_id"], first["conversation_id"]);
+        // Conversations belong to their space.
+        let default = format!("{}/api/agent_builder/converse", kb.url());
+        let (s, b) = post(&default, json!({"input": "x", "conversation_id": id}), true).await;
+        assert_eq!(s, 404, "{b}");
+        let calls = kb.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1].last_user_content, "again");
+        assert_eq!(calls[1].space, "soc");
+    }
+}

@@ -406,8 +406,9 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
             out.push_str(stderr);
         }
         if !out.trim().is_empty() {
-            let _ = writeln!(head, "\n````\n{}\n````\n", clip(&out, per_command));
+            let _ = writeln!(head, "\n````\n{}\n````", clip(&out, per_command));
         }
+        head.push('\n');
     }
     clip(&head, MAX_TEXT)
 }
