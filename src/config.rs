@@ -392,10 +392,15 @@ impl Settings {
             url: kibana_url,
             auth: env.auth("KIBANA")?,
             space: env.opt("KIBANA_SPACE").filter(|s| s != "default"),
-            connector_id: env.required(
-                "KIBANA_CONNECTOR_ID",
-                "the id of the Kibana GenAI connector the assistant uses",
-            )?,
+            // Only the chat/complete assistant names a connector; Agent Builder and an
+            // OpenAI-compatible server do not need one.
+            connector_id: match env.or("ASSISTANT", "kibana").to_ascii_lowercase().as_str() {
+                "kibana" => env.required(
+                    "KIBANA_CONNECTOR_ID",
+                    "the id of the Kibana GenAI connector the assistant uses",
+                )?,
+                _ => env.or("KIBANA_CONNECTOR_ID", ""),
+            },
             stream: env.bool("KIBANA_AI_STREAM", true)?,
             timeout: env.secs("KIBANA_TIMEOUT_SECS", 300.0)?,
         };

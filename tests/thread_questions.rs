@@ -46,20 +46,8 @@ async fn a_question_in_the_thread_is_answered_there_in_the_same_conversation_and
     let url = format!("{}/slack/events", app.url());
 
     let question = "Is odupd.exe signed by anyone?";
-    let ts = world
-        .slack
-        .add_user_message(CHANNEL, HANDLER_ID, question, Some(&root.ts));
-    let delivery = event_callback(message_event(
-        HANDLER_ID,
-        CHANNEL,
-        question,
-        &ts,
-        Some(&root.ts),
-    ));
-    let (status, _) = post_event(&url, SIGNING_SECRET, &delivery, now())
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    let delivery = ask_in_thread(&world, &app, HANDLER_ID, &root.ts, question).await;
+    let ts = delivery["event"]["ts"].as_str().unwrap().to_string();
     // Slack retries the same delivery, and the mention arrives a second time as app_mention.
     post_event(&url, SIGNING_SECRET, &delivery, now())
         .await
@@ -164,24 +152,7 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
         .unwrap();
 
     let question = "Is the service still installed?";
-    let ts = world
-        .slack
-        .add_user_message(CHANNEL, HANDLER_ID, question, Some(&root.ts));
-    let delivery = event_callback(message_event(
-        HANDLER_ID,
-        CHANNEL,
-        question,
-        &ts,
-        Some(&root.ts),
-    ));
-    post_event(
-        &format!("{}/slack/events", app.url()),
-        SIGNING_SECRET,
-        &delivery,
-        now(),
-    )
-    .await
-    .unwrap();
+    ask_in_thread(&world, &app, HANDLER_ID, &root.ts, question).await;
 
     // The proposal arrives as an approval block inside the same thread.
     world

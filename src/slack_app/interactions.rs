@@ -182,6 +182,51 @@ async fn refuse(
     Ok(())
 }
 
+/// The checks every click passes before it may change anything: the incident exists, the user
+/// may decide on it, and the button's hash still matches the commands and host it was shown for.
+/// A refusal is audited (as `refused_event`) and explained to the user privately.
+async fn admit(
+    ctx: &Ctx,
+    incident_id: &str,
+    hash: &str,
+    user: &str,
+    channel: &str,
+    refused_event: &str,
+) -> anyhow::Result<Result<IncidentRow, ClickOutcome>> {
+    let Some(incident) = ctx.store.incident(incident_id).await? else {
+        return Ok(Err(ClickOutcome::UnknownIncident));
+    };
+    if !is_authorised(ctx, &incident, user).await {
+        let text = "You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            refused_event,
+            "not an authorised approver",
+            text,
+        )
+        .await?;
+        return Ok(Err(ClickOutcome::NotAuthorised));
+    }
+    if incident.approval_hash.as_deref() != Some(hash) {
+        let text = "This button no longer matches the proposed commands; nothing was changed.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            refused_event,
+            "stale or tampered approval value",
+            text,
+        )
+        .await?;
+        return Ok(Err(ClickOutcome::Stale));
+    }
+    Ok(Ok(incident))
+}
+
 /// Takes a decision for `incident_id` by `user`, if they may.
 pub async fn decide(
     ctx: &Ctx,
@@ -191,37 +236,10 @@ pub async fn decide(
     decision: Decision,
     channel: &str,
 ) -> anyhow::Result<ClickOutcome> {
-    let Some(incident) = ctx.store.incident(incident_id).await? else {
-        return Ok(ClickOutcome::UnknownIncident);
+    let incident = match admit(ctx, incident_id, hash, user, channel, "DecisionRefused").await? {
+        Ok(incident) => incident,
+        Err(outcome) => return Ok(outcome),
     };
-    if !is_authorised(ctx, &incident, user).await {
-        let text = "You are not an approver for this incident, so your click changed nothing. The tagged handler or a configured approver must decide.";
-        refuse(
-            ctx,
-            incident_id,
-            user,
-            channel,
-            "DecisionRefused",
-            "not an authorised approver",
-            text,
-        )
-        .await?;
-        return Ok(ClickOutcome::NotAuthorised);
-    }
-    if incident.approval_hash.as_deref() != Some(hash) {
-        let text = "This button no longer matches the proposed commands; nothing was changed.";
-        refuse(
-            ctx,
-            incident_id,
-            user,
-            channel,
-            "DecisionRefused",
-            "stale or tampered approval value",
-            text,
-        )
-        .await?;
-        return Ok(ClickOutcome::Stale);
-    }
     // Read before taking the write lock: a pool query inside the transaction could wait on a
     // connection held by another writer that is itself waiting for our lock.
     let commands = ctx.store.commands(incident_id).await?;
@@ -442,35 +460,20 @@ pub async fn request_isolation(
     user: &str,
     channel: &str,
 ) -> anyhow::Result<ClickOutcome> {
-    let Some(incident) = ctx.store.incident(incident_id).await? else {
-        return Ok(ClickOutcome::UnknownIncident);
+    let incident = match admit(ctx, incident_id, hash, user, channel, "IsolationRefused").await? {
+        Ok(incident) => incident,
+        Err(outcome) => return Ok(outcome),
     };
-    if !is_authorised(ctx, &incident, user).await {
-        let text = "You are not an approver for this incident, so the host was not isolated.";
-        refuse(
-            ctx,
-            incident_id,
-            user,
-            channel,
-            "IsolationRefused",
-            "not an authorised approver",
-            text,
-        )
-        .await?;
-        return Ok(ClickOutcome::NotAuthorised);
-    }
     let alert = incident.alert()?;
-    if incident.approval_hash.as_deref() != Some(hash)
-        || !crate::execute::isolate_offer(&ctx.settings, &alert)
-    {
-        let text = "Isolation is not available for this message; nothing was changed.";
+    if !crate::execute::isolate_offer(&ctx.settings, &alert) {
+        let text = "Isolation is not allowed for this host; nothing was changed.";
         refuse(
             ctx,
             incident_id,
             user,
             channel,
             "IsolationRefused",
-            "stale value or isolation not allowed",
+            "isolation not allowed",
             text,
         )
         .await?;

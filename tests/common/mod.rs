@@ -154,3 +154,35 @@ pub async fn wait_for_record(world: &World, app: &triage_bot::app::RunningApp) -
     triage_bot::demo::wait_until_settled(app, T).await.unwrap();
     world.kibana.cases().remove(0)
 }
+
+/// Acts as Slack: `user` writes `text` in the thread of `root_ts`, and the Events API delivers it
+/// (signed) to the app. Returns the delivery, so a test can deliver it again as a retry would.
+pub async fn ask_in_thread(
+    world: &World,
+    app: &triage_bot::app::RunningApp,
+    user: &str,
+    root_ts: &str,
+    text: &str,
+) -> Value {
+    let ts = world
+        .slack
+        .add_user_message(CHANNEL, user, text, Some(root_ts));
+    let delivery = emulators::slack::event_callback(emulators::slack::message_event(
+        user,
+        CHANNEL,
+        text,
+        &ts,
+        Some(root_ts),
+    ));
+    let url = format!("{}/slack/events", app.url());
+    let (status, _) = emulators::slack::post_event(
+        &url,
+        SIGNING_SECRET,
+        &delivery,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    delivery
+}
