@@ -28,7 +28,7 @@ async fn interactions(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
-    crate::slack_app::interactions::handle(&ctx, &headers, &body).await
+    crate::slack_app::interactions::handle(ctx, &headers, &body).await
 }
 
 async fn events(

@@ -34,7 +34,11 @@ pub enum ClickOutcome {
 }
 
 /// The HTTP handler body: verify, parse, decide.
-pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, String) {
+pub async fn handle(
+    ctx: std::sync::Arc<Ctx>,
+    headers: &HeaderMap,
+    body: &str,
+) -> (StatusCode, String) {
     if let Err(e) = signature::verify(&ctx.settings.slack.signing_secret, headers, body) {
         tracing::warn!(error = %e, "refused a Slack interaction");
         metrics::counter!("triage_bot_slack_requests_refused_total").increment(1);
@@ -47,7 +51,10 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
             return (StatusCode::BAD_REQUEST, e);
         }
     };
-    handle_payload(ctx, &payload).await;
+    // Usually one transaction, well within Slack's 3 s; if Slack's own API (approver groups) is
+    // slow, acknowledge anyway and let the decision finish in the background.
+    let work = tokio::spawn(async move { handle_payload(&ctx, &payload).await });
+    let _ = tokio::time::timeout(super::ACK_WITHIN, work).await;
     (StatusCode::OK, String::new())
 }
 

@@ -2,6 +2,10 @@
 //! clicks it receives and the decisions they make ([`interactions`]), and thread questions
 //! ([`events`], [`followup`]).
 
+/// How long a click or event may be processed before Slack gets its acknowledgement anyway:
+/// Slack wants one within 3 s, and the work goes on after it.
+pub const ACK_WITHIN: std::time::Duration = std::time::Duration::from_millis(2500);
+
 pub mod blocks;
 pub mod events;
 pub mod followup;

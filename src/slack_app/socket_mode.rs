@@ -14,12 +14,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::ACK_WITHIN;
 use crate::app::Ctx;
 use crate::clients::slack::SlackClient;
 use crate::workers::tokio_util_shutdown::Shutdown;
-
-/// How long an envelope may be processed before it is acknowledged anyway (Slack allows 3 s).
-const ACK_WITHIN: Duration = Duration::from_millis(2500);
 
 enum Next {
     Reconnect,
