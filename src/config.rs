@@ -75,6 +75,9 @@ pub struct ElasticSettings {
     pub batch_size: usize,
     /// How far back the very first poll of a source looks.
     pub initial_lookback: Duration,
+    /// Alert policy: an alert of the same rule on the same host within this window joins the
+    /// existing incident instead of opening a new one (`None`: every alert is its own incident).
+    pub group_window: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +388,14 @@ impl Settings {
             poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
             batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
             initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
+            group_window: match env.num::<f64>(
+                "POLICY_GROUP_WINDOW_SECS",
+                3600.0,
+                "a number of seconds (0 turns grouping off)",
+            )? {
+                w if w > 0.0 && w.is_finite() => Some(Duration::from_secs_f64(w)),
+                _ => None,
+            },
         };
         let kibana_url = env.url("KIBANA_URL", None)?;
         let kibana = KibanaSettings {

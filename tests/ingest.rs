@@ -89,3 +89,94 @@ async fn a_malformed_alert_is_kept_with_its_reason_and_does_not_block_the_others
     );
     finish(&world, app).await;
 }
+
+#[tokio::test]
+async fn an_alert_storm_on_one_host_becomes_one_incident_with_every_alert_attached() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+
+    // The same rule fires twice more on the same host.
+    for id in ["storm-2", "storm-3"] {
+        let doc = triage_bot::demo::alert_document(id, &chrono::Utc::now().to_rfc3339());
+        world.es.index_doc(ALERT_INDEX, id, doc);
+    }
+    world
+        .slack
+        .wait_until("two grouping notes", T, |s| {
+            s.messages
+                .iter()
+                .filter(|m| m.text.contains("Another alert for this rule"))
+                .count()
+                == 2
+        })
+        .await
+        .unwrap();
+    let case = wait_for_record(&world, &app).await;
+
+    assert_eq!(
+        app.ctx.store.incidents().await.unwrap().len(),
+        1,
+        "one incident"
+    );
+    assert_eq!(top_level(&world).len(), 1, "one approval message");
+    assert_eq!(
+        world
+            .kibana
+            .calls()
+            .iter()
+            .filter(|c| !c.last_user_content.starts_with("Who handles"))
+            .count(),
+        1,
+        "triaged once"
+    );
+    let attached: Vec<&str> = case["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "alert")
+        .filter_map(|c| c["alertId"].as_str())
+        .collect();
+    assert_eq!(
+        attached,
+        [ALERT_ID, "storm-2", "storm-3"],
+        "every alert of the incident attached"
+    );
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    assert_eq!(
+        app.ctx
+            .store
+            .grouped_alerts(&incident.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn without_a_grouping_window_every_alert_is_its_own_incident() {
+    let world = World::start().await.unwrap();
+    world.es.index_doc(
+        ALERT_INDEX,
+        "other-1",
+        triage_bot::demo::alert_document("other-1", &chrono::Utc::now().to_rfc3339()),
+    );
+    let app = world
+        .start_app_with(&[("POLICY_GROUP_WINDOW_SECS", "0")])
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("two approval messages", T, |s| {
+            s.messages.iter().filter(|m| m.thread_ts.is_none()).count() == 2
+        })
+        .await
+        .unwrap();
+    wait_for_record(&world, &app).await;
+    assert_eq!(app.ctx.store.incidents().await.unwrap().len(), 2);
+    assert_eq!(world.kibana.cases().len(), 2);
+    finish(&world, app).await;
+}

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::app::Ctx;
 use crate::config::{AlertSource, SeverityFilter};
 use crate::domain::Alert;
+use crate::store::incidents::Ingested;
 use crate::workers::tokio_util_shutdown::Shutdown;
 
 /// Late-arriving alerts within this window behind the checkpoint are still picked up.
@@ -23,6 +24,8 @@ const MAX_PAGES_PER_POLL: usize = 50;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PollStats {
     pub new: usize,
+    /// Joined an existing incident (same rule, same host, within the grouping window).
+    pub grouped: usize,
     pub duplicates: usize,
     pub rejected: usize,
 }
@@ -32,7 +35,7 @@ pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     loop {
         for source in &ctx.settings.elastic.sources {
             match poll_source(&ctx, source).await {
-                Ok(stats) if stats.new > 0 => {
+                Ok(stats) if stats.new + stats.grouped > 0 => {
                     tracing::info!(source = %source.name, new = stats.new, duplicates = stats.duplicates, rejected = stats.rejected, "AlertsPolled");
                     ctx.wake.notify_one();
                 }
@@ -96,13 +99,22 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
             match Alert::from_document(&hit.id, &hit.index, &hit.source, &source.timestamp_field) {
                 Ok(alert) => {
                     newest = newest.max(Some(alert.timestamp));
-                    match ctx.store.ingest_alert(&source.name, &alert).await? {
-                        Some(id) => {
+                    match ctx
+                        .store
+                        .ingest(&source.name, &alert, es.group_window)
+                        .await?
+                    {
+                        Ingested::New(id) => {
                             stats.new += 1;
                             metrics::counter!("triage_bot_alerts_ingested_total", "source" => source.name.clone()).increment(1);
                             tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, rule = %alert.rule_name, "AlertReceived");
                         }
-                        None => stats.duplicates += 1,
+                        Ingested::Grouped(id) => {
+                            stats.grouped += 1;
+                            metrics::counter!("triage_bot_alerts_grouped_total", "source" => source.name.clone()).increment(1);
+                            tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, "AlertGrouped");
+                        }
+                        Ingested::Duplicate => stats.duplicates += 1,
                     }
                 }
                 Err(e) => {

@@ -151,6 +151,58 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
     Ok(())
 }
 
+/// Attaches an alert that was grouped into the incident to its case — once, also when a
+/// previous attempt's answer was lost.
+pub async fn attach_grouped(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    alert_id: &str,
+    attempt: i64,
+) -> Result<(), JobError> {
+    let Some(case_id) = &incident.case_id else {
+        return Err(JobError::retry("the case has not been created yet"));
+    };
+    let grouped = ctx
+        .store
+        .grouped_alerts(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
+    let Some(alert) = grouped.iter().find(|a| a.id.0 == alert_id) else {
+        return Err(JobError::permanent(format!(
+            "alert {alert_id} is not grouped into this incident"
+        )));
+    };
+    if attempt > 1 {
+        let case = ctx
+            .cases
+            .get_raw(case_id)
+            .await
+            .map_err(JobError::from_client)?;
+        let attached = case["comments"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"] == "alert"
+                    && (c["alertId"] == alert_id
+                        || c["alertId"]
+                            .as_array()
+                            .is_some_and(|ids| ids.iter().any(|i| i == alert_id)))
+            })
+        });
+        if attached {
+            return Ok(());
+        }
+    }
+    let updated = ctx
+        .cases
+        .attach_alert(case_id, alert)
+        .await
+        .map_err(JobError::from_client)?;
+    ctx.store
+        .set_case(&incident.id, case_id, &updated.version)
+        .await
+        .map_err(JobError::retry)?;
+    Ok(())
+}
+
 /// The marker that makes a comment idempotent: a retried job finds its own earlier comment.
 fn job_marker(job_id: i64) -> String {
     format!("<!-- triage-bot job {job_id} -->")

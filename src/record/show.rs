@@ -34,6 +34,15 @@ pub async fn render(
             .unwrap_or_else(|| "n/a".into())
     );
     let _ = writeln!(out, "Received  {}", incident.created_at);
+    for grouped in store.grouped_alerts(&incident.id).await? {
+        let _ = writeln!(
+            out,
+            "Grouped   {} ({}) at {}",
+            grouped.id,
+            grouped.index,
+            grouped.timestamp.to_rfc3339()
+        );
+    }
     match (&incident.case_id, case_base) {
         (Some(id), Some(base)) => {
             let _ = writeln!(out, "Case      {id}  {base}/app/security/cases/{id}");

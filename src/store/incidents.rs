@@ -68,6 +68,14 @@ impl IncidentRow {
     }
 }
 
+/// What ingesting an alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    New(IncidentId),
+    Grouped(IncidentId),
+    Duplicate,
+}
+
 /// A move the state machine does not allow (another worker or click got there first).
 #[derive(Debug, thiserror::Error)]
 #[error("incident {id} is {actual}, cannot move it to {wanted}")]
@@ -85,9 +93,95 @@ impl Store {
         source: &str,
         alert: &Alert,
     ) -> anyhow::Result<Option<IncidentId>> {
+        match self.ingest(source, alert, None).await? {
+            Ingested::New(id) => Ok(Some(id)),
+            Ingested::Grouped(_) | Ingested::Duplicate => Ok(None),
+        }
+    }
+
+    /// Records an alert: a duplicate (seen before) changes nothing; with a grouping window, an
+    /// alert of the same rule on the same host as a recent incident joins that incident (its
+    /// case gets the alert, its thread a note) instead of opening a new one; otherwise it opens
+    /// an incident and queues its triage. One transaction.
+    pub async fn ingest(
+        &self,
+        source: &str,
+        alert: &Alert,
+        group_window: Option<std::time::Duration>,
+    ) -> anyhow::Result<Ingested> {
         let id = IncidentId::new();
         let mut tx = self.write_tx().await?;
         let now = now_text();
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM incidents WHERE alert_id = ?1)
+                  + (SELECT count(*) FROM incident_alerts WHERE alert_id = ?1)",
+        )
+        .bind(&alert.id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if seen > 0 {
+            return Ok(Ingested::Duplicate);
+        }
+        if let Some(window) = group_window {
+            let since = super::time_text(chrono::Utc::now() - chrono::Duration::from_std(window)?);
+            let rule_key = alert
+                .rule_id
+                .clone()
+                .unwrap_or_else(|| alert.rule_name.clone());
+            let open: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM incidents
+                 WHERE source = ? AND host_name = ? AND parent_incident IS NULL AND created_at >= ?
+                   AND coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name')) = ?
+                 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(source)
+            .bind(&alert.host_name)
+            .bind(&since)
+            .bind(&rule_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(incident) = open {
+                sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id, alert_json, received_at) VALUES (?, ?, ?, ?)")
+                    .bind(&alert.id.0)
+                    .bind(&incident)
+                    .bind(serde_json::to_string(alert)?)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                let grouped: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM incident_alerts WHERE incident_id = ?",
+                )
+                .bind(&incident)
+                .fetch_one(&mut *tx)
+                .await?;
+                outbox::enqueue(
+                    &mut tx,
+                    &incident,
+                    &Job::AttachAlert {
+                        alert_id: alert.id.0.clone(),
+                    },
+                )
+                .await?;
+                let text = format!(
+                    ":repeat: Another alert for this rule on {}: `{}` at {} — grouped into this incident ({} alerts so far) and attached to its case; no new approval request. Ask here if new commands are needed.",
+                    crate::slack_app::blocks::escape(&alert.host_name),
+                    crate::slack_app::blocks::escape(&alert.id.0),
+                    alert.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+                    grouped + 1
+                );
+                outbox::enqueue(&mut tx, &incident, &Job::ThreadReply { text }).await?;
+                Store::audit(
+                    &mut tx,
+                    &incident,
+                    "triage-bot",
+                    "AlertGrouped",
+                    json!({"alert_id": alert.id.0, "index": alert.index}),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Ingested::Grouped(IncidentId(incident)));
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, created_at, updated_at)
              VALUES (?, ?, ?, 'received', ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
@@ -103,7 +197,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            return Ok(None);
+            return Ok(Ingested::Duplicate);
         }
         outbox::enqueue(&mut tx, &id.0, &Job::Triage).await?;
         Store::audit(
@@ -115,7 +209,18 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(Ingested::New(id))
+    }
+
+    /// The alerts grouped into an incident after its first one.
+    pub async fn grouped_alerts(&self, incident: &str) -> anyhow::Result<Vec<Alert>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT alert_json FROM incident_alerts WHERE incident_id = ? ORDER BY received_at",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(serde_json::from_str(r)?)).collect()
     }
 
     /// Keeps a document that could not be normalised, with the reason. True if it is new.

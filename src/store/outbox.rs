@@ -35,6 +35,8 @@ pub enum Job {
     CaseComment { text: String },
     /// Rewrite the case description with the full record once the incident has settled.
     FinalizeCase,
+    /// Attach an alert grouped into the incident to its case.
+    AttachAlert { alert_id: String },
     /// Set the case status (`open`, `in-progress`, `closed`).
     CaseStatus { status: String },
     /// Run the approved command batch.
@@ -56,7 +58,8 @@ impl Job {
             Job::CreateCase
             | Job::CaseComment { .. }
             | Job::FinalizeCase
-            | Job::CaseStatus { .. } => "case",
+            | Job::CaseStatus { .. }
+            | Job::AttachAlert { .. } => "case",
             Job::Execute => "exec",
             Job::Isolate => "defend",
         }
@@ -73,6 +76,7 @@ impl Job {
             Job::CaseComment { .. } => "case_comment",
             Job::FinalizeCase => "finalize_case",
             Job::CaseStatus { .. } => "case_status",
+            Job::AttachAlert { .. } => "attach_alert",
             Job::Execute => "execute",
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",

@@ -200,6 +200,9 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::CaseComment { text } => {
             crate::record::comment(ctx, &incident, &text, row.id, row.attempts).await
         }
+        Job::AttachAlert { alert_id } => {
+            crate::record::attach_grouped(ctx, &incident, &alert_id, row.attempts).await
+        }
         Job::CaseStatus { status } => crate::record::set_status(ctx, &incident, &status).await,
         Job::FinalizeCase => crate::record::finalize(ctx, &incident).await,
         Job::Execute => crate::execute::run_batch(ctx, &incident).await,

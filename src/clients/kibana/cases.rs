@@ -144,6 +144,16 @@ impl CasesClient {
         Ok(out)
     }
 
+    /// The whole case object as Kibana returns it (comments included).
+    pub async fn get_raw(&self, case_id: &str) -> Result<Value, KibanaError> {
+        self.http
+            .json(
+                self.http
+                    .request(Method::GET, &format!("/api/cases/{case_id}")),
+            )
+            .await
+    }
+
     pub async fn get(&self, case_id: &str) -> Result<CaseResponse, KibanaError> {
         self.http
             .json(
