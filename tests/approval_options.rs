@@ -187,12 +187,7 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
         "escalated once"
     );
     assert!(!block_types(&top_level(&world)[0].blocks).contains(&"actions".to_string()));
-    let comments: Vec<String> = case["comments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["comment"].as_str().map(String::from))
-        .collect();
+    let comments: Vec<String> = comment_texts(&case);
     assert!(comments.iter().any(|c| c.starts_with("**Escalated**")));
     assert!(comments.iter().any(|c| c.starts_with("**Expired**")));
     // A late click (from a stale client that still shows the buttons) changes nothing.

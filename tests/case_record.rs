@@ -53,12 +53,7 @@ async fn the_case_follows_the_incident_from_open_to_closed() {
         description.contains("| Slack thread | https://"),
         "{description}"
     );
-    let comments: Vec<String> = case["comments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["comment"].as_str().map(String::from))
-        .collect();
+    let comments: Vec<String> = comment_texts(&case);
     assert!(
         comments
             .iter()
@@ -95,12 +90,7 @@ async fn an_unreachable_or_flaky_kibana_loses_nothing_and_duplicates_nothing() {
         1,
         "one case despite the failures"
     );
-    let comments: Vec<String> = case["comments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["comment"].as_str().map(String::from))
-        .collect();
+    let comments: Vec<String> = comment_texts(&case);
     let mut unique = comments.clone();
     unique.sort();
     unique.dedup();

@@ -122,15 +122,13 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
         .await
         .map_err(JobError::from_client)?;
     if current.total_alerts == 0 {
-        let updated = ctx
-            .cases
-            .attach_alert(&case_id, &alert)
-            .await
-            .map_err(JobError::from_client)?;
-        ctx.store
-            .set_case(&incident.id, &case_id, &updated.version)
-            .await
-            .map_err(JobError::retry)?;
+        keep_version(
+            ctx,
+            incident,
+            &case_id,
+            ctx.cases.attach_alert(&case_id, &alert).await,
+        )
+        .await?;
         let url = case_url(ctx, &case_id);
         let title = crate::slack_app::blocks::escape(&case_title(&alert));
         ctx.store
@@ -191,16 +189,31 @@ pub async fn attach_grouped(
             return Ok(());
         }
     }
-    let updated = ctx
-        .cases
-        .attach_alert(case_id, alert)
-        .await
-        .map_err(JobError::from_client)?;
-    ctx.store
-        .set_case(&incident.id, case_id, &updated.version)
-        .await
-        .map_err(JobError::retry)?;
+    keep_version(
+        ctx,
+        incident,
+        case_id,
+        ctx.cases.attach_alert(case_id, alert).await,
+    )
+    .await?;
     Ok(())
+}
+
+/// Every case write answers with the case's new version; keep it for the next update.
+async fn keep_version(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    case_id: &str,
+    written: Result<
+        crate::clients::kibana::wire::CaseResponse,
+        crate::clients::kibana::KibanaError,
+    >,
+) -> Result<(), JobError> {
+    let case = written.map_err(JobError::from_client)?;
+    ctx.store
+        .set_case(&incident.id, case_id, &case.version)
+        .await
+        .map_err(JobError::retry)
 }
 
 /// The marker that makes a comment idempotent: a retried job finds its own earlier comment.
@@ -235,15 +248,13 @@ pub async fn comment(
         if existing.iter().any(|c| c == &tagged) {
             continue;
         }
-        let updated = ctx
-            .cases
-            .comment(case_id, &tagged)
-            .await
-            .map_err(JobError::from_client)?;
-        ctx.store
-            .set_case(&incident.id, case_id, &updated.version)
-            .await
-            .map_err(JobError::retry)?;
+        keep_version(
+            ctx,
+            incident,
+            case_id,
+            ctx.cases.comment(case_id, &tagged).await,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -266,15 +277,15 @@ pub async fn set_status(ctx: &Ctx, incident: &IncidentRow, status: &str) -> Resu
     } else {
         current.version
     };
-    let updated = ctx
-        .cases
-        .update(case_id, &version, json!({ "status": status }))
-        .await
-        .map_err(JobError::from_client)?;
-    ctx.store
-        .set_case(&incident.id, case_id, &updated.version)
-        .await
-        .map_err(JobError::retry)?;
+    keep_version(
+        ctx,
+        incident,
+        case_id,
+        ctx.cases
+            .update(case_id, &version, json!({ "status": status }))
+            .await,
+    )
+    .await?;
     tracing::info!(incident.id = %incident.id, case.id = %case_id, status, "CaseStatusChanged");
     Ok(())
 }
@@ -301,15 +312,13 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
     if ctx.settings.cases.close_on_success && incident.state() == Some(IncidentState::Executed) {
         fields["status"] = json!("closed");
     }
-    let updated = ctx
-        .cases
-        .update(case_id, version, fields)
-        .await
-        .map_err(JobError::from_client)?;
-    ctx.store
-        .set_case(&incident.id, case_id, &updated.version)
-        .await
-        .map_err(JobError::retry)?;
+    keep_version(
+        ctx,
+        incident,
+        case_id,
+        ctx.cases.update(case_id, version, fields).await,
+    )
+    .await?;
     Ok(())
 }
 

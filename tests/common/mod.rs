@@ -186,3 +186,15 @@ pub async fn ask_in_thread(
     assert_eq!(status, 200);
     delivery
 }
+
+/// The texts of a case's user comments, in order.
+pub fn comment_texts(case: &Value) -> Vec<String> {
+    case["comments"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["comment"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
