@@ -233,11 +233,18 @@ impl Env<'_> {
             None => self.required(var, "an http(s) URL")?,
         };
         let parsed = reqwest::Url::parse(&v)
-            .map_err(|e| err(var, format!("expected an http(s) URL, got {v:?} ({e})")))?;
+            .map_err(|e| err(var, format!("expected an http(s) URL ({e})")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(err(
                 var,
                 format!("expected an http(s) URL, got scheme {:?}", parsed.scheme()),
+            ));
+        }
+        // A URL with credentials would end up in error messages and logs.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(err(
+                var,
+                "must not contain credentials; use the matching _USERNAME/_PASSWORD or _API_KEY variables",
             ));
         }
         Ok(v.trim_end_matches('/').to_string())
@@ -589,6 +596,15 @@ mod tests {
         assert!(!dump.contains("xoxb-top-secret"));
         assert!(!dump.contains("hunter2"));
         assert!(!dump.contains("sign-secret"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_without_echoing_them() {
+        let mut m = base();
+        m.insert("ELASTICSEARCH_URL", "https://elastic:changeme@es:9200");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "ELASTICSEARCH_URL");
+        assert!(!e.to_string().contains("changeme"));
     }
 
     #[test]
