@@ -76,7 +76,7 @@ impl App {
         runner: Option<Arc<dyn CommandRunner>>,
     ) -> anyhow::Result<RunningApp> {
         let ctx = Arc::new(Ctx::build(settings, runner).await?);
-        crate::workers::recover(&ctx.store)
+        crate::workers::recover(&ctx)
             .await
             .context("start-up recovery failed")?;
         let listener = tokio::net::TcpListener::bind(ctx.settings.http_bind)

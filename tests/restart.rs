@@ -99,5 +99,41 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
     assert_eq!(commands[0].status, "interrupted");
     assert!(commands[1..].iter().all(|c| c.status == "skipped"));
     assert!(world.winrm.executed().is_empty(), "nothing was re-run");
+
+    // What did not complete is offered again in the thread; only a fresh approval runs it.
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    let root = top_level(&world).remove(0);
+    let offer = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.thread_ts.as_deref() == Some(root.ts.as_str())
+                && m.blocks.to_string().contains(ACTION_APPROVE)
+        })
+        .expect("a fresh approval block in the thread");
+    assert!(offer.blocks.to_string().contains("fresh approval"));
+    let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
+    world
+        .click_value(&app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the resumed batch's summary", T, |s| {
+            s.messages
+                .iter()
+                .any(|m| m.text.contains("8 succeeded, 0 failed"))
+        })
+        .await
+        .unwrap();
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    let expected: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(ran, expected, "run once, after the fresh approval");
     finish(&world, app).await;
 }

@@ -48,41 +48,65 @@ pub async fn answer(
         .await
         .map_err(JobError::retry)?;
     if !proposal.is_empty() {
-        propose(ctx, &mut tx, incident, &alert, &proposal, &text, job_id).await?;
+        propose_in_thread(
+            ctx,
+            &mut tx,
+            incident,
+            &alert,
+            ThreadProposal {
+                triage: &proposal,
+                raw: &text,
+                source: "followup",
+                key: format!("followup:{job_id}"),
+            },
+        )
+        .await
+        .map_err(JobError::retry)?;
     }
     tx.commit().await.map_err(JobError::retry)?;
     Ok(())
 }
 
-/// Records the commands of a thread answer as a follow-up incident awaiting approval.
-async fn propose(
+/// What a follow-up proposes, and why.
+pub struct ThreadProposal<'a> {
+    pub triage: &'a Triage,
+    /// The assistant's answer, kept with the proposal (empty when there is none).
+    pub raw: &'a str,
+    /// `followup` (an answer in the thread) or `resume` (left unfinished by a crash).
+    pub source: &'a str,
+    /// Makes the proposal idempotent: a key is proposed at most once per parent.
+    pub key: String,
+}
+
+/// Records commands as a follow-up incident awaiting approval in `parent`'s thread: commands an
+/// answer proposed (`source` "followup") or those a crash left unfinished (`source` "resume").
+/// `key` makes it idempotent: the same key never proposes twice. True if it was recorded now.
+pub async fn propose_in_thread(
     ctx: &Ctx,
     tx: &mut sqlx::SqliteConnection,
     parent: &IncidentRow,
     alert: &Alert,
-    proposal: &Triage,
-    raw: &str,
-    job_id: i64,
-) -> Result<(), JobError> {
+    proposal: ThreadProposal<'_>,
+) -> anyhow::Result<bool> {
     let id = IncidentId::new();
-    let mut commands = proposal.commands();
+    let mut commands = proposal.triage.commands();
     safety::classify_all(&ctx.settings.triage.safety, alert, &mut commands);
     let hash = approval_hash(&id, &alert.host_name, &commands);
     let now = now_text();
-    // The job id makes the follow-up's alert key unique: a re-run job cannot propose twice.
     let inserted = sqlx::query(
         "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, triage_json, raw_answer,
             handler_name, handler_slack_id, conversation_id, approval_hash, case_id, case_version,
             parent_incident, thread_root_ts, created_at, updated_at)
-         VALUES (?, ?, 'followup', 'awaiting_approval', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES (?, ?, ?, 'awaiting_approval', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(alert_id) DO NOTHING",
     )
     .bind(&id.0)
-    .bind(format!("{}#followup:{job_id}", parent.alert_id))
+    .bind(format!("{}#{}", parent.alert_id, proposal.key))
+    .bind(proposal.source)
     .bind(&alert.host_name)
     .bind(&parent.alert_json)
-    .bind(serde_json::to_string(proposal).map_err(JobError::permanent)?)
-    .bind(raw)
+    .bind(serde_json::to_string(proposal.triage)?)
+    .bind(proposal.raw)
     .bind(&parent.handler_name)
     .bind(&parent.handler_slack_id)
     .bind(&parent.conversation_id)
@@ -94,27 +118,21 @@ async fn propose(
     .bind(&now)
     .bind(&now)
     .execute(&mut *tx)
-    .await
-    .map_err(JobError::retry)?
+    .await?
     .rows_affected();
     if inserted == 0 {
-        return Ok(());
+        return Ok(false);
     }
-    Store::insert_commands(tx, &id.0, &commands)
-        .await
-        .map_err(JobError::retry)?;
+    Store::insert_commands(tx, &id.0, &commands).await?;
     Store::audit(
         tx,
         &id.0,
-        "assistant",
+        "triage-bot",
         "FollowUpProposed",
-        json!({ "parent": parent.id, "commands": commands.len() }),
+        json!({ "parent": parent.id, "source": proposal.source, "commands": commands.len() }),
     )
-    .await
-    .map_err(JobError::retry)?;
-    outbox::enqueue(tx, &id.0, &Job::PostApproval)
-        .await
-        .map_err(JobError::retry)?;
-    tracing::info!(incident.id = %id, parent = %parent.id, commands = commands.len(), "FollowUpProposed");
-    Ok(())
+    .await?;
+    outbox::enqueue(tx, &id.0, &Job::PostApproval).await?;
+    tracing::info!(incident.id = %id, parent = %parent.id, source = proposal.source, commands = commands.len(), "FollowUpProposed");
+    Ok(true)
 }

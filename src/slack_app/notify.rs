@@ -47,9 +47,9 @@ pub async fn approval_body(
         .map(|c| c.proposed())
         .collect();
     let open = incident.state() == Some(IncidentState::AwaitingApproval);
-    let followup_note = incident.parent_incident.as_ref().map(|_| {
-        ":speech_balloon: Proposed by the assistant in answer to a question in this thread."
-            .to_string()
+    let followup_note = incident.parent_incident.as_ref().map(|_| match incident.source.as_str() {
+        "resume" => ":arrows_counterclockwise: triage-bot restarted before these commands completed; they need a fresh approval.".to_string(),
+        _ => ":speech_balloon: Proposed by the assistant in answer to a question in this thread.".to_string(),
     });
     let note = incident.first_approver.as_ref().map(|u| {
         format!(

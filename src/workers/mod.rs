@@ -17,6 +17,7 @@ pub mod expiry;
 
 use crate::app::Ctx;
 use crate::domain::IncidentState;
+use crate::slack_app::followup::ThreadProposal;
 use crate::store::{Job, OutboxRow, Store, outbox};
 
 pub mod tokio_util_shutdown {
@@ -242,7 +243,8 @@ async fn report_failure(ctx: &Ctx, row: &OutboxRow, message: &str) {
 /// Start-up recovery: jobs that were running when the process died. A command batch is never
 /// re-run on its own — its incident becomes `interrupted` and people are told; every other job
 /// is idempotent and simply queued again.
-pub async fn recover(store: &Store) -> anyhow::Result<()> {
+pub async fn recover(ctx: &Ctx) -> anyhow::Result<()> {
+    let store = &ctx.store;
     for row in store.orphaned_jobs().await? {
         if row.kind != "execute" {
             tracing::info!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, "requeueing job interrupted by a restart");
@@ -258,6 +260,8 @@ pub async fn recover(store: &Store) -> anyhow::Result<()> {
             store.requeue(row.id).await?;
             continue;
         }
+        // Read before taking the write lock (see `interactions::decide`).
+        let parent = store.incident(&row.incident_id).await?;
         let mut tx = store.write_tx().await?;
         let interrupted = Store::interrupt_commands(&mut tx, &row.incident_id).await?;
         if state == Some(IncidentState::Executing) {
@@ -271,8 +275,47 @@ pub async fn recover(store: &Store) -> anyhow::Result<()> {
             json!({ "interrupted_commands": interrupted }),
         )
         .await?;
+        // What did not complete is offered again, for a fresh approval, in the same thread.
+        let unfinished: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, text FROM commands WHERE incident_id = ?
+               AND (status = 'interrupted' OR (status = 'skipped' AND error IS NULL)) ORDER BY seq",
+        )
+        .bind(&row.incident_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut offered = false;
+        if let (Some(parent), false) = (parent, unfinished.is_empty()) {
+            let alert = parent.alert()?;
+            let (inv, rem): (Vec<_>, Vec<_>) = unfinished
+                .into_iter()
+                .partition(|(k, _)| k == "investigation");
+            let proposal = crate::domain::Triage {
+                summary: format!(
+                    "triage-bot restarted while running the approved commands on {}. These did not complete; {interrupted} of them had started, so it may or may not have taken effect on the host.",
+                    parent.host_name
+                ),
+                investigation: inv.into_iter().map(|(_, t)| t).collect(),
+                remediation: rem.into_iter().map(|(_, t)| t).collect(),
+                warnings: Vec::new(),
+            };
+            let key = format!("resume:{}", row.id);
+            let offer = ThreadProposal {
+                triage: &proposal,
+                raw: "",
+                source: "resume",
+                key,
+            };
+            offered =
+                crate::slack_app::followup::propose_in_thread(ctx, &mut tx, &parent, &alert, offer)
+                    .await?;
+        }
         let text = format!(
-            ":warning: triage-bot restarted while running the approved commands. {interrupted} command(s) were in flight and their outcome is unknown; nothing was run again and the remaining commands were skipped. Check the host, then triage again if needed."
+            ":warning: triage-bot restarted while running the approved commands. {interrupted} command(s) were in flight and their outcome is unknown; nothing was run again and the remaining commands were skipped.{}",
+            if offered {
+                " The commands that did not complete are offered below for a fresh approval."
+            } else {
+                " Check the host, then triage again if needed."
+            }
         );
         outbox::enqueue(
             &mut tx,
