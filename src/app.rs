@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::execute::CommandRunner;
 use crate::store::Store;
 use crate::triage::prompt::Prompts;
-use crate::workers::tokio_util_shutdown::{self, ShutdownTrigger};
+use crate::workers::shutdown::{self, ShutdownTrigger};
 
 /// Everything a stage needs.
 pub struct Ctx {
@@ -83,7 +83,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on HTTP_BIND={}", ctx.settings.http_bind))?;
         let addr = listener.local_addr()?;
-        let (trigger, shutdown) = tokio_util_shutdown::channel();
+        let (trigger, shutdown) = shutdown::channel();
         let router = crate::http::router(ctx.clone());
         let mut http_shutdown = shutdown.clone();
         let socket_shutdown = shutdown.clone();

@@ -114,22 +114,14 @@ fn check_config() -> anyhow::Result<()> {
 
 /// Needs only DATABASE_URL (and KIBANA_PUBLIC_URL / KIBANA_URL / KIBANA_SPACE for the link).
 async fn case_show(incident: &str) -> anyhow::Result<()> {
-    let url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://triage-bot.db?mode=rwc".into());
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| crate::config::DEFAULT_DATABASE_URL.into());
     let store = crate::store::Store::connect(&url).await?;
+    let space = std::env::var("KIBANA_SPACE").ok();
     let base = std::env::var("KIBANA_PUBLIC_URL")
         .or_else(|_| std::env::var("KIBANA_URL"))
         .ok()
-        .map(|b| {
-            let b = b.trim_end_matches('/').to_string();
-            match std::env::var("KIBANA_SPACE")
-                .ok()
-                .filter(|s| !s.is_empty() && s != "default")
-            {
-                Some(space) => format!("{b}/s/{space}"),
-                None => b,
-            }
-        });
+        .map(|b| crate::config::kibana_app_base(&b, space.as_deref()));
     print!(
         "{}",
         crate::record::show::render(&store, incident, base.as_deref()).await?

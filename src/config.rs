@@ -125,10 +125,19 @@ pub struct WinRmSettings {
 impl KibanaSettings {
     /// Where people open Kibana apps: the public URL with the space prefix.
     pub fn app_base(&self) -> String {
-        match &self.space {
-            Some(space) => format!("{}/s/{space}", self.public_url),
-            None => self.public_url.clone(),
-        }
+        kibana_app_base(&self.public_url, self.space.as_deref())
+    }
+}
+
+/// Used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://triage-bot.db?mode=rwc";
+
+/// A Kibana base URL with the `/s/{space}` prefix, unless the space is the default one.
+pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
+    let base = base.trim_end_matches('/');
+    match space.filter(|s| !s.is_empty() && *s != "default") {
+        Some(space) => format!("{base}/s/{space}"),
+        None => base.to_string(),
     }
 }
 
@@ -484,7 +493,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
-            database_url: env.or("DATABASE_URL", "sqlite://triage-bot.db?mode=rwc"),
+            database_url: env.or("DATABASE_URL", DEFAULT_DATABASE_URL),
             http_bind,
             log_format,
             prompts_dir: env.opt("PROMPTS_DIR").map(PathBuf::from),

@@ -324,56 +324,58 @@ pub fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// Waits (polling the database, with a deadline) until the incident reaches `state`.
-pub async fn wait_for_state(
-    app: &RunningApp,
-    state: IncidentState,
-    timeout: Duration,
-) -> anyhow::Result<crate::store::IncidentRow> {
+/// Polls the database every 20 ms until `check` answers `Ok(Some(_))`, or fails after `timeout`
+/// with `what` and the last thing `check` saw. The database is the app's record, so this waits on
+/// recorded state, never on time alone.
+async fn poll_db<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Option<T>, String)>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(i) = app
-            .ctx
-            .store
-            .incidents()
-            .await?
-            .into_iter()
-            .find(|i| i.state == state.as_str())
-        {
-            return Ok(i);
+        let (found, seen) = check().await?;
+        if let Some(v) = found {
+            return Ok(v);
         }
         if tokio::time::Instant::now() > deadline {
-            let states: Vec<String> = app
-                .ctx
-                .store
-                .incidents()
-                .await?
-                .into_iter()
-                .map(|i| i.state)
-                .collect();
-            anyhow::bail!("timed out waiting for an incident in {state}; states now: {states:?}");
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}; {seen}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Waits (polling the database, with a deadline) until no queued side effect is left to perform.
+/// Waits until an incident reaches `state`.
+pub async fn wait_for_state(
+    app: &RunningApp,
+    state: IncidentState,
+    timeout: Duration,
+) -> anyhow::Result<crate::store::IncidentRow> {
+    poll_db(timeout, &format!("an incident in {state}"), || async {
+        let incidents = app.ctx.store.incidents().await?;
+        let states: Vec<String> = incidents.iter().map(|i| i.state.clone()).collect();
+        Ok((
+            incidents.into_iter().find(|i| i.state == state.as_str()),
+            format!("states now: {states:?}"),
+        ))
+    })
+    .await
+}
+
+/// Waits until no queued side effect is left to perform.
 pub async fn wait_until_settled(app: &RunningApp, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
+    poll_db(timeout, "the outbox to drain", || async {
         let busy: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')",
         )
         .fetch_one(&app.ctx.store.pool)
         .await?;
-        if busy == 0 {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("{busy} queued jobs still not done after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        Ok((
+            (busy == 0).then_some(()),
+            format!("{busy} jobs still queued"),
+        ))
+    })
+    .await
 }
 
 /// Renders Block Kit as readable text for the terminal.

@@ -32,5 +32,6 @@ pub mod secret;
 pub mod slack_app;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod triage;
 pub mod workers;

@@ -87,18 +87,13 @@ async fn remediation_needs_two_different_approvers_under_the_two_person_rule() {
 
     // First approval: recorded, nothing runs, the buttons stay with a note.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    world
-        .slack
-        .wait_until("the first-approval note on the message", T, |s| {
-            s.messages.iter().any(|m| {
-                m.thread_ts.is_none()
-                    && m.blocks
-                        .to_string()
-                        .contains("needs a second, different approver")
-            })
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the first-approval note on the message", |m| {
+        m.thread_ts.is_none()
+            && m.blocks
+                .to_string()
+                .contains("needs a second, different approver")
+    })
+    .await;
     let incident = app.ctx.store.incidents().await.unwrap().remove(0);
     assert_eq!(incident.state, "awaiting_approval");
     assert_eq!(incident.first_approver.as_deref(), Some(HANDLER_ID));
@@ -106,15 +101,10 @@ async fn remediation_needs_two_different_approvers_under_the_two_person_rule() {
 
     // The same person again is refused.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
-    world
-        .slack
-        .wait_until("the refusal", T, |s| {
-            s.ephemerals.iter().any(|e| {
-                e.text.contains("second, different approver") && e.text.contains("already approved")
-            })
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the refusal", |e| {
+        e.text.contains("second, different approver") && e.text.contains("already approved")
+    })
+    .await;
     assert!(world.winrm.executed().is_empty());
 
     // A second, different approver: now it runs.
@@ -153,27 +143,17 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
     let root = top_level(&world).remove(0);
     let value = triage_bot::demo::button_value(&root.blocks, ACTION_APPROVE).unwrap();
 
-    world
-        .slack
-        .wait_until("the escalation mention", T, |s| {
-            s.messages
-                .iter()
-                .any(|m| m.text.contains("<!subteam^S0BACKUP>"))
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the escalation mention", |m| {
+        m.text.contains("<!subteam^S0BACKUP>")
+    })
+    .await;
     let incident = wait_for_state(&app, IncidentState::Expired, T)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the expired message", T, |s| {
-            s.messages
-                .iter()
-                .any(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("*Expired*"))
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the expired message", |m| {
+        m.thread_ts.is_none() && m.blocks.to_string().contains("*Expired*")
+    })
+    .await;
     let case = wait_for_case_description(&world, "| State | expired |").await;
 
     assert_eq!(
@@ -196,15 +176,10 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
         .await
         .unwrap();
     assert_eq!(status, 200);
-    world
-        .slack
-        .wait_until("the late-click note", T, |s| {
-            s.ephemerals
-                .iter()
-                .any(|e| e.text.contains("already decided"))
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the late-click note", |e| {
+        e.text.contains("already decided")
+    })
+    .await;
     assert!(world.winrm.executed().is_empty());
     assert_eq!(
         app.ctx

@@ -25,13 +25,7 @@ async fn no_records_the_decision_and_runs_nothing() {
         "the proposal is recorded"
     );
     assert!(description.contains(COMMANDS[0].0.replace('`', "'").as_str()));
-    world
-        .slack
-        .wait_until("the message shows the decision", T, |s| {
-            s.messages.iter().any(|m| m.updated > 0)
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the message shows the decision", |m| m.updated > 0).await;
     let msg = top_level(&world).remove(0);
     assert!(all_text(&msg.blocks).contains(&format!("*Declined* by <@{HANDLER_ID}>")));
     assert!(!block_types(&msg.blocks).contains(&"actions".to_string()));
@@ -181,15 +175,10 @@ async fn a_button_value_for_other_commands_or_another_host_approves_nothing() {
         .await
         .unwrap();
     assert_eq!(status, 200);
-    world
-        .slack
-        .wait_until("the refusal", T, |s| {
-            s.ephemerals
-                .iter()
-                .any(|e| e.text.contains("no longer matches"))
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the refusal", |e| {
+        e.text.contains("no longer matches")
+    })
+    .await;
     let row = app.ctx.store.incident(incident).await.unwrap().unwrap();
     assert_eq!(row.state, "awaiting_approval");
     let audit = app.ctx.store.audit_trail(incident).await.unwrap();

@@ -25,13 +25,7 @@ async fn an_approver_isolates_the_host_through_elastic_defend_once() {
         .click_value(&app, OTHER_USER, &root.ts, ACTION_ISOLATE, &value)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the refusal", T, |s| {
-            s.ephemerals.iter().any(|e| e.user == OTHER_USER)
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the refusal", |e| e.user == OTHER_USER).await;
     assert!(
         world.kibana.endpoint().isolated().is_empty(),
         "nobody unauthorised isolates a host"
@@ -57,15 +51,7 @@ async fn an_approver_isolates_the_host_through_elastic_defend_once() {
         .click_value(&app, HANDLER_ID, &root.ts, ACTION_ISOLATE, &value)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the note", T, |s| {
-            s.ephemerals
-                .iter()
-                .any(|e| e.text.contains("already requested"))
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the note", |e| e.text.contains("already requested")).await;
     assert_eq!(world.kibana.endpoint().actions().len(), 1);
     let incident = app.ctx.store.incidents().await.unwrap().remove(0);
     assert_eq!(

@@ -86,15 +86,10 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
     wait_for_state(&app, IncidentState::Interrupted, T)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the interruption notice", T, |s| {
-            s.messages
-                .iter()
-                .any(|m| m.text.contains("restarted while running"))
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the interruption notice", |m| {
+        m.text.contains("restarted while running")
+    })
+    .await;
     let commands = app.ctx.store.commands(&incident.id).await.unwrap();
     assert_eq!(commands[0].status, "interrupted");
     assert!(commands[1..].iter().all(|c| c.status == "skipped"));
@@ -118,15 +113,10 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
         .click_value(&app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the resumed batch's summary", T, |s| {
-            s.messages
-                .iter()
-                .any(|m| m.text.contains("8 succeeded, 0 failed"))
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the resumed batch's summary", |m| {
+        m.text.contains("8 succeeded, 0 failed")
+    })
+    .await;
     let ran: Vec<String> = world
         .winrm
         .executed()

@@ -87,15 +87,10 @@ async fn socket_mode_delivers_the_click_and_every_envelope_is_acknowledged() {
         .slack
         .send_socket_envelope("events_api", event)
         .unwrap();
-    world
-        .slack
-        .wait_until("the answer in the thread", T, |s| {
-            s.messages
-                .iter()
-                .any(|m| m.text.contains("asked: what did command 4 show?"))
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the answer in the thread", |m| {
+        m.text.contains("asked: what did command 4 show?")
+    })
+    .await;
     assert!(
         world
             .slack

@@ -75,15 +75,10 @@ async fn a_question_in_the_thread_is_answered_there_in_the_same_conversation_and
         .await
         .unwrap();
 
-    world
-        .slack
-        .wait_until("the answer in the thread", T, |s| {
-            s.messages.iter().any(|m| {
-                m.thread_ts.as_deref() == Some(root.ts.as_str()) && m.text.contains("asked:")
-            })
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the answer in the thread", |m| {
+        m.thread_ts.as_deref() == Some(root.ts.as_str()) && m.text.contains("asked:")
+    })
+    .await;
     world
         .kibana
         .wait_until("the Q&A in the case", T, |s| {
@@ -155,16 +150,11 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
     ask_in_thread(&world, &app, HANDLER_ID, &root.ts, question).await;
 
     // The proposal arrives as an approval block inside the same thread.
-    world
-        .slack
-        .wait_until("the follow-up approval block", T, |s| {
-            s.messages.iter().any(|m| {
-                m.thread_ts.as_deref() == Some(root.ts.as_str())
-                    && m.blocks.to_string().contains("triage_approve")
-            })
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the follow-up approval block", |m| {
+        m.thread_ts.as_deref() == Some(root.ts.as_str())
+            && m.blocks.to_string().contains("triage_approve")
+    })
+    .await;
     let block_msg = world
         .slack
         .messages()
@@ -185,13 +175,7 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
         .click_value(&app, OTHER_USER, &block_msg.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the refusal", T, |s| {
-            s.ephemerals.iter().any(|e| e.user == OTHER_USER)
-        })
-        .await
-        .unwrap();
+    wait_for_ephemeral(&world, "the refusal", |e| e.user == OTHER_USER).await;
     assert!(world.winrm.executed().is_empty());
 
     // The handler approves: exactly the two proposed commands run, results in the thread.
@@ -199,16 +183,10 @@ async fn commands_proposed_in_a_thread_answer_get_their_own_approval_under_the_s
         .click_value(&app, HANDLER_ID, &block_msg.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
-    world
-        .slack
-        .wait_until("the follow-up results", T, |s| {
-            s.messages.iter().any(|m| {
-                m.thread_ts.as_deref() == Some(root.ts.as_str())
-                    && m.text.contains("2 succeeded, 0 failed")
-            })
-        })
-        .await
-        .unwrap();
+    wait_for_message(&world, "the follow-up results", |m| {
+        m.thread_ts.as_deref() == Some(root.ts.as_str()) && m.text.contains("2 succeeded, 0 failed")
+    })
+    .await;
     let ran: Vec<String> = world
         .winrm
         .executed()

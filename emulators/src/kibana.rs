@@ -33,6 +33,7 @@ use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::server::json_response;
 use crate::server::{self, Recorder};
 
 /// One recorded `chat/complete` call (after body validation succeeded).
@@ -237,18 +238,8 @@ fn reason_phrase(status: u16) -> &'static str {
         .unwrap_or("Error")
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
 /// Kibana core (hapi/Boom) error shape.
-fn core_error(status: u16, message: impl Into<String>) -> Response {
+pub(crate) fn core_error(status: u16, message: impl Into<String>) -> Response {
     json_response(
         status,
         &json!({"statusCode": status, "error": reason_phrase(status), "message": message.into()}),

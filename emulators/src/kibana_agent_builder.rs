@@ -18,15 +18,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use crate::kibana::core_error;
 use crate::kibana::{ChatCompleteCall, KibanaRequest, KibanaState};
 use crate::server::Recorder;
+use crate::server::json_response;
 
 /// Agents the emulated deployment has.
 pub const AGENTS: [&str; 2] = ["elastic-ai-agent", "security.agent"];
@@ -100,28 +102,6 @@ fn handle(
     resp
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
-/// Kibana's error envelope for route errors.
-fn error(status: u16, message: impl Into<String>) -> Response {
-    let phrase = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    json_response(
-        status,
-        &json!({"statusCode": status, "error": phrase, "message": message.into()}),
-    )
-}
-
 fn converse(
     state: &Recorder<KibanaState>,
     conversations: &Mutex<HashMap<String, (String, String)>>,
@@ -134,22 +114,22 @@ fn converse(
         .and_then(|v| v.to_str().ok());
     let required = state.read().required_auth.clone();
     if required.is_some_and(|want| auth != Some(want.as_str())) {
-        return error(401, "[security_exception]: unable to authenticate user");
+        return core_error(401, "[security_exception]: unable to authenticate user");
     }
     if !headers.contains_key("kbn-xsrf") && !headers.contains_key("kbn-version") {
-        return error(400, "Request must contain a kbn-xsrf header.");
+        return core_error(400, "Request must contain a kbn-xsrf header.");
     }
     if let Some(status) = state.update(|s| s.fail_assistant.pop_front()) {
-        return error(status, "emulated failure");
+        return core_error(status, "emulated failure");
     }
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return error(400, "Invalid request payload JSON format");
+        return core_error(400, "Invalid request payload JSON format");
     };
     let Some(obj) = body.as_object() else {
-        return error(400, "[request body]: expected a plain object value");
+        return core_error(400, "[request body]: expected a plain object value");
     };
     if let Some(extra) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-        return error(
+        return core_error(
             400,
             format!("[request body.{extra}]: definition for this key is missing"),
         );
@@ -157,12 +137,12 @@ fn converse(
     let input = match obj.get("input") {
         Some(Value::String(s)) => s.clone(),
         Some(v) => {
-            return error(
+            return core_error(
                 400,
                 format!("[request body.input]: expected value of type [string] but got [{v}]"),
             );
         }
-        None => return error(400, "[request body]: input is required for a new round"),
+        None => return core_error(400, "[request body]: input is required for a new round"),
     };
     let agent = obj
         .get("agent_id")
@@ -170,7 +150,7 @@ fn converse(
         .unwrap_or("elastic-ai-agent")
         .to_string();
     if !AGENTS.contains(&agent.as_str()) {
-        return error(404, format!("Agent {agent} not found"));
+        return core_error(404, format!("Agent {agent} not found"));
     }
     let given = obj
         .get("conversation_id")
@@ -184,7 +164,7 @@ fn converse(
                 .get(id)
                 .is_some_and(|(s, _)| s == space);
             if !known {
-                return error(404, format!("Conversation {id} not found"));
+                return core_error(404, format!("Conversation {id} not found"));
             }
             id.clone()
         }
@@ -209,7 +189,7 @@ fn converse(
         (s.answers.pop_front(), s.responder.clone())
     });
     let Some(answer) = queued.or_else(|| responder.map(|f| f(&call))) else {
-        return error(500, "Error executing agent: no scripted answer");
+        return core_error(500, "Error executing agent: no scripted answer");
     };
     json_response(
         200,

@@ -19,16 +19,18 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
 use axum::routing::post;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::kibana::core_error;
 use crate::kibana::{KibanaEmulator, KibanaRequest, KibanaState};
 use crate::server::Recorder;
+use crate::server::json_response;
 
 /// What an `execute` action prints on an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,27 +190,6 @@ impl EndpointEmulator {
     ) -> anyhow::Result<()> {
         self.state.wait_until(what, timeout, pred).await
     }
-}
-
-fn json_response(status: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
-fn core_error(status: u16, message: impl Into<String>) -> Response {
-    let reason = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    json_response(
-        status,
-        &json!({"statusCode": status, "error": reason, "message": message.into()}),
-    )
 }
 
 fn handle(

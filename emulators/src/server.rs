@@ -5,7 +5,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
 use tokio::sync::Notify;
+
+/// A JSON response with the status given (`application/json; charset=utf-8`, as Kibana and
+/// Slack send it).
+pub fn json_response(status: u16, body: &Value) -> Response {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
 
 /// Binds `router` on `127.0.0.1:0` and serves it on a background task.
 /// Returns the bound address; the server lives as long as the runtime.

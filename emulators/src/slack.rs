@@ -21,14 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
+use crate::server::json_response;
 use crate::server::{self, Recorder};
 
 /// Workspace (team) id of the emulated workspace.
@@ -597,16 +598,6 @@ pub async fn post_event(
 // ---------------------------------------------------------------------------------------------
 // HTTP layer
 
-fn slack_json(status: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
 /// A method-level failure (HTTP 200, `ok: false`).
 #[derive(Debug)]
 struct ApiError {
@@ -702,7 +693,7 @@ fn handle(
         return response_url_post(&state, rest, &body);
     }
     let Some(api_method) = path.strip_prefix("/api/").map(str::to_string) else {
-        return slack_json(404, &json!({"ok": false, "error": "not_found"}));
+        return json_response(404, &json!({"ok": false, "error": "not_found"}));
     };
     let http_method = method.to_string();
 
@@ -750,11 +741,11 @@ fn handle(
     });
     if let Some(status) = failure {
         record(Some(format!("http_{status}")), &params);
-        return slack_json(status, &json!({"ok": false, "error": "fatal_error"}));
+        return json_response(status, &json!({"ok": false, "error": "fatal_error"}));
     }
     if let Some(secs) = rate_limit {
         record(Some("ratelimited".into()), &params);
-        let mut r = slack_json(429, &json!({"ok": false, "error": "ratelimited"}));
+        let mut r = json_response(429, &json!({"ok": false, "error": "ratelimited"}));
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -792,7 +783,7 @@ fn handle(
     match result {
         Ok(body) => {
             record(None, &params);
-            slack_json(200, &body)
+            json_response(200, &body)
         }
         Err(e) => {
             record(Some(e.code.clone()), &params);
@@ -800,7 +791,7 @@ fn handle(
             if e.code == "unknown_method" {
                 b["req_method"] = json!(api_method);
             }
-            slack_json(200, &b)
+            json_response(200, &b)
         }
     }
 }
@@ -1416,17 +1407,17 @@ fn replies(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult {
 fn response_url_post(state: &Recorder<SlackState>, rest: &str, body: &Bytes) -> Response {
     let mut parts = rest.split('/');
     let (Some(channel), Some(message_ts)) = (parts.next(), parts.next()) else {
-        return slack_json(404, &json!({"ok": false, "error": "not_found"}));
+        return json_response(404, &json!({"ok": false, "error": "not_found"}));
     };
     let Ok(payload) = serde_json::from_slice::<Value>(body) else {
-        return slack_json(400, &json!({"ok": false, "error": "invalid_payload"}));
+        return json_response(400, &json!({"ok": false, "error": "invalid_payload"}));
     };
     let p = payload.as_object().cloned().unwrap_or_default();
     let blocks = p.get("blocks").filter(|b| !b.is_null()).cloned();
     if let Some(b) = &blocks
         && let Err(e) = validate_blocks(b)
     {
-        return slack_json(400, &e.body());
+        return json_response(400, &e.body());
     }
     let text = param(&p, "text").unwrap_or_default();
     let truthy = |k: &str| {
@@ -1480,8 +1471,8 @@ fn response_url_post(state: &Recorder<SlackState>, rest: &str, body: &Bytes) -> 
         Ok::<(), &str>(())
     });
     match result {
-        Ok(()) => slack_json(200, &json!({"ok": true})),
-        Err(code) => slack_json(404, &json!({"ok": false, "error": code})),
+        Ok(()) => json_response(200, &json!({"ok": true})),
+        Err(code) => json_response(404, &json!({"ok": false, "error": code})),
     }
 }
 

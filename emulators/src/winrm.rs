@@ -2753,6 +2753,21 @@ mod tests {
         assert_eq!(s.open_shells(), 1);
     }
 
+    /// The decoded stderr bytes of a ReceiveResponse body.
+    fn stderr_chunks(body: &Element) -> Vec<u8> {
+        body.child(NS_SHELL, "ReceiveResponse")
+            .unwrap()
+            .children
+            .iter()
+            .filter(|c| c.attr("Name") == Some("stderr"))
+            .flat_map(|c| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(c.trimmed())
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn command_line_too_long_for_cmd() {
         let mut s = WinRmState::new();
@@ -2763,32 +2778,10 @@ mod tests {
             &format!("echo {}", "a".repeat(CMD_LINE_LIMIT)),
         );
         let body = ok(run(&mut s, &receive_req(&shell, &cmd)));
-        let stderr: Vec<u8> = body
-            .child(NS_SHELL, "ReceiveResponse")
-            .unwrap()
-            .children
-            .iter()
-            .filter(|c| c.attr("Name") == Some("stderr"))
-            .flat_map(|c| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(c.trimmed())
-                    .unwrap()
-            })
-            .collect();
+        let stderr = stderr_chunks(&body);
         // The first Receive carries part of it; the rest comes with Done.
         let body2 = ok(run(&mut s, &receive_req(&shell, &cmd)));
-        let rest: Vec<u8> = body2
-            .child(NS_SHELL, "ReceiveResponse")
-            .unwrap()
-            .children
-            .iter()
-            .filter(|c| c.attr("Name") == Some("stderr"))
-            .flat_map(|c| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(c.trimmed())
-                    .unwrap()
-            })
-            .collect();
+        let rest = stderr_chunks(&body2);
         assert_eq!(
             [stderr, rest].concat(),
             b"The command line is too long.\r\n"

@@ -26,7 +26,6 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::app::Ctx;
-use crate::config::WinRmSettings;
 use crate::domain::{IncidentState, incident::approval_hash};
 use crate::store::commands::CommandResult;
 use crate::store::{IncidentRow, Job, Store, outbox};
@@ -368,11 +367,6 @@ fn result_text(
             crate::clients::kibana::cases::clip(&output, 25_000)
         ),
     }
-}
-
-/// A WinRM-only runner for `settings` (kept for callers that only know WinRM).
-pub fn default_runner(settings: &WinRmSettings) -> Arc<dyn CommandRunner> {
-    Arc::new(WinRmRunner::new(settings.clone()))
 }
 
 /// The runner the service uses: the one each host group is configured for

@@ -15,7 +15,7 @@ use crate::app::Ctx;
 use crate::config::{AlertSource, SeverityFilter};
 use crate::domain::Alert;
 use crate::store::incidents::Ingested;
-use crate::workers::tokio_util_shutdown::Shutdown;
+use crate::workers::shutdown::Shutdown;
 
 /// Late-arriving alerts within this window behind the checkpoint are still picked up.
 const OVERLAP: Duration = Duration::from_secs(300);

@@ -86,8 +86,9 @@ pub fn new_case(
 pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
     let alert = incident.alert().map_err(JobError::permanent)?;
     let tag = incident_tag(&incident.id);
-    let case_id = match &incident.case_id {
-        Some(id) => id.clone(),
+    let case = match &incident.case_id {
+        // A retry after the case was recorded: read it again.
+        Some(id) => ctx.cases.get(id).await.map_err(JobError::from_client)?,
         None => {
             // Look before creating: an earlier attempt may have created it and died.
             let case = match ctx
@@ -112,16 +113,12 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
                 .await
                 .map_err(JobError::retry)?;
             tracing::info!(incident.id = %incident.id, case.id = %case.id, "CaseCreated");
-            case.id
+            case
         }
     };
+    let case_id = case.id.clone();
     // Attach the alert unless a previous attempt already did.
-    let current = ctx
-        .cases
-        .get(&case_id)
-        .await
-        .map_err(JobError::from_client)?;
-    if current.total_alerts == 0 {
+    if case.total_alerts == 0 {
         keep_version(
             ctx,
             incident,

@@ -30,8 +30,7 @@ pub fn fit(text: &str, max: usize) -> String {
     }
     const NOTE: &str = "… (full list in the case)";
     // Room for the note, its newline and a possible code-block closer.
-    let keep = max.saturating_sub(NOTE.chars().count() + 5);
-    let cut: String = text.chars().take(keep).collect();
+    let cut = crate::text::truncate(text, max.saturating_sub(NOTE.chars().count() + 5), "");
     // Keep a code block closed if the cut fell inside it.
     let closer = if cut.matches("```").count() % 2 == 1 {
         "\n```"
@@ -70,12 +69,7 @@ fn header(alert: &Alert) -> Value {
 }
 
 fn fit_plain(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max - 1).collect();
-    s.push('…');
-    s
+    crate::text::truncate(text, max, "…")
 }
 
 fn facts(alert: &Alert) -> String {

@@ -119,6 +119,7 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
 
 /// "<@UBOT> what is odupd.exe?" → "what is odupd.exe?"
 fn strip_mentions(text: &str) -> String {
-    let re = regex::Regex::new(r"<@[A-Z0-9]+>").expect("valid regex");
-    re.replace_all(text, "").trim().to_string()
+    static MENTION: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"<@[A-Z0-9]+>").expect("valid regex"));
+    MENTION.replace_all(text, "").trim().to_string()
 }

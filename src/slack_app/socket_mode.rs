@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::ACK_WITHIN;
 use crate::app::Ctx;
 use crate::clients::slack::SlackClient;
-use crate::workers::tokio_util_shutdown::Shutdown;
+use crate::workers::shutdown::Shutdown;
 
 enum Next {
     Reconnect,

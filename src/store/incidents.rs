@@ -285,13 +285,6 @@ impl Store {
             .await?)
     }
 
-    pub async fn incident_by_alert(&self, alert_id: &str) -> anyhow::Result<Option<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents WHERE alert_id = ?")
-            .bind(alert_id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     pub async fn incidents(&self) -> anyhow::Result<Vec<IncidentRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM incidents ORDER BY created_at")
@@ -352,19 +345,9 @@ impl Store {
         Ok(())
     }
 
-    /// Sets one nullable text column of an incident. `column` is one of a fixed list.
+    /// Sets one nullable text column of an incident, chosen from a fixed list.
     pub async fn set_field(
         &self,
-        id: &str,
-        column: IncidentField,
-        value: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        Self::set_field_in(&mut conn, id, column, value).await
-    }
-
-    pub async fn set_field_in(
-        conn: &mut SqliteConnection,
         id: &str,
         column: IncidentField,
         value: Option<&str>,
@@ -373,22 +356,16 @@ impl Store {
             IncidentField::ConversationId => {
                 "UPDATE incidents SET conversation_id = ?, updated_at = ? WHERE id = ?"
             }
-            IncidentField::CaseVersion => {
-                "UPDATE incidents SET case_version = ?, updated_at = ? WHERE id = ?"
-            }
             IncidentField::Error => "UPDATE incidents SET error = ?, updated_at = ? WHERE id = ?",
             IncidentField::SlackPermalink => {
                 "UPDATE incidents SET slack_permalink = ?, updated_at = ? WHERE id = ?"
-            }
-            IncidentField::EscalatedAt => {
-                "UPDATE incidents SET escalated_at = ?, updated_at = ? WHERE id = ?"
             }
         };
         sqlx::query(sql)
             .bind(value)
             .bind(now_text())
             .bind(id)
-            .execute(conn)
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -425,10 +402,8 @@ impl Store {
 #[derive(Debug, Clone, Copy)]
 pub enum IncidentField {
     ConversationId,
-    CaseVersion,
     Error,
     SlackPermalink,
-    EscalatedAt,
 }
 
 impl Store {

@@ -210,22 +210,6 @@ impl Store {
         Ok(())
     }
 
-    /// Earliest time a pending job becomes due, so the worker can sleep until then.
-    pub async fn next_due(&self) -> anyhow::Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT min(not_before) FROM outbox WHERE status = 'pending'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn outbox_rows(&self, incident: &str) -> anyhow::Result<Vec<OutboxRow>> {
-        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error FROM outbox WHERE incident_id = ? ORDER BY id")
-            .bind(incident)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
     /// Counts by status, for /metrics and /readyz.
     pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
         Ok(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::tokio_util_shutdown::Shutdown;
+use super::shutdown::Shutdown;
 use crate::app::Ctx;
 use crate::domain::IncidentState;
 use crate::store::incidents::StateConflict;

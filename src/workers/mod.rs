@@ -9,56 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use shutdown::Shutdown;
 use tokio::task::JoinSet;
-use tokio_util_shutdown::Shutdown;
 use tracing::Instrument;
 
 pub mod expiry;
+pub mod shutdown;
 
 use crate::app::Ctx;
 use crate::domain::IncidentState;
 use crate::slack_app::followup::ThreadProposal;
 use crate::store::{Job, OutboxRow, Store, outbox};
-
-pub mod tokio_util_shutdown {
-    //! A tiny shutdown signal shared by all long-running tasks.
-    use tokio::sync::watch;
-
-    #[derive(Clone)]
-    pub struct Shutdown {
-        rx: watch::Receiver<bool>,
-    }
-
-    pub struct ShutdownTrigger {
-        tx: watch::Sender<bool>,
-    }
-
-    pub fn channel() -> (ShutdownTrigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger { tx }, Shutdown { rx })
-    }
-
-    impl ShutdownTrigger {
-        pub fn trigger(&self) {
-            let _ = self.tx.send(true);
-        }
-    }
-
-    impl Shutdown {
-        pub fn is_triggered(&self) -> bool {
-            *self.rx.borrow()
-        }
-
-        /// Resolves once shutdown is triggered.
-        pub async fn wait(&mut self) {
-            while !*self.rx.borrow() {
-                if self.rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// Attempts before a retryable job is given up.
 pub const MAX_ATTEMPTS: i64 = 8;

@@ -198,3 +198,29 @@ pub fn comment_texts(case: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Waits until Slack holds a message for which `pred` holds.
+pub async fn wait_for_message(
+    world: &World,
+    what: &str,
+    pred: impl Fn(&emulators::slack::SlackMessage) -> bool,
+) {
+    world
+        .slack
+        .wait_until(what, T, |s| s.messages.iter().any(&pred))
+        .await
+        .unwrap();
+}
+
+/// Waits until Slack has delivered an ephemeral message for which `pred` holds.
+pub async fn wait_for_ephemeral(
+    world: &World,
+    what: &str,
+    pred: impl Fn(&emulators::slack::SlackEphemeral) -> bool,
+) {
+    world
+        .slack
+        .wait_until(what, T, |s| s.ephemerals.iter().any(&pred))
+        .await
+        .unwrap();
+}

@@ -68,7 +68,7 @@ impl CasesClient {
             settings: CaseSettings { sync_alerts: true },
             owner: OWNER,
             severity: case.severity.as_str(),
-            category: case.category.map(|c| clip_plain(&c, 50)),
+            category: case.category.map(|c| crate::text::truncate(&c, 50, "")),
             assignees: case
                 .assignee
                 .map(|uid| vec![CaseAssignee { uid }])
@@ -200,21 +200,9 @@ impl CasesClient {
     }
 }
 
-/// Cuts a short field (no room for a note) to `max` characters.
-fn clip_plain(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
 /// Cuts text to at most `max` characters, saying so at the end.
 pub fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    const NOTE: &str = "\n… (truncated)";
-    let keep = max.saturating_sub(NOTE.chars().count());
-    let mut out: String = text.chars().take(keep).collect();
-    out.push_str(NOTE);
-    out
+    crate::text::truncate(text, max, "\n… (truncated)")
 }
 
 #[cfg(test)]

@@ -61,10 +61,8 @@ impl KibanaHttp {
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        let base = match &settings.space {
-            Some(space) => format!("{}/s/{space}", settings.url),
-            None => settings.url.clone(),
-        };
+        // API calls go to the space the same way people's links do.
+        let base = crate::config::kibana_app_base(&settings.url, settings.space.as_deref());
         Ok(Self {
             http,
             base,

@@ -14,13 +14,9 @@ pub fn error_message(body: &str) -> String {
             .and_then(Value::as_str)
             .map(String::from)
             .or_else(|| v.get("error").and_then(Value::as_str).map(String::from))
-            .unwrap_or_else(|| truncate(body, 300)),
-        Err(_) => truncate(body, 300),
+            .unwrap_or_else(|| crate::text::truncate(body, 300, "")),
+        Err(_) => crate::text::truncate(body, 300, ""),
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[derive(Debug, Serialize)]

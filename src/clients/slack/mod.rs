@@ -307,18 +307,6 @@ impl SlackClient {
             .map(String::from))
     }
 
-    /// The bot's own user id (to ignore its own messages).
-    pub async fn auth_test(&self) -> Result<String, SlackError> {
-        let v = self.call_form("auth.test", &[]).await?;
-        v.get("user_id")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .ok_or_else(|| SlackError::Decode {
-                method: "auth.test".into(),
-                detail: "no user_id".into(),
-            })
-    }
-
     /// Finds a user id by name, display name or real name (case-insensitive), from a users.list
     /// directory cached for an hour and paginated with `limit=200`.
     pub async fn find_user_by_name(&self, name: &str) -> Result<Option<String>, SlackError> {

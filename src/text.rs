@@ -1,0 +1,28 @@
+//! Cutting text to a limit. Slack's and Kibana's limits count characters, not bytes, so every
+//! cut here is by `char` and never splits a UTF-8 sequence.
+
+/// At most `max` characters of `text`. When it had to cut, the result ends with `note` (which
+/// counts toward `max`), so a reader can tell something is missing.
+pub fn truncate(text: &str, max: usize, note: &str) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(note.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(note);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn cuts_by_character_and_keeps_the_note_within_the_limit() {
+        assert_eq!(truncate("short", 10, "…"), "short");
+        let cut = truncate(&"é".repeat(20), 10, "…");
+        assert_eq!(cut.chars().count(), 10);
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate("abcdef", 3, ""), "abc");
+    }
+}
