@@ -1,6 +1,7 @@
-//! Wiring: [`Ctx`] holds the store, the clients and the settings every stage shares;
-//! [`App::start`] builds it, recovers from an earlier crash, and runs the HTTP server, the alert
-//! pollers and the outbox workers until [`RunningApp::stop`].
+//! Wiring only: [`build_ctx`] makes the [`Ctx`] every stage shares — the store, one client per
+//! outside system, the assistant and the runner the configuration picks — and [`App::start`]
+//! recovers from an earlier crash, then runs the HTTP server, alert intake, the outbox runner,
+//! the approval clock and (when configured) Socket Mode until [`RunningApp::stop`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,49 +15,35 @@ use crate::clients::kibana::KibanaHttp;
 use crate::clients::kibana::cases::CasesClient;
 use crate::clients::slack::SlackClient;
 use crate::config::Settings;
-use crate::execute::CommandRunner;
+use crate::pipeline::Ctx;
+use crate::pipeline::triage::prompt::Prompts;
+use crate::runners::CommandRunner;
+use crate::shutdown::{self, ShutdownTrigger};
 use crate::store::Store;
-use crate::triage::prompt::Prompts;
-use crate::workers::shutdown::{self, ShutdownTrigger};
 
-/// Everything a stage needs.
-pub struct Ctx {
-    pub settings: Settings,
-    pub store: Store,
-    pub elastic: ElasticClient,
-    pub assistant: Arc<dyn crate::triage::assistant::Assistant>,
-    pub cases: CasesClient,
-    pub slack: SlackClient,
-    pub prompts: Prompts,
-    pub runner: Arc<dyn CommandRunner>,
-    /// Wakes the outbox worker when new work is queued.
-    pub wake: Notify,
-}
-
-impl Ctx {
-    pub async fn build(
-        settings: Settings,
-        runner: Option<Arc<dyn CommandRunner>>,
-    ) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url).await?;
-        let prompts = Prompts::load(&settings)?;
-        let kibana = KibanaHttp::new(&settings.kibana)?;
-        Ok(Self {
-            elastic: ElasticClient::new(&settings.elastic)?,
-            // The backend is configuration (ASSISTANT=kibana|agent_builder|openai).
-            assistant: crate::triage::assistant::build(&settings)?,
-            cases: CasesClient::new(kibana),
-            slack: SlackClient::new(&settings.slack.api_url, settings.slack.bot_token.clone())?,
-            runner: match runner {
-                Some(r) => r,
-                None => crate::execute::build_runner(&settings)?,
-            },
-            prompts,
-            store,
-            settings,
-            wake: Notify::new(),
-        })
-    }
+/// Builds the shared context: the backend is configuration (`ASSISTANT=kibana|agent_builder|
+/// openai`), and so is the runner of each host group, unless a test or the demo hands one in.
+pub async fn build_ctx(
+    settings: Settings,
+    runner: Option<Arc<dyn CommandRunner>>,
+) -> anyhow::Result<Ctx> {
+    let store = Store::connect(&settings.database_url).await?;
+    let prompts = Prompts::load(&settings)?;
+    let kibana = KibanaHttp::new(&settings.kibana)?;
+    Ok(Ctx {
+        elastic: ElasticClient::new(&settings.elastic)?,
+        assistant: crate::clients::ai::build(&settings)?,
+        cases: CasesClient::new(kibana),
+        slack: SlackClient::new(&settings.slack.api_url, settings.slack.bot_token.clone())?,
+        runner: match runner {
+            Some(r) => r,
+            None => crate::runners::build(&settings)?,
+        },
+        prompts,
+        store,
+        settings,
+        wake: Notify::new(),
+    })
 }
 
 pub struct App;
@@ -75,7 +62,7 @@ impl App {
         settings: Settings,
         runner: Option<Arc<dyn CommandRunner>>,
     ) -> anyhow::Result<RunningApp> {
-        let ctx = Arc::new(Ctx::build(settings, runner).await?);
+        let ctx = Arc::new(build_ctx(settings, runner).await?);
         crate::workers::recover(&ctx)
             .await
             .context("start-up recovery failed")?;
@@ -95,8 +82,11 @@ impl App {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
             }),
-            tokio::spawn(crate::ingest::es_alerts::run(ctx.clone(), shutdown.clone())),
-            tokio::spawn(crate::workers::expiry::run(ctx.clone(), shutdown.clone())),
+            tokio::spawn(crate::workers::intake::run(ctx.clone(), shutdown.clone())),
+            tokio::spawn(crate::workers::timers::approval_clock(
+                ctx.clone(),
+                shutdown.clone(),
+            )),
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
         if ctx.settings.approval.transport == crate::config::SlackTransport::Socket {

@@ -19,6 +19,19 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The first line of a secret file (`WINRM_PASSWORD_FILE`, `--password-file`). Errors name
+    /// the file, never its content.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the password file {}: {e}", path.display())
+        })?;
+        let first = text.lines().next().unwrap_or("");
+        if first.is_empty() {
+            anyhow::bail!("the password file {} is empty", path.display());
+        }
+        Ok(Self::new(first.to_owned()))
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -1,5 +1,16 @@
-//! Cutting text to a limit. Slack's and Kibana's limits count characters, not bytes, so every
-//! cut here is by `char` and never splits a UTF-8 sequence.
+//! Text helpers every layer shares: cutting text to a limit, and neutralising untrusted text
+//! for Slack's mrkdwn.
+//!
+//! Slack's and Kibana's limits count characters, not bytes, so every cut here is by `char` and
+//! never splits a UTF-8 sequence.
+
+/// Escapes the three characters Slack treats as control characters in text, so alert fields
+/// and AI output can never create mentions, channel pings or links.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
 
 /// At most `max` characters of `text`. When it had to cut, the result ends with `note` (which
 /// counts toward `max`), so a reader can tell something is missing.
@@ -15,7 +26,15 @@ pub fn truncate(text: &str, max: usize, note: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::{escape, truncate};
+
+    #[test]
+    fn escape_neutralises_mentions_and_links() {
+        assert_eq!(
+            escape("<@U1> & <!channel>"),
+            "&lt;@U1&gt; &amp; &lt;!channel&gt;"
+        );
+    }
 
     #[test]
     fn cuts_by_character_and_keeps_the_note_within_the_limit() {

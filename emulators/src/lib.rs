@@ -6,7 +6,11 @@
 //! - [`elasticsearch`]: `_search` over stored documents (bool / term / range, sort, search_after);
 //! - [`kibana`]: the Security AI Assistant (`chat/complete`, conversations) and Cases;
 //! - [`slack`]: the Slack Web API, plus helpers that act as Slack towards the app (signed callbacks);
-//! - [`winrm`]: a Windows host over WS-Management (WinRS cmd shell, `-EncodedCommand`).
+//! - [`winrm`]: a Windows host over WS-Management (WinRS cmd shell, `-EncodedCommand`);
+//! - [`openai`]: an OpenAI-compatible chat-completions server (streamed as server-sent events).
+//!
+//! Each system has its own folder: `<system>/mod.rs` holds the emulator and re-exports the
+//! public API, the other files split it by concern, and imports between them go one way only.
 //!
 //! The demo (`triage-bot demo`) and the flow tests use the same emulators. The `emulators` binary
 //! starts them all on loopback so independent clients (python `elasticsearch`, `slack_sdk`,
@@ -17,8 +21,6 @@
 
 pub mod elasticsearch;
 pub mod kibana;
-pub mod kibana_agent_builder;
-pub mod kibana_endpoint;
 pub mod openai;
 pub mod pycheck;
 pub mod server;

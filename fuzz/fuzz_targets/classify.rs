@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use triage_bot::domain::{Alert, CommandKind, ProposedCommand, Risk};
-use triage_bot::triage::safety::{SafetyPolicy, classify_all};
+use triage_bot::pipeline::triage::safety::{SafetyPolicy, classify_all};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let triage = triage_bot::triage::parser::parse_answer(&text);
+    let triage = triage_bot::pipeline::triage::parser::parse_answer(&text);
     for c in triage.investigation.iter().chain(&triage.remediation) {
         assert!(!c.trim().is_empty());
     }

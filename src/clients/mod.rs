@@ -1,6 +1,9 @@
 //! One module per outside system. Each client owns its wire types (`wire.rs`) and converts them
 //! to domain types at the edge; each has one error type that says whether a retry can help.
+//! [`ai`] is the interface every AI backend (Kibana `chat/complete`, Agent Builder,
+//! OpenAI-compatible) implements.
 
+pub mod ai;
 pub mod elastic;
 pub mod kibana;
 pub mod openai;

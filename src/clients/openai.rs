@@ -20,9 +20,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Retryable, retryable_status};
+use crate::clients::ai::{Assistant, AssistantError, Reply, with_retries};
+use crate::config::OpenAiSettings;
 use crate::secret::Secret;
-use crate::triage::assistant::{Assistant, AssistantError, Reply, with_retries};
-use crate::triage::settings::OpenAiSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAiError {

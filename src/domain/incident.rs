@@ -193,6 +193,97 @@ impl Risk {
     }
 }
 
+/// Where one command is in its run: `proposed → running → succeeded | failed`, or `running →
+/// interrupted` when the process died mid-run (never re-run without a fresh approval), or
+/// `proposed → skipped | blocked` when it was not approved, the batch stopped early, or the
+/// safety gate blocked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    Proposed,
+    Running,
+    Succeeded,
+    Failed,
+    Blocked,
+    Interrupted,
+    Skipped,
+}
+
+impl CommandStatus {
+    pub const ALL: [CommandStatus; 7] = [
+        Self::Proposed,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Blocked,
+        Self::Interrupted,
+        Self::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Blocked => "blocked",
+            Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored name that is none of an enum's (a database written by hand or by a newer version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// Stored rows carry these enums by name; decoding goes through `TryFrom<String>` so a row is
+/// typed once, at the store's edge, and never compared as a string.
+macro_rules! decode_by_name {
+    ($($ty:ty => $what:literal),* $(,)?) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = UnknownName;
+
+            fn try_from(name: String) -> Result<Self, Self::Error> {
+                Self::parse(&name).ok_or(UnknownName { what: $what, name })
+            }
+        }
+    )*};
+}
+
+impl fmt::Display for CommandKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Risk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+decode_by_name! {
+    IncidentState => "incident state",
+    CommandKind => "command kind",
+    CommandStatus => "command status",
+    Risk => "risk",
+}
+
 /// One command the assistant proposed, in the order it will run, with the safety verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposedCommand {

@@ -1,16 +1,15 @@
 //! The HTTP surface: Slack's interactivity and Events API endpoints, health and readiness
 //! probes, and Prometheus metrics.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::app::Ctx;
+use crate::pipeline::Ctx;
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
@@ -47,22 +46,11 @@ async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     }
 }
 
-/// The process-wide Prometheus recorder (installed once, even when tests start several apps).
-pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
-}
-
 async fn metrics_page(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     if let Ok(counts) = ctx.store.outbox_counts().await {
         for (status, n) in counts {
             metrics::gauge!("triage_bot_outbox_jobs", "status" => status).set(n as f64);
         }
     }
-    prometheus().render()
+    crate::telemetry::prometheus().render()
 }

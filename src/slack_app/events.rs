@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::signature;
-use crate::app::Ctx;
-use crate::store::{Job, now_text};
+use crate::pipeline::Ctx;
+use crate::store::{Job, Store, outbox};
 
 pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, String) {
     if let Err(e) = signature::verify(&ctx.settings.slack.signing_secret, headers, body) {
@@ -87,15 +87,8 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
     );
     let mut tx = ctx.store.write_tx().await?;
     for key in [event_id.to_string(), msg_key] {
-        let fresh = sqlx::query(
-            "INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key)
-        .bind(now_text())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if fresh == 0 {
+        let fresh = Store::first_delivery(&mut tx, &key).await?;
+        if !fresh {
             return Ok(());
         }
     }
@@ -104,7 +97,7 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
         tx.commit().await?;
         return Ok(());
     }
-    crate::store::outbox::enqueue(
+    outbox::enqueue(
         &mut tx,
         &incident.id,
         &Job::FollowUp {

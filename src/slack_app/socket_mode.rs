@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ACK_WITHIN;
-use crate::app::Ctx;
 use crate::clients::slack::SlackClient;
-use crate::workers::shutdown::Shutdown;
+use crate::pipeline::Ctx;
+use crate::shutdown::Shutdown;
 
 enum Next {
     Reconnect,

@@ -1,28 +1,32 @@
 //! Queries on `commands`: the exact proposed commands and each one's run record.
 //!
-//! A command moves `proposed → running → succeeded | failed`, or `running → interrupted` when the
-//! process died mid-run (it is then never re-run without a fresh approval), or `proposed →
-//! skipped` when the batch stopped early.
+//! A command moves through [`CommandStatus`]: `proposed → running → succeeded | failed`, or
+//! `running → interrupted` when the process died mid-run (it is then never re-run without a fresh
+//! approval), or `proposed → skipped | blocked`. Rows are typed when read: a stored kind, status
+//! or risk that is none of the known names fails to decode, so nothing runs on a guess.
 
 use sqlx::SqliteConnection;
 
 use super::{Store, now_text};
-use crate::domain::{CommandKind, ProposedCommand, Risk};
+use crate::domain::{CommandKind, CommandStatus, ProposedCommand, Risk};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CommandRow {
     pub incident_id: String,
     pub seq: i64,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: CommandKind,
     pub text: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CommandStatus,
     pub exit_code: Option<i64>,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
-    pub risk: String,
+    #[sqlx(try_from = "String")]
+    pub risk: Risk,
     pub risk_reasons: String,
 }
 
@@ -30,10 +34,9 @@ impl CommandRow {
     pub fn proposed(&self) -> ProposedCommand {
         ProposedCommand {
             seq: self.seq,
-            kind: CommandKind::parse(&self.kind).unwrap_or(CommandKind::Remediation),
+            kind: self.kind,
             text: self.text.clone(),
-            // An unreadable verdict is treated as the strictest one.
-            risk: Risk::parse(&self.risk).unwrap_or(Risk::Blocked),
+            risk: self.risk,
             reasons: serde_json::from_str(&self.risk_reasons).unwrap_or_default(),
         }
     }
@@ -150,5 +153,39 @@ impl Store {
         .execute(&mut *conn)
         .await?;
         Ok(n)
+    }
+
+    /// Remediation not approved ("investigation only") is never started.
+    pub async fn skip_remediation(
+        conn: &mut SqliteConnection,
+        incident: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE commands SET status = 'skipped', error = 'not approved (investigation only)' WHERE incident_id = ? AND kind = 'remediation' AND status = 'proposed'")
+            .bind(incident)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The commands a stopped batch did not complete: those interrupted mid-run and those
+    /// skipped without an error of their own, in order.
+    pub async fn unfinished_commands(
+        conn: &mut SqliteConnection,
+        incident: &str,
+    ) -> Result<Vec<(CommandKind, String)>, sqlx::Error> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, text FROM commands WHERE incident_id = ?
+               AND (status = 'interrupted' OR (status = 'skipped' AND error IS NULL)) ORDER BY seq",
+        )
+        .bind(incident)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter()
+            .map(|(kind, text)| {
+                CommandKind::try_from(kind)
+                    .map(|k| (k, text))
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })
+            .collect()
     }
 }

@@ -1,17 +1,19 @@
 //! Queries on `incidents` (and the ingest rejections and checkpoints that precede them).
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::SqliteConnection;
 
-use super::{Job, Store, now_text, outbox};
-use crate::domain::{Alert, IncidentId, IncidentState, Triage};
+use super::{Store, now_text};
+use crate::domain::{Alert, Decision, IncidentId, IncidentState, Triage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IncidentRow {
     pub id: String,
     pub alert_id: String,
     pub source: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: IncidentState,
     pub host_name: String,
     pub alert_json: String,
     pub triage_json: Option<String>,
@@ -59,21 +61,9 @@ impl IncidentRow {
             .and_then(|t| serde_json::from_str(t).ok())
     }
 
-    pub fn state(&self) -> Option<IncidentState> {
-        IncidentState::parse(&self.state)
-    }
-
     pub fn incident_id(&self) -> IncidentId {
         IncidentId(self.id.clone())
     }
-}
-
-/// What ingesting an alert did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ingested {
-    New(IncidentId),
-    Grouped(IncidentId),
-    Duplicate,
 }
 
 /// A move the state machine does not allow (another worker or click got there first).
@@ -86,102 +76,74 @@ pub struct StateConflict {
 }
 
 impl Store {
-    /// Records a new alert as an incident in `received` and queues its triage, unless the alert
-    /// was seen before. Returns the new incident id, or `None` for a duplicate.
-    pub async fn ingest_alert(
-        &self,
-        source: &str,
-        alert: &Alert,
-    ) -> anyhow::Result<Option<IncidentId>> {
-        match self.ingest(source, alert, None).await? {
-            Ingested::New(id) => Ok(Some(id)),
-            Ingested::Grouped(_) | Ingested::Duplicate => Ok(None),
-        }
-    }
-
-    /// Records an alert: a duplicate (seen before) changes nothing; with a grouping window, an
-    /// alert of the same rule on the same host as a recent incident joins that incident (its
-    /// case gets the alert, its thread a note) instead of opening a new one; otherwise it opens
-    /// an incident and queues its triage. One transaction.
-    pub async fn ingest(
-        &self,
-        source: &str,
-        alert: &Alert,
-        group_window: Option<std::time::Duration>,
-    ) -> anyhow::Result<Ingested> {
-        let id = IncidentId::new();
-        let mut tx = self.write_tx().await?;
-        let now = now_text();
+    /// Whether an alert was seen before: it opened an incident or joined one.
+    pub async fn alert_seen(
+        conn: &mut SqliteConnection,
+        alert_id: &str,
+    ) -> Result<bool, sqlx::Error> {
         let seen: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM incidents WHERE alert_id = ?1)
                   + (SELECT count(*) FROM incident_alerts WHERE alert_id = ?1)",
         )
-        .bind(&alert.id.0)
-        .fetch_one(&mut *tx)
+        .bind(alert_id)
+        .fetch_one(&mut *conn)
         .await?;
-        if seen > 0 {
-            return Ok(Ingested::Duplicate);
-        }
-        if let Some(window) = group_window {
-            let since = super::time_text(chrono::Utc::now() - chrono::Duration::from_std(window)?);
-            let rule_key = alert
-                .rule_id
-                .clone()
-                .unwrap_or_else(|| alert.rule_name.clone());
-            let open: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM incidents
-                 WHERE source = ? AND host_name = ? AND parent_incident IS NULL AND created_at >= ?
-                   AND coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name')) = ?
-                 ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(source)
-            .bind(&alert.host_name)
-            .bind(&since)
-            .bind(&rule_key)
-            .fetch_optional(&mut *tx)
+        Ok(seen > 0)
+    }
+
+    /// The newest top-level incident of `source` on `host` for the rule `rule_key` (its rule id,
+    /// else its name) opened at or after `since`.
+    pub async fn recent_incident_for_rule(
+        conn: &mut SqliteConnection,
+        source: &str,
+        host: &str,
+        rule_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT id FROM incidents
+             WHERE source = ? AND host_name = ? AND parent_incident IS NULL AND created_at >= ?
+               AND coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name')) = ?
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(source)
+        .bind(host)
+        .bind(super::time_text(since))
+        .bind(rule_key)
+        .fetch_optional(&mut *conn)
+        .await
+    }
+
+    /// Attaches an alert to an existing incident; returns how many alerts the incident has now,
+    /// its first one included.
+    pub async fn group_alert(
+        conn: &mut SqliteConnection,
+        incident: &str,
+        alert: &Alert,
+    ) -> anyhow::Result<i64> {
+        sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id, alert_json, received_at) VALUES (?, ?, ?, ?)")
+            .bind(&alert.id.0)
+            .bind(incident)
+            .bind(serde_json::to_string(alert)?)
+            .bind(now_text())
+            .execute(&mut *conn)
             .await?;
-            if let Some(incident) = open {
-                sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id, alert_json, received_at) VALUES (?, ?, ?, ?)")
-                    .bind(&alert.id.0)
-                    .bind(&incident)
-                    .bind(serde_json::to_string(alert)?)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                let grouped: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM incident_alerts WHERE incident_id = ?",
-                )
-                .bind(&incident)
-                .fetch_one(&mut *tx)
+        let grouped: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incident_alerts WHERE incident_id = ?")
+                .bind(incident)
+                .fetch_one(&mut *conn)
                 .await?;
-                outbox::enqueue(
-                    &mut tx,
-                    &incident,
-                    &Job::AttachAlert {
-                        alert_id: alert.id.0.clone(),
-                    },
-                )
-                .await?;
-                let text = format!(
-                    ":repeat: Another alert for this rule on {}: `{}` at {} — grouped into this incident ({} alerts so far) and attached to its case; no new approval request. Ask here if new commands are needed.",
-                    crate::slack_app::blocks::escape(&alert.host_name),
-                    crate::slack_app::blocks::escape(&alert.id.0),
-                    alert.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
-                    grouped + 1
-                );
-                outbox::enqueue(&mut tx, &incident, &Job::ThreadReply { text }).await?;
-                Store::audit(
-                    &mut tx,
-                    &incident,
-                    "triage-bot",
-                    "AlertGrouped",
-                    json!({"alert_id": alert.id.0, "index": alert.index}),
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(Ingested::Grouped(IncidentId(incident)));
-            }
-        }
+        Ok(grouped + 1)
+    }
+
+    /// Opens an incident in `received` for an alert. False when the alert already has one.
+    pub async fn open_incident(
+        conn: &mut SqliteConnection,
+        id: &IncidentId,
+        source: &str,
+        alert: &Alert,
+    ) -> anyhow::Result<bool> {
+        let now = now_text();
         let inserted = sqlx::query(
             "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, created_at, updated_at)
              VALUES (?, ?, ?, 'received', ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
@@ -193,23 +155,10 @@ impl Store {
         .bind(serde_json::to_string(alert)?)
         .bind(&now)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-        if inserted == 0 {
-            return Ok(Ingested::Duplicate);
-        }
-        outbox::enqueue(&mut tx, &id.0, &Job::Triage).await?;
-        Store::audit(
-            &mut tx,
-            &id.0,
-            "triage-bot",
-            "AlertReceived",
-            json!({"alert_id": alert.id.0, "source": source, "index": alert.index}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Ingested::New(id))
+        Ok(inserted == 1)
     }
 
     /// The alerts grouped into an incident after its first one.
@@ -420,5 +369,199 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+}
+
+/// What a successful triage leaves on the incident.
+pub struct TriageRecord<'a> {
+    pub triage: &'a Triage,
+    /// The assistant's answer as it came.
+    pub raw: &'a str,
+    pub handler_name: Option<&'a str>,
+    pub handler_slack_id: Option<&'a str>,
+    /// Binds the approval to the host and the exact command list.
+    pub approval_hash: &'a str,
+}
+
+/// A follow-up proposal: a child incident in its parent's thread, sharing its alert, case and
+/// conversation.
+pub struct FollowUpRecord<'a> {
+    pub id: &'a IncidentId,
+    pub parent: &'a IncidentRow,
+    /// The alert's host, which the approval hash binds.
+    pub host: &'a str,
+    /// Makes the proposal idempotent: one child per parent and key.
+    pub key: &'a str,
+    /// `followup` (an answer in the thread) or `resume` (left unfinished by a crash).
+    pub source: &'a str,
+    pub triage: &'a Triage,
+    pub raw: &'a str,
+    pub approval_hash: &'a str,
+}
+
+impl Store {
+    /// Records a triage's result and who handles it (the state move is the caller's).
+    pub async fn record_triage(
+        conn: &mut SqliteConnection,
+        id: &str,
+        r: &TriageRecord<'_>,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE incidents SET triage_json = ?, raw_answer = ?, handler_name = ?, handler_slack_id = ?, approval_hash = ? WHERE id = ?")
+            .bind(serde_json::to_string(r.triage)?)
+            .bind(r.raw)
+            .bind(r.handler_name)
+            .bind(r.handler_slack_id)
+            .bind(r.approval_hash)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records why a triage failed, with the raw answer when there was one.
+    pub async fn record_triage_failure(
+        conn: &mut SqliteConnection,
+        id: &str,
+        raw: Option<&str>,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE incidents SET raw_answer = ?, error = ? WHERE id = ?")
+            .bind(raw)
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records who decided what, and when (the state move is the caller's).
+    pub async fn record_decision(
+        conn: &mut SqliteConnection,
+        id: &str,
+        decision: Decision,
+        user: &str,
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE incidents SET decision = ?, decided_by = ?, decided_at = ?, approval_scope = ? WHERE id = ?")
+            .bind(decision.as_str())
+            .bind(user)
+            .bind(at)
+            .bind(decision.scope())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The first half of the two-person rule. False when the incident is no longer awaiting
+    /// approval or already has a first approver (another click got there first).
+    pub async fn record_first_approval(
+        conn: &mut SqliteConnection,
+        id: &str,
+        user: &str,
+        at: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let recorded = sqlx::query(
+            "UPDATE incidents SET first_approver = ?, first_approved_at = ?, updated_at = ?
+             WHERE id = ? AND state = 'awaiting_approval' AND first_approver IS NULL",
+        )
+        .bind(user)
+        .bind(at)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(recorded == 1)
+    }
+
+    /// How many audit records of `event` an incident has.
+    pub async fn count_events(
+        conn: &mut SqliteConnection,
+        id: &str,
+        event: &str,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM audit WHERE incident_id = ? AND event = ?")
+            .bind(id)
+            .bind(event)
+            .fetch_one(&mut *conn)
+            .await
+    }
+
+    /// Incidents whose approval message is out and waiting for a decision.
+    pub async fn awaiting_approval(&self) -> Result<Vec<IncidentRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM incidents WHERE state = 'awaiting_approval' AND approval_requested_at IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Marks an incident escalated, once. False when it was escalated or decided meanwhile.
+    pub async fn mark_escalated(
+        conn: &mut SqliteConnection,
+        id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let marked = sqlx::query("UPDATE incidents SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND state = 'awaiting_approval'")
+            .bind(now_text())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(marked == 1)
+    }
+
+    /// Records a Slack delivery key (an `event_id`, a message ts); false when it was seen before.
+    pub async fn first_delivery(
+        conn: &mut SqliteConnection,
+        key: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let fresh = sqlx::query(
+            "INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(now_text())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(fresh == 1)
+    }
+
+    /// Records a follow-up proposal as a child incident awaiting approval. False when the same
+    /// key was proposed before.
+    pub async fn insert_follow_up(
+        conn: &mut SqliteConnection,
+        f: &FollowUpRecord<'_>,
+    ) -> anyhow::Result<bool> {
+        let now = now_text();
+        let parent = f.parent;
+        let inserted = sqlx::query(
+            "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, triage_json, raw_answer,
+                handler_name, handler_slack_id, conversation_id, approval_hash, case_id, case_version,
+                parent_incident, thread_root_ts, created_at, updated_at)
+             VALUES (?, ?, ?, 'awaiting_approval', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(alert_id) DO NOTHING",
+        )
+        .bind(&f.id.0)
+        .bind(format!("{}#{}", parent.alert_id, f.key))
+        .bind(f.source)
+        .bind(f.host)
+        .bind(&parent.alert_json)
+        .bind(serde_json::to_string(f.triage)?)
+        .bind(f.raw)
+        .bind(&parent.handler_name)
+        .bind(&parent.handler_slack_id)
+        .bind(&parent.conversation_id)
+        .bind(f.approval_hash)
+        .bind(&parent.case_id)
+        .bind(&parent.case_version)
+        .bind(&parent.id)
+        .bind(parent.thread_ts())
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 }

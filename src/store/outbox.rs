@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
 use super::{Store, now_text, time_text};
+use crate::domain::UnknownName;
 
 /// A side effect to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,12 @@ pub enum Job {
     FinalizeCase,
     /// Attach an alert grouped into the incident to its case.
     AttachAlert { alert_id: String },
+    /// Tell the incident's thread that another alert joined it (`alerts`: how many it has now).
+    AlertGroupedNote {
+        alert_id: String,
+        at: chrono::DateTime<Utc>,
+        alerts: i64,
+    },
     /// Set the case status (`open`, `in-progress`, `closed`).
     CaseStatus { status: String },
     /// Run the approved command batch.
@@ -47,21 +54,99 @@ pub enum Job {
     FollowUp { question: String, user: String },
 }
 
-impl Job {
-    pub fn lane(&self) -> &'static str {
+/// The outside system a job talks to. Jobs of one incident and lane run strictly in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Ai,
+    Slack,
+    Case,
+    Exec,
+    Defend,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 5] = [Lane::Ai, Lane::Slack, Lane::Case, Lane::Exec, Lane::Defend];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Job::Triage | Job::FollowUp { .. } => "ai",
+            Lane::Ai => "ai",
+            Lane::Slack => "slack",
+            Lane::Case => "case",
+            Lane::Exec => "exec",
+            Lane::Defend => "defend",
+        }
+    }
+}
+
+/// Where a job is: `pending → running → done | failed` (or back to `pending` for a retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Done,
+        JobStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+macro_rules! decode_stored_name {
+    ($($ty:ty => $what:literal),* $(,)?) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = UnknownName;
+
+            fn try_from(name: String) -> Result<Self, Self::Error> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == name)
+                    .ok_or(UnknownName { what: $what, name })
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+decode_stored_name! {
+    Lane => "outbox lane",
+    JobStatus => "job status",
+}
+
+impl Job {
+    pub fn lane(&self) -> Lane {
+        match self {
+            Job::Triage | Job::FollowUp { .. } => Lane::Ai,
             Job::PostApproval
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
-            | Job::Ephemeral { .. } => "slack",
+            | Job::AlertGroupedNote { .. }
+            | Job::Ephemeral { .. } => Lane::Slack,
             Job::CreateCase
             | Job::CaseComment { .. }
             | Job::FinalizeCase
             | Job::CaseStatus { .. }
-            | Job::AttachAlert { .. } => "case",
-            Job::Execute => "exec",
-            Job::Isolate => "defend",
+            | Job::AttachAlert { .. } => Lane::Case,
+            Job::Execute => Lane::Exec,
+            Job::Isolate => Lane::Defend,
         }
     }
 
@@ -71,6 +156,7 @@ impl Job {
             Job::PostApproval => "post_approval",
             Job::UpdateApprovalMessage => "update_approval_message",
             Job::ThreadReply { .. } => "thread_reply",
+            Job::AlertGroupedNote { .. } => "alert_grouped_note",
             Job::Ephemeral { .. } => "ephemeral",
             Job::CreateCase => "create_case",
             Job::CaseComment { .. } => "case_comment",
@@ -88,10 +174,12 @@ impl Job {
 pub struct OutboxRow {
     pub id: i64,
     pub incident_id: String,
-    pub lane: String,
+    #[sqlx(try_from = "String")]
+    pub lane: Lane,
     pub kind: String,
     pub payload: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
@@ -111,7 +199,7 @@ pub async fn enqueue(
     let now = now_text();
     sqlx::query("INSERT INTO outbox (incident_id, lane, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(incident)
-        .bind(job.lane())
+        .bind(job.lane().as_str())
         .bind(job.name())
         .bind(serde_json::to_string(job).unwrap_or_else(|_| "{}".into()))
         .bind(&now)
@@ -206,6 +294,28 @@ impl Store {
         sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs still to perform (pending or running).
+    pub async fn unfinished_jobs(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Gives up on a job inside the caller's transaction (recovery: a batch that a restart cut
+    /// short is never re-run).
+    pub async fn fail_in(
+        conn: &mut SqliteConnection,
+        id: i64,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(conn)
             .await?;
         Ok(())
     }

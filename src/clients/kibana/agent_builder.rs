@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{KibanaError, KibanaHttp};
-use crate::triage::assistant::{Assistant, AssistantError, Reply, with_retries};
+use crate::clients::ai::{Assistant, AssistantError, Reply, with_retries};
 
 const CONVERSE: &str = "/api/agent_builder/converse";
 

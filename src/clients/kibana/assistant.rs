@@ -17,9 +17,9 @@ use super::wire::{
     ApiConfig, ChatCompleteResponse, ConversationResponse, CreateConversationRequest, StreamLine,
 };
 use super::{KibanaError, KibanaHttp};
-use crate::triage::assistant::{Assistant, AssistantError, with_retries};
+use crate::clients::ai::{Assistant, AssistantError, with_retries};
 
-pub use crate::triage::assistant::Reply;
+pub use crate::clients::ai::Reply;
 
 const CHAT_COMPLETE: &str = "/api/security_ai_assistant/chat/complete";
 const CONVERSATIONS: &str = "/api/security_ai_assistant/current_user/conversations";

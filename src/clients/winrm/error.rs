@@ -143,6 +143,12 @@ fn display_schemes(schemes: &[String]) -> String {
     }
 }
 
+impl crate::clients::Retryable for WinRmError {
+    fn is_retryable(&self) -> bool {
+        WinRmError::is_retryable(self)
+    }
+}
+
 impl WinRmError {
     /// True when calling [`super::WinRmClient::run_powershell`] again is safe and may succeed:
     /// the failure is transient *and* the command has certainly not started on the host. A

@@ -24,41 +24,15 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
+pub use crate::config::{TlsOptions, WinRmAuth};
 pub use error::{Phase, WinRmError};
 pub use ntlm::NtlmTransport;
 pub use powershell::PowerShellInvocation;
 pub use powershell::{MAX_COMMAND_LINE, clean_clixml, encode_powershell};
-pub use transport::{BasicTransport, TlsOptions, Transport, TransportSession};
+pub use transport::{BasicTransport, Transport, TransportSession};
 
 use crate::secret::Secret;
 use soap::{Envelope, RequestContext};
-
-/// How the client authenticates (winrm.md §3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WinRmAuth {
-    /// NTLM (`Negotiate` scheme) with message sealing over HTTP 5985: works on a stock host.
-    Ntlm,
-    /// HTTP Basic, meant for HTTPS 5986 (local accounts, `Auth/Basic=true`).
-    #[default]
-    Basic,
-}
-
-impl WinRmAuth {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "ntlm" | "negotiate" => Some(Self::Ntlm),
-            "basic" => Some(Self::Basic),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ntlm => "ntlm",
-            Self::Basic => "basic",
-        }
-    }
-}
 
 /// Connection and limits for one Windows host.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 
 use super::error::{Phase, WinRmError};
+use crate::config::TlsOptions;
 use crate::secret::Secret;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -77,16 +78,6 @@ impl fmt::Debug for BasicTransport {
             .field("password", &self.inner.password)
             .finish()
     }
-}
-
-/// Certificate validation for HTTPS endpoints. Validation is on by default against the web PKI
-/// roots; `ca_file` adds a PEM bundle (a host's self-signed or an internal CA's certificate);
-/// `insecure` turns validation off, which only a lab should do, so it is logged as a warning
-/// every time a client is built with it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    pub ca_file: Option<std::path::PathBuf>,
-    pub insecure: bool,
 }
 
 impl BasicTransport {

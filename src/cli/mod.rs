@@ -1,0 +1,111 @@
+//! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
+//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`]. This module only parses arguments,
+//! loads `.env`, starts the runtime and maps the outcome to an exit status.
+
+pub mod bench;
+pub mod case;
+pub mod check_config;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod parse;
+pub mod replay;
+pub mod serve;
+pub mod winrm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "triage-bot",
+    version,
+    about = "AI triage of critical Elastic Security alerts, approved in Slack, run over WinRM, audited in Kibana cases"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service against the endpoints configured in the environment / .env.
+    Serve,
+    /// Run the whole loop once against in-process emulators and print the timeline.
+    Demo,
+    /// WinRM tools: `winrm run` runs one command on a host (connectivity and credential check).
+    Winrm {
+        #[command(subcommand)]
+        action: winrm::WinRmCommand,
+    },
+    /// Load and validate the configuration, print it with secrets redacted, and exit.
+    CheckConfig,
+    /// Parse an assistant answer (a file, or - for stdin) and print the result as JSON.
+    Parse {
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Triage one alert document (JSON) with the configured assistant and print the parsed
+    /// result and the Slack message it would post. Posts nothing.
+    Replay { alert: String },
+    /// Measure parsing, message rendering, ingest and outbox throughput on this machine.
+    Bench,
+    /// The local audit record of incidents.
+    Case {
+        #[command(subcommand)]
+        action: CaseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Print what was proposed, decided and run for an incident, and its case id and URL.
+    Show { incident: String },
+}
+
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_LOG: &str = "info,sqlx=warn,tower_http=warn";
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A missing .env is normal; a malformed one is worth saying.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve::run().await,
+            #[cfg(feature = "demo")]
+            Command::Demo => demo::run().await,
+            #[cfg(not(feature = "demo"))]
+            Command::Demo => Err(anyhow::anyhow!(
+                "this build has no demo: it was built with --no-default-features"
+            )),
+            Command::CheckConfig => check_config::run(),
+            Command::Parse { file } => parse::run(&file),
+            Command::Winrm { action } => winrm::run(action).await,
+            Command::Replay { alert } => replay::run(&alert).await,
+            Command::Bench => bench::run().await,
+            Command::Case {
+                action: CaseCommand::Show { incident },
+            } => case::show(&incident).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The one place configuration is read and validated.
+//!
+//! Settings come from environment variables (and `.env`, loaded by `main`); `.env.example`
+//! documents every variable with its default. [`Settings::from_lookup`] takes the lookup as a
+//! function so tests and the demo can build settings without touching the process environment.
+//! A missing or malformed value fails with a message that names the variable and what was
+//! expected; secret values are held as [`Secret`] and never printed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod env;
+pub mod runner;
+pub mod triage;
+pub mod winrm;
+
+pub use env::{ConfigError, Env, err};
+pub use runner::{DefendSettings, HostPattern, RunnerKind, RunnerSettings};
+pub use triage::{
+    AssistantKind, AssistantSettings, OpenAiSettings, Route, RouteMatch, RouteTarget,
+    RoutingSettings, SafetyPolicy, TriageSettings,
+};
+pub use winrm::{TlsOptions, WinRmAuth, WinRmSettings};
+
+use crate::secret::Secret;
+
+/// How to authenticate to Elasticsearch or Kibana.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    None,
+    ApiKey(Secret),
+    Basic { username: String, password: Secret },
+}
+
+impl HttpAuth {
+    /// The `Authorization` header value, if any.
+    pub fn header(&self) -> Option<String> {
+        use base64::Engine;
+        match self {
+            HttpAuth::None => None,
+            HttpAuth::ApiKey(k) => Some(format!("ApiKey {}", k.expose())),
+            HttpAuth::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
+            )),
+        }
+    }
+}
+
+/// One alert index to poll.
+#[derive(Debug, Clone)]
+pub struct AlertSource {
+    /// Stable name, used as the checkpoint key.
+    pub name: String,
+    pub index: String,
+    pub timestamp_field: String,
+    /// Keyword field that breaks ties between alerts with the same timestamp, for search_after.
+    pub tiebreak_field: String,
+    /// Which documents of the index are triaged.
+    pub filter: SeverityFilter,
+}
+
+/// The severity condition of a source: Security alerts carry a word
+/// (`kibana.alert.severity: critical`), Elastic Defend raw alerts a number (`event.severity`,
+/// where the Endpoint Security rule maps 99 and above to critical).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeverityFilter {
+    Term { field: String, value: String },
+    AtLeast { field: String, value: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ElasticSettings {
+    pub url: String,
+    pub auth: HttpAuth,
+    pub sources: Vec<AlertSource>,
+    pub poll_interval: Duration,
+    pub batch_size: usize,
+    /// How far back the very first poll of a source looks.
+    pub initial_lookback: Duration,
+    /// Alert policy: an alert of the same rule on the same host within this window joins the
+    /// existing incident instead of opening a new one (`None`: every alert is its own incident).
+    pub group_window: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KibanaSettings {
+    pub url: String,
+    /// Base URL for links shown to people (defaults to `url`).
+    pub public_url: String,
+    pub auth: HttpAuth,
+    pub space: Option<String>,
+    pub connector_id: String,
+    pub stream: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub api_url: String,
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    pub channel: String,
+    /// Slack user ids allowed to decide besides the tagged handler.
+    pub approvers: Vec<String>,
+    /// OS family (lowercase) → Slack user id; overrides the assistant's answer.
+    pub routes: HashMap<String, String>,
+}
+
+impl KibanaSettings {
+    /// Where people open Kibana apps: the public URL with the space prefix.
+    pub fn app_base(&self) -> String {
+        kibana_app_base(&self.public_url, self.space.as_deref())
+    }
+
+    /// Where people open a case.
+    pub fn case_url(&self, case_id: &str) -> String {
+        format!("{}/app/security/cases/{case_id}", self.app_base())
+    }
+}
+
+/// Used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://triage-bot.db?mode=rwc";
+
+/// A Kibana base URL with the `/s/{space}` prefix, unless the space is the default one.
+pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
+    let base = base.trim_end_matches('/');
+    match space.filter(|s| !s.is_empty() && *s != "default") {
+        Some(space) => format!("{base}/s/{space}"),
+        None => base.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub http_bind: SocketAddr,
+    pub log_format: LogFormat,
+    pub prompts_dir: Option<PathBuf>,
+    pub elastic: ElasticSettings,
+    pub kibana: KibanaSettings,
+    pub slack: SlackSettings,
+    pub winrm: WinRmSettings,
+    /// Which runner each host group uses, batch deadline and failure policy (`crate::execute`).
+    pub runner: RunnerSettings,
+    /// The assistant, prompt budget, safety gate and handler routing (`crate::pipeline::triage::settings`).
+    pub triage: crate::config::TriageSettings,
+    /// How often workers look for due outbox work when nothing woke them.
+    pub worker_tick: Duration,
+    pub approval: ApprovalSettings,
+    pub cases: CaseSettings,
+    /// First retry delay of a failed job; doubles on each attempt, capped at five minutes.
+    pub retry_base: Duration,
+}
+
+/// Who may decide, for how long, and what happens when nobody does.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    /// Slack user group ids (S…) whose members may decide.
+    pub approver_groups: Vec<String>,
+    /// Remediation needs a second, different approver.
+    pub two_person_remediation: bool,
+    /// No decision within this time → `expired`.
+    pub timeout: Duration,
+    /// Mention `escalate_to` once when this much of the wait has passed.
+    pub escalate_after: Option<Duration>,
+    /// A Slack user (U…) or user group (S…) id to mention on escalation.
+    pub escalate_to: Option<String>,
+    /// `http` (Events API + interactivity endpoints) or `socket` (Socket Mode).
+    pub transport: SlackTransport,
+    /// App-level token (xapp-…) for Socket Mode.
+    pub app_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackTransport {
+    Http,
+    Socket,
+}
+
+/// How incidents are recorded in Kibana cases.
+#[derive(Debug, Clone)]
+pub struct CaseSettings {
+    /// Close the case when every approved command succeeded.
+    pub close_on_success: bool,
+    /// OS family (lowercase, or `*`) → Kibana user profile uid to assign.
+    pub assignees: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let http_bind = env
+            .or("HTTP_BIND", "0.0.0.0:8080")
+            .parse()
+            .map_err(|_| err("HTTP_BIND", "expected host:port, e.g. 0.0.0.0:8080"))?;
+        let log_format = match env.or("LOG_FORMAT", "pretty").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
+        };
+        let sources = vec![
+            AlertSource {
+                name: "security_alerts".into(),
+                index: env.or("ALERTS_INDEX", ".internal.alerts-security.alerts-default-*"),
+                timestamp_field: env.or("ALERTS_TIMESTAMP_FIELD", "@timestamp"),
+                tiebreak_field: env.or("ALERTS_TIEBREAK_FIELD", "kibana.alert.uuid"),
+                filter: SeverityFilter::Term {
+                    field: env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
+                    value: env.or("ALERT_SEVERITY", "critical"),
+                },
+            },
+            AlertSource {
+                name: "endpoint_alerts".into(),
+                index: env.or("ENDPOINT_ALERTS_INDEX", ".ds-logs-endpoint.alerts*"),
+                timestamp_field: env.or("ENDPOINT_ALERTS_TIMESTAMP_FIELD", "event.created"),
+                tiebreak_field: env.or("ENDPOINT_ALERTS_TIEBREAK_FIELD", "event.id"),
+                filter: SeverityFilter::AtLeast {
+                    field: env.or("ENDPOINT_ALERTS_SEVERITY_FIELD", "event.severity"),
+                    value: env.num("ENDPOINT_ALERTS_MIN_SEVERITY", 99.0, "a number (0–100)")?,
+                },
+            },
+        ];
+        let sources = sources.into_iter().filter(|s| s.index != "-").collect();
+        let elastic = ElasticSettings {
+            url: env.url("ELASTICSEARCH_URL", None)?,
+            auth: env.auth("ELASTICSEARCH")?,
+            sources,
+            poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
+            batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
+            initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
+            group_window: match env.num::<f64>(
+                "POLICY_GROUP_WINDOW_SECS",
+                3600.0,
+                "a number of seconds (0 turns grouping off)",
+            )? {
+                w if w > 0.0 && w.is_finite() => Some(Duration::from_secs_f64(w)),
+                _ => None,
+            },
+        };
+        let kibana_url = env.url("KIBANA_URL", None)?;
+        let kibana = KibanaSettings {
+            public_url: env.url("KIBANA_PUBLIC_URL", Some(&kibana_url))?,
+            url: kibana_url,
+            auth: env.auth("KIBANA")?,
+            space: env.opt("KIBANA_SPACE").filter(|s| s != "default"),
+            // Only the chat/complete assistant names a connector; Agent Builder and an
+            // OpenAI-compatible server do not need one.
+            connector_id: match env.or("ASSISTANT", "kibana").to_ascii_lowercase().as_str() {
+                "kibana" => env.required(
+                    "KIBANA_CONNECTOR_ID",
+                    "the id of the Kibana GenAI connector the assistant uses",
+                )?,
+                _ => env.or("KIBANA_CONNECTOR_ID", ""),
+            },
+            stream: env.bool("KIBANA_AI_STREAM", true)?,
+            timeout: env.secs("KIBANA_TIMEOUT_SECS", 300.0)?,
+        };
+        let slack = SlackSettings {
+            api_url: format!(
+                "{}/",
+                env.url("SLACK_API_URL", Some("https://slack.com/api"))?
+            ),
+            bot_token: env.secret("SLACK_BOT_TOKEN", "the bot token (xoxb-…)")?,
+            signing_secret: env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?,
+            channel: env.required("SLACK_CHANNEL", "the channel id alerts are posted to (C…)")?,
+            approvers: env.list("SLACK_APPROVERS"),
+            routes: env.map("HANDLER_ROUTES")?,
+        };
+        let winrm = WinRmSettings::from_env(&env)?;
+        if env.or("SLACK_TRANSPORT", "http") == "socket" && env.opt("SLACK_APP_TOKEN").is_none() {
+            return Err(err(
+                "SLACK_APP_TOKEN",
+                "is required when SLACK_TRANSPORT=socket: the app-level token (xapp-…)",
+            ));
+        }
+        Ok(Settings {
+            database_url: env.or("DATABASE_URL", DEFAULT_DATABASE_URL),
+            http_bind,
+            log_format,
+            prompts_dir: env.opt("PROMPTS_DIR").map(PathBuf::from),
+            elastic,
+            kibana,
+            slack,
+            winrm,
+            runner: RunnerSettings::from_env(&env)?,
+            triage: TriageSettings::from_env(&env)?,
+            worker_tick: env.secs("WORKER_TICK_SECS", 1.0)?,
+            approval: ApprovalSettings {
+                approver_groups: env.list("SLACK_APPROVER_GROUPS"),
+                two_person_remediation: env.bool("APPROVAL_TWO_PERSON_REMEDIATION", false)?,
+                timeout: env.secs("APPROVAL_TIMEOUT_SECS", 3600.0)?,
+                escalate_after: match env.opt("APPROVAL_ESCALATE_AFTER_SECS") {
+                    Some(_) => Some(env.secs("APPROVAL_ESCALATE_AFTER_SECS", 1.0)?),
+                    None => None,
+                },
+                escalate_to: env.opt("APPROVAL_ESCALATE_TO"),
+                transport: match env.or("SLACK_TRANSPORT", "http").as_str() {
+                    "http" => SlackTransport::Http,
+                    "socket" => SlackTransport::Socket,
+                    other => {
+                        return Err(err(
+                            "SLACK_TRANSPORT",
+                            format!("expected http or socket, got {other:?}"),
+                        ));
+                    }
+                },
+                app_token: env.opt("SLACK_APP_TOKEN").map(Secret::new),
+            },
+            retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
+            cases: CaseSettings {
+                close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
+                assignees: env.map("CASE_ASSIGNEES")?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("ELASTICSEARCH_URL", "http://es:9200"),
+            ("KIBANA_URL", "http://kb:5601"),
+            ("KIBANA_CONNECTOR_ID", "gpt"),
+            ("SLACK_BOT_TOKEN", "xoxb-top-secret"),
+            ("SLACK_SIGNING_SECRET", "sign-secret"),
+            ("SLACK_CHANNEL", "C1"),
+            ("WINRM_USERNAME", "CORP\\svc"),
+            ("WINRM_PASSWORD", "hunter2"),
+        ])
+    }
+
+    fn load(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = load(&base()).unwrap();
+        assert_eq!(s.elastic.sources.len(), 2);
+        assert_eq!(
+            s.elastic.sources[0].index,
+            ".internal.alerts-security.alerts-default-*"
+        );
+        assert_eq!(
+            s.elastic.sources[0].filter,
+            SeverityFilter::Term {
+                field: "kibana.alert.severity".into(),
+                value: "critical".into()
+            }
+        );
+        assert_eq!(s.slack.api_url, "https://slack.com/api/");
+        assert_eq!(s.winrm.endpoint_for("WS1"), "http://WS1:5985/wsman");
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let mut m = base();
+        m.remove("SLACK_CHANNEL");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "SLACK_CHANNEL");
+        assert!(e.to_string().contains("is required"));
+    }
+
+    #[test]
+    fn malformed_values_are_named_with_what_was_expected() {
+        let mut m = base();
+        m.insert("POLL_INTERVAL_SECS", "soon");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "POLL_INTERVAL_SECS");
+        assert!(e.to_string().contains("expected a number of seconds"));
+        let mut m = base();
+        m.insert("KIBANA_URL", "ftp://x");
+        assert_eq!(load(&m).unwrap_err().var, "KIBANA_URL");
+        let mut m = base();
+        m.insert("HANDLER_ROUTES", "windows");
+        assert_eq!(load(&m).unwrap_err().var, "HANDLER_ROUTES");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = load(&base()).unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("xoxb-top-secret"));
+        assert!(!dump.contains("hunter2"));
+        assert!(!dump.contains("sign-secret"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_without_echoing_them() {
+        let mut m = base();
+        m.insert("ELASTICSEARCH_URL", "https://elastic:changeme@es:9200");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "ELASTICSEARCH_URL");
+        assert!(!e.to_string().contains("changeme"));
+    }
+
+    #[test]
+    fn host_map_overrides_template() {
+        let mut m = base();
+        m.insert("WINRM_HOST_MAP", "WS-FIN-042=http://127.0.0.1:1/wsman");
+        let s = load(&m).unwrap();
+        assert_eq!(
+            s.winrm.endpoint_for("ws-fin-042"),
+            "http://127.0.0.1:1/wsman"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Settings of the triage stage: which assistant answers (`ASSISTANT`), its endpoint and model,
+//! the prompt size budget, the safety gate's deny / allow lists and the handler routing table.
+//!
+//! Read by [`TriageSettings::from_env`] with the same [`Env`] as the rest of
+//! [`crate::config::Settings`]: a bad value names its variable.
+
+use std::time::Duration;
+
+use super::env::{ConfigError, Env, err};
+use crate::secret::Secret;
+
+/// Configurable parts of the safety gate (`SAFETY_DENY`, `SAFETY_INVESTIGATION_ALLOW`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SafetyPolicy {
+    /// Cmdlet names, executables or text fragments that block a command (case-insensitive).
+    pub deny: Vec<String>,
+    /// When non-empty, investigation commands may only use these cmdlets (plus pure pipeline
+    /// helpers such as `Select-Object`); anything else in an investigation command is blocked.
+    pub investigation_allow: Vec<String>,
+}
+
+/// Which assistant answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssistantKind {
+    /// Kibana Security AI Assistant `chat/complete`.
+    Kibana,
+    /// Kibana Agent Builder `converse`.
+    AgentBuilder,
+    /// Any OpenAI-compatible `/chat/completions` server.
+    OpenAi,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiSettings {
+    /// API root including the version, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssistantSettings {
+    pub kind: AssistantKind,
+    /// Kibana chat/complete `promptId` (a system prompt stored in Kibana).
+    pub kibana_prompt_id: Option<String>,
+    pub agent_builder_agent_id: String,
+    pub openai: Option<OpenAiSettings>,
+    /// Extra attempts for a retryable failure (connection refused, 429, 5xx) inside one ask.
+    pub retries: u32,
+}
+
+/// What a route matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteMatch {
+    /// `os:windows` (or a bare `windows`, the older form).
+    Os(String),
+    /// `tag:Tactic: Persistence` — a rule tag, case-insensitive.
+    Tag(String),
+    /// `host:WS-FIN-*` — a host-name pattern with `*` and `?`, case-insensitive.
+    Host(String),
+    /// `*` — everything.
+    Any,
+}
+
+/// Who a route names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// A Slack user id (`U…` / `W…`).
+    User(String),
+    /// A Slack user-group id (`S…`), mentioned as `<!subteam^S…>`.
+    Group(String),
+    /// An e-mail address, resolved with `users.lookupByEmail`.
+    Email(String),
+    /// A display or real name, resolved from `users.list`.
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub matches: RouteMatch,
+    pub target: RouteTarget,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoutingSettings {
+    /// In the order written; the most specific match wins (host, then tag, then OS, then `*`).
+    pub routes: Vec<Route>,
+    /// A Slack user group (`S…`) mentioned when nobody could be resolved.
+    pub fallback_group: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriageSettings {
+    pub assistant: AssistantSettings,
+    /// The alert JSON in the prompt is trimmed to this many bytes.
+    pub prompt_alert_budget_bytes: usize,
+    pub safety: SafetyPolicy,
+    pub routing: RoutingSettings,
+}
+
+impl TriageSettings {
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_env(&Env { lookup })
+    }
+
+    /// Reads the assistant, prompt, safety and routing variables.
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let opt = |k: &str| env.opt(k);
+        let list = |k: &str| env.list(k);
+        let num = |k: &str, default: u64| env.num(k, default, "a whole number");
+        let kind = match opt("ASSISTANT").as_deref().map(str::to_ascii_lowercase) {
+            None => AssistantKind::Kibana,
+            Some(v) => match v.as_str() {
+                "kibana" => AssistantKind::Kibana,
+                "agent_builder" | "agent-builder" => AssistantKind::AgentBuilder,
+                "openai" => AssistantKind::OpenAi,
+                _ => {
+                    return Err(err(
+                        "ASSISTANT",
+                        format!("expected kibana, agent_builder or openai, got {v:?}"),
+                    ));
+                }
+            },
+        };
+        let openai = match kind {
+            AssistantKind::OpenAi => {
+                let base = opt("OPENAI_BASE_URL")
+                    .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+                let parsed = reqwest::Url::parse(&base).map_err(|e| {
+                    err(
+                        "OPENAI_BASE_URL",
+                        format!("expected an http(s) URL, got {base:?} ({e})"),
+                    )
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err("OPENAI_BASE_URL", "expected an http(s) URL"));
+                }
+                let timeout = num("OPENAI_TIMEOUT_SECS", 300)?;
+                if timeout == 0 {
+                    return Err(err("OPENAI_TIMEOUT_SECS", "expected a positive number"));
+                }
+                Some(OpenAiSettings {
+                    base_url: base.trim_end_matches('/').to_string(),
+                    api_key: opt("OPENAI_API_KEY").map(Secret::new),
+                    model: opt("OPENAI_MODEL").ok_or_else(|| {
+                        err(
+                            "OPENAI_MODEL",
+                            "is required when ASSISTANT=openai: the model name to ask",
+                        )
+                    })?,
+                    timeout: Duration::from_secs(timeout),
+                })
+            }
+            _ => None,
+        };
+        let budget = num("PROMPT_ALERT_BUDGET_BYTES", 12_000)?;
+        if budget < 512 {
+            return Err(err(
+                "PROMPT_ALERT_BUDGET_BYTES",
+                format!("expected at least 512 bytes, got {budget}"),
+            ));
+        }
+        let mut routes = Vec::new();
+        for entry in list("HANDLER_ROUTES") {
+            routes.push(parse_route(&entry).map_err(|p| err("HANDLER_ROUTES", p))?);
+        }
+        let fallback_group = opt("SLACK_FALLBACK_GROUP");
+        if let Some(g) = &fallback_group
+            && !g.starts_with('S')
+        {
+            return Err(err(
+                "SLACK_FALLBACK_GROUP",
+                format!("expected a Slack user-group id (S…), got {g:?}"),
+            ));
+        }
+        Ok(Self {
+            assistant: AssistantSettings {
+                kind,
+                kibana_prompt_id: opt("KIBANA_PROMPT_ID"),
+                agent_builder_agent_id: opt("AGENT_BUILDER_AGENT_ID")
+                    .unwrap_or_else(|| "elastic-ai-agent".to_string()),
+                openai,
+                retries: num("ASSISTANT_RETRIES", 2)? as u32,
+            },
+            prompt_alert_budget_bytes: budget as usize,
+            safety: SafetyPolicy {
+                deny: list("SAFETY_DENY"),
+                investigation_allow: list("SAFETY_INVESTIGATION_ALLOW"),
+            },
+            routing: RoutingSettings {
+                routes,
+                fallback_group,
+            },
+        })
+    }
+}
+
+/// `selector=target`: `os:windows=U0ALICE`, `tag:Tactic: Persistence=S0IR`,
+/// `host:WS-FIN-*=alice@example.com`, `*=Alice Analyst`, or the older `windows=U0ALICE`.
+pub fn parse_route(entry: &str) -> Result<Route, String> {
+    let (sel, target) = entry
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected selector=target, got {entry:?}"))?;
+    let (sel, target) = (sel.trim(), target.trim());
+    if target.is_empty() || sel.is_empty() {
+        return Err(format!("expected selector=target, got {entry:?}"));
+    }
+    let lower = sel.to_lowercase();
+    let matches = if sel == "*" {
+        RouteMatch::Any
+    } else if let Some(v) = lower.strip_prefix("os:") {
+        RouteMatch::Os(v.trim().to_string())
+    } else if let Some(v) = lower.strip_prefix("tag:") {
+        RouteMatch::Tag(v.trim().to_string())
+    } else if let Some(v) = lower.strip_prefix("host:") {
+        RouteMatch::Host(v.trim().to_string())
+    } else if sel.contains(':') {
+        return Err(format!(
+            "unknown selector {sel:?}: expected os:, tag:, host: or *"
+        ));
+    } else {
+        RouteMatch::Os(lower)
+    };
+    Ok(Route {
+        matches,
+        target: parse_target(target),
+    })
+}
+
+fn parse_target(t: &str) -> RouteTarget {
+    let is_id = |p: char| {
+        t.starts_with(p)
+            && t.len() >= 9
+            && t.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    if let Some(g) = t.strip_prefix("group:") {
+        RouteTarget::Group(g.trim().to_string())
+    } else if is_id('S') {
+        RouteTarget::Group(t.to_string())
+    } else if is_id('U') || is_id('W') {
+        RouteTarget::User(t.to_string())
+    } else if t.contains('@') && t.rsplit('@').next().is_some_and(|d| d.contains('.')) {
+        RouteTarget::Email(t.to_string())
+    } else {
+        RouteTarget::Name(t.trim_start_matches('@').to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<TriageSettings, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TriageSettings::from_lookup(&|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_kibana_assistant() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.assistant.kind, AssistantKind::Kibana);
+        assert_eq!(s.assistant.agent_builder_agent_id, "elastic-ai-agent");
+        assert_eq!(s.prompt_alert_budget_bytes, 12_000);
+        assert!(s.safety.deny.is_empty());
+    }
+
+    #[test]
+    fn openai_needs_a_model_and_bad_values_are_named() {
+        assert_eq!(
+            load(&[("ASSISTANT", "openai")]).unwrap_err().var,
+            "OPENAI_MODEL"
+        );
+        let s = load(&[
+            ("ASSISTANT", "openai"),
+            ("OPENAI_MODEL", "llama3"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1/"),
+            ("OPENAI_API_KEY", "sk-secret"),
+        ])
+        .unwrap();
+        let o = s.assistant.openai.clone().unwrap();
+        assert_eq!(o.base_url, "http://127.0.0.1:11434/v1");
+        assert!(!format!("{s:?}").contains("sk-secret"));
+        assert_eq!(load(&[("ASSISTANT", "gpt")]).unwrap_err().var, "ASSISTANT");
+        assert_eq!(
+            load(&[("PROMPT_ALERT_BUDGET_BYTES", "10")])
+                .unwrap_err()
+                .var,
+            "PROMPT_ALERT_BUDGET_BYTES"
+        );
+        assert_eq!(
+            load(&[("HANDLER_ROUTES", "team:x=U0ALICE12")])
+                .unwrap_err()
+                .var,
+            "HANDLER_ROUTES"
+        );
+    }
+
+    #[test]
+    fn env_example_documents_every_variable() {
+        let example = include_str!("../../.env.example");
+        for var in [
+            "ASSISTANT",
+            "KIBANA_PROMPT_ID",
+            "AGENT_BUILDER_AGENT_ID",
+            "OPENAI_BASE_URL",
+            "OPENAI_MODEL",
+            "OPENAI_API_KEY",
+            "OPENAI_TIMEOUT_SECS",
+            "ASSISTANT_RETRIES",
+            "PROMPT_ALERT_BUDGET_BYTES",
+            "SAFETY_DENY",
+            "SAFETY_INVESTIGATION_ALLOW",
+            "HANDLER_ROUTES",
+            "SLACK_FALLBACK_GROUP",
+        ] {
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{var}="))),
+                "{var} is not in .env.example"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_parse_every_selector_and_target() {
+        let s = load(&[(
+            "HANDLER_ROUTES",
+            "windows=U0ALICE123,tag:Tactic: Persistence=S0IRTEAM1,host:WS-FIN-*=bob@example.com,*=Alice Analyst,os:linux=group:S0LINUX01",
+        )])
+        .unwrap();
+        let r = &s.routing.routes;
+        assert_eq!(r[0].matches, RouteMatch::Os("windows".into()));
+        assert_eq!(r[0].target, RouteTarget::User("U0ALICE123".into()));
+        assert_eq!(r[1].matches, RouteMatch::Tag("tactic: persistence".into()));
+        assert_eq!(r[1].target, RouteTarget::Group("S0IRTEAM1".into()));
+        assert_eq!(r[2].matches, RouteMatch::Host("ws-fin-*".into()));
+        assert_eq!(r[2].target, RouteTarget::Email("bob@example.com".into()));
+        assert_eq!(r[3].matches, RouteMatch::Any);
+        assert_eq!(r[3].target, RouteTarget::Name("Alice Analyst".into()));
+        assert_eq!(r[4].target, RouteTarget::Group("S0LINUX01".into()));
+    }
+}

@@ -1,0 +1,292 @@
+//! The Slack messages triage-bot posts, as Block Kit JSON.
+//!
+//! Alert fields and AI output are untrusted text: they go through [`crate::text::escape`] so they can never
+//! create mentions, channel pings or links, and long content is cut to Block Kit's limits
+//! (3,000 characters per section text, 150 per header, 75 per button).
+
+use serde_json::{Value, json};
+
+use crate::domain::{Alert, CommandKind, HandlerTag, ProposedCommand, Risk, Triage};
+use crate::text::escape;
+
+pub const ACTION_APPROVE: &str = "triage_approve";
+pub const ACTION_DECLINE: &str = "triage_decline";
+pub const ACTION_APPROVE_INVESTIGATION: &str = "triage_approve_investigation";
+pub const ACTION_ISOLATE: &str = "triage_isolate_host";
+const MAX_BLOCKS: usize = 50;
+const SECTION_MAX: usize = 3000;
+const HEADER_MAX: usize = 150;
+
+/// Cuts to `max` characters with a note pointing to the case.
+pub fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    const NOTE: &str = "… (full list in the case)";
+    // Room for the note, its newline and a possible code-block closer.
+    let cut = crate::text::truncate(text, max.saturating_sub(NOTE.chars().count() + 5), "");
+    // Keep a code block closed if the cut fell inside it.
+    let closer = if cut.matches("```").count() % 2 == 1 {
+        "\n```"
+    } else {
+        ""
+    };
+    format!("{cut}{closer}\n{NOTE}")
+}
+
+fn section(text: &str) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": fit(text, SECTION_MAX) } })
+}
+
+fn header(alert: &Alert) -> Value {
+    let text = format!("{} alert: {}", alert.severity.title(), alert.rule_name);
+    json!({ "type": "header", "text": { "type": "plain_text", "text": fit_plain(&text, HEADER_MAX), "emoji": true } })
+}
+
+fn fit_plain(text: &str, max: usize) -> String {
+    crate::text::truncate(text, max, "…")
+}
+
+fn facts(alert: &Alert) -> String {
+    let ip = alert.primary_ip().unwrap_or("unknown IP");
+    let os = alert.os_family.as_deref().unwrap_or("unknown OS");
+    let user = alert.user_name.as_deref().unwrap_or("unknown");
+    let risk = alert
+        .risk_score
+        .map(|r| format!("{r}"))
+        .unwrap_or_else(|| "n/a".into());
+    format!(
+        "*Host:* {} ({}, {})\n*User:* {}\n*Time:* {}\n*Risk score:* {}\n*Alert:* `{}`",
+        escape(&alert.host_name),
+        escape(ip),
+        escape(os),
+        escape(user),
+        alert.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+        risk,
+        escape(&alert.id.0)
+    )
+}
+
+/// One line per command: number, risk (blocked ones with the reason) and the command, escaped.
+fn command_line(c: &ProposedCommand) -> String {
+    let label = match (c.risk, c.reasons.is_empty()) {
+        (Risk::Blocked, false) => format!("BLOCKED: {}", c.reasons.join("; ")),
+        (risk, true) => risk.label().to_string(),
+        (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
+    };
+    format!(
+        "{}. [{}] {}",
+        c.seq,
+        escape(&label),
+        escape(&c.text.replace("```", "ˋˋˋ"))
+    )
+}
+
+/// The numbered command list inside a code block (so backticks and markup in commands show
+/// literally), split over as many sections as Block Kit's 3,000-character limit needs.
+pub fn command_sections(title: &str, commands: &[ProposedCommand]) -> Vec<Value> {
+    let mut sections = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut heading = format!("*{title}* ({})", commands.len());
+    let budget = SECTION_MAX - 200;
+    for c in commands {
+        let line = fit(&command_line(c), budget - heading.len());
+        let size: usize =
+            current.iter().map(|l| l.chars().count() + 1).sum::<usize>() + line.chars().count();
+        if !current.is_empty() && size + heading.len() > budget {
+            sections.push(section(&format!(
+                "{heading}\n```\n{}\n```",
+                current.join("\n")
+            )));
+            current.clear();
+            heading = format!("*{title}* (continued)");
+        }
+        current.push(line);
+    }
+    if current.is_empty() {
+        sections.push(section(&format!("{heading}\n_none_")));
+    } else {
+        sections.push(section(&format!(
+            "{heading}\n```\n{}\n```",
+            current.join("\n")
+        )));
+    }
+    sections
+}
+
+/// Everything the approval message shows.
+pub struct ApprovalView<'a> {
+    pub channel: &'a str,
+    pub incident: &'a str,
+    pub alert: &'a Alert,
+    pub triage: &'a Triage,
+    pub commands: &'a [ProposedCommand],
+    pub handler: &'a HandlerTag,
+    /// `incident:hash`, carried by every decision button.
+    pub approval_value: &'a str,
+    pub alert_url: Option<String>,
+    pub case_url: Option<String>,
+    /// Once decided or expired: the line that replaces the buttons.
+    pub outcome: Option<String>,
+    /// While still open: a note above the buttons (e.g. a first approval recorded).
+    pub note: Option<String>,
+    /// Offer "Isolate host" (Elastic Defend, when the policy allows it).
+    pub offer_isolate: bool,
+}
+
+/// The approval request: alert facts, AI summary, handler, commands with their risk, links, and
+/// the Yes / Investigation only / No buttons — or, once decided, who decided what and when.
+pub fn approval_message(v: &ApprovalView<'_>) -> Value {
+    let (inv, rem): (Vec<_>, Vec<_>) = v
+        .commands
+        .iter()
+        .cloned()
+        .partition(|c| c.kind == CommandKind::Investigation);
+    let runnable = v.commands.iter().filter(|c| c.may_run()).count();
+    let runnable_inv = inv.iter().filter(|c| c.may_run()).count();
+    let mut blocks = vec![
+        header(v.alert),
+        section(&facts(v.alert)),
+        section(&format!("*AI summary*\n{}", escape(&v.triage.summary))),
+        section(&format!(
+            "*Handler:* {} — please review and decide.",
+            v.handler.mention()
+        )),
+    ];
+    blocks.extend(command_sections("Investigation commands", &inv));
+    blocks.extend(command_sections("Remediation commands", &rem));
+    if !v.triage.warnings.is_empty() {
+        blocks.push(section(&format!(
+            ":warning: {}",
+            escape(&v.triage.warnings.join("; "))
+        )));
+    }
+    let links: Vec<String> = [
+        (&v.alert_url, "Alert in Kibana"),
+        (&v.case_url, "Kibana case"),
+    ]
+    .into_iter()
+    .filter_map(|(url, label)| url.as_ref().map(|u| format!("<{u}|{label}>")))
+    .collect();
+    if !links.is_empty() {
+        blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": links.join(" · ") }] }));
+    }
+    // Keep room for the closing blocks within Slack's 50-block limit.
+    if blocks.len() > MAX_BLOCKS - 3 {
+        blocks.truncate(MAX_BLOCKS - 4);
+        blocks.push(section("… (full list in the case)"));
+    }
+    match &v.outcome {
+        Some(line) => blocks.push(section(line)),
+        None => {
+            if let Some(note) = &v.note {
+                blocks.push(section(note));
+            }
+            let confirm = |n: usize| {
+                json!({
+                    "title": { "type": "plain_text", "text": "Run these commands?" },
+                    "text": { "type": "plain_text", "text": fit_plain(&format!("{n} commands will run on {}.", v.alert.host_name), 300) },
+                    "confirm": { "type": "plain_text", "text": "Run" },
+                    "deny": { "type": "plain_text", "text": "Cancel" }
+                })
+            };
+            let mut elements = vec![json!({
+                "type": "button", "action_id": ACTION_APPROVE, "style": "primary", "value": v.approval_value,
+                "text": { "type": "plain_text", "text": fit_plain(&format!("Yes, run {runnable} commands"), 75) },
+                "confirm": confirm(runnable)
+            })];
+            if runnable_inv > 0 && runnable_inv < runnable {
+                elements.push(json!({
+                    "type": "button", "action_id": ACTION_APPROVE_INVESTIGATION, "value": v.approval_value,
+                    "text": { "type": "plain_text", "text": fit_plain(&format!("Investigation only ({runnable_inv})"), 75) },
+                    "confirm": confirm(runnable_inv)
+                }));
+            }
+            if v.offer_isolate {
+                elements.push(json!({
+                    "type": "button", "action_id": ACTION_ISOLATE, "value": v.approval_value,
+                    "text": { "type": "plain_text", "text": "Isolate host" },
+                    "confirm": {
+                        "title": { "type": "plain_text", "text": "Isolate this host?" },
+                        "text": { "type": "plain_text", "text": fit_plain(&format!("Elastic Defend will cut {} off the network (except from Elastic).", v.alert.host_name), 300) },
+                        "confirm": { "type": "plain_text", "text": "Isolate" },
+                        "deny": { "type": "plain_text", "text": "Cancel" }
+                    }
+                }));
+            }
+            elements.push(json!({
+                "type": "button", "action_id": ACTION_DECLINE, "style": "danger", "value": v.approval_value,
+                "text": { "type": "plain_text", "text": "No" }
+            }));
+            blocks.push(json!({ "type": "actions", "block_id": format!("approval:{}", v.incident), "elements": elements }));
+        }
+    }
+    json!({
+        "channel": v.channel,
+        "text": fallback_text(v.alert, v.handler),
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "metadata": { "event_type": "triage_incident", "event_payload": { "incident_id": v.incident } },
+    })
+}
+
+/// The notification / fallback text, which also tags the handler.
+pub fn fallback_text(alert: &Alert, handler: &HandlerTag) -> String {
+    format!(
+        "{} alert {} on {}: approval needed from {}",
+        alert.severity.title(),
+        escape(&alert.rule_name),
+        escape(&alert.host_name),
+        handler.mention()
+    )
+}
+
+/// A message for an incident whose triage failed: what went wrong and the raw answer.
+pub fn triage_failed_message(
+    channel: &str,
+    alert: &Alert,
+    reason: &str,
+    raw_answer: Option<&str>,
+) -> Value {
+    let mut blocks = vec![
+        header(alert),
+        section(&facts(alert)),
+        section(&format!(":x: *Triage failed:* {}", escape(reason))),
+    ];
+    if let Some(raw) = raw_answer {
+        blocks.push(section(&format!(
+            "*The assistant answered:*\n```\n{}\n```",
+            escape(&raw.replace("```", "ˋˋˋ"))
+        )));
+    }
+    blocks.push(section("No commands will be proposed for this alert; it is recorded in the Kibana case for manual triage."));
+    json!({
+        "channel": channel,
+        "text": format!("Triage failed for {} on {}: {}", escape(&alert.rule_name), escape(&alert.host_name), escape(reason)),
+        "blocks": blocks,
+        "unfurl_links": false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_neutralises_mentions_and_links() {
+        assert_eq!(
+            escape("<!channel> & <@U1> <http://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;@U1&gt; &lt;http://x|y&gt;"
+        );
+    }
+
+    #[test]
+    fn fit_keeps_code_blocks_closed() {
+        let long = format!("```\n{}\n```", "x".repeat(5000));
+        let f = fit(&long, 3000);
+        assert!(f.chars().count() <= 3000);
+        assert_eq!(f.matches("```").count() % 2, 0);
+        assert!(f.ends_with("(full list in the case)"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Who handles an alert: the routing table (`HANDLER_ROUTES`: by host-name pattern, rule tag or
+//! OS family → Slack user id, user group, e-mail or name), else the assistant's knowledge-base
+//! answer to the handler question, resolved to a Slack user by e-mail (`users.lookupByEmail`) or
+//! by name (`users.list`, cached), else "unassigned" with the fallback group
+//! (`SLACK_FALLBACK_GROUP`) mentioned so the alert still reaches people.
+
+use crate::clients::slack::SlackClient;
+use crate::domain::Alert;
+use crate::domain::HandlerTag;
+use crate::domain::alert::field;
+
+use super::prompt::Prompts;
+use crate::clients::ai::Assistant;
+use crate::config::{Route, RouteMatch, RouteTarget, RoutingSettings};
+
+/// Resolves the handler of `alert`. Never fails: every problem degrades to the next source.
+pub async fn resolve(
+    routing: &RoutingSettings,
+    slack: &SlackClient,
+    assistant: &dyn Assistant,
+    prompts: &Prompts,
+    alert: &Alert,
+) -> HandlerTag {
+    if let Some(route) = best_route(&routing.routes, alert) {
+        tracing::debug!(route = ?route.matches, "handler from the routing table");
+        if let Some(tag) = resolve_target(slack, &route.target).await {
+            return tag;
+        }
+    }
+    match ask_assistant(assistant, prompts, alert).await {
+        Some(answer) => {
+            let target = if answer.contains('@') && answer.contains('.') {
+                RouteTarget::Email(answer.clone())
+            } else {
+                RouteTarget::Name(answer.clone())
+            };
+            match resolve_target(slack, &target).await {
+                Some(tag) => tag,
+                // Named but not found in Slack: tag by name (and the group, if any).
+                None => HandlerTag {
+                    slack_id: routing.fallback_group.clone(),
+                    name: Some(answer),
+                },
+            }
+        }
+        None => unassigned(routing),
+    }
+}
+
+/// Nobody could be resolved: the fallback group is mentioned when there is one.
+pub fn unassigned(routing: &RoutingSettings) -> HandlerTag {
+    match &routing.fallback_group {
+        Some(group) => HandlerTag {
+            slack_id: Some(group.clone()),
+            name: Some("unassigned".into()),
+        },
+        None => HandlerTag {
+            slack_id: None,
+            name: None,
+        },
+    }
+}
+
+/// The most specific matching route: host pattern, then rule tag, then OS family, then `*`.
+pub fn best_route<'a>(routes: &'a [Route], alert: &Alert) -> Option<&'a Route> {
+    let host = alert.host_name.to_lowercase();
+    let os = alert.os_family.clone().unwrap_or_default();
+    let tags = rule_tags(alert);
+    let rank = |r: &Route| match &r.matches {
+        RouteMatch::Host(p) if glob(p, &host) => Some(0),
+        RouteMatch::Tag(t) if tags.iter().any(|x| x == t) => Some(1),
+        RouteMatch::Os(o) if *o == os => Some(2),
+        RouteMatch::Any => Some(3),
+        _ => None,
+    };
+    routes
+        .iter()
+        .filter_map(|r| rank(r).map(|k| (k, r)))
+        .min_by_key(|(k, _)| *k)
+        .map(|(_, r)| r)
+}
+
+/// The rule's tags, lowercased (`kibana.alert.rule.tags`, or `tags` on other documents).
+fn rule_tags(alert: &Alert) -> Vec<String> {
+    ["kibana.alert.rule.tags", "tags"]
+        .iter()
+        .filter_map(|p| field(&alert.raw, p))
+        .flat_map(|v| match v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_lowercase))
+                .collect(),
+            serde_json::Value::String(s) => vec![s.to_lowercase()],
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// `*` any run, `?` one character; both sides already lowercased.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<HandlerTag> {
+    match target {
+        RouteTarget::User(id) | RouteTarget::Group(id) => Some(HandlerTag {
+            slack_id: Some(id.clone()),
+            name: None,
+        }),
+        RouteTarget::Email(email) => match slack.lookup_user_by_email(email).await {
+            Ok(Some(id)) => Some(HandlerTag {
+                slack_id: Some(id),
+                name: None,
+            }),
+            Ok(None) => {
+                tracing::warn!("no Slack user has the routed e-mail address");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look the handler up by e-mail");
+                None
+            }
+        },
+        RouteTarget::Name(name) => match slack.find_user_by_name(name).await {
+            Ok(Some(id)) => Some(HandlerTag {
+                slack_id: Some(id),
+                name: Some(name.clone()),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look the handler up in Slack");
+                None
+            }
+        },
+    }
+}
+
+async fn ask_assistant(
+    assistant: &dyn Assistant,
+    prompts: &Prompts,
+    alert: &Alert,
+) -> Option<String> {
+    let question = match prompts.handler_question(alert) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, "handler prompt failed");
+            return None;
+        }
+    };
+    match assistant.ask(&question, None).await {
+        Ok(r) => clean_name(&r.text),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
+            None
+        }
+    }
+}
+
+/// "**Alice Analyst.**" → "Alice Analyst"; an answer that is not a short name is ignored.
+pub fn clean_name(answer: &str) -> Option<String> {
+    let first = answer.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let name = first.trim_matches(|c: char| {
+        c == '*' || c == '_' || c == '`' || c == '.' || c == '"' || c == '@' || c.is_whitespace()
+    });
+    (!name.is_empty() && name.split_whitespace().count() <= 4 && name.len() <= 64)
+        .then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::triage::parse_route;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(
+            clean_name("**Alice Analyst.**\n").as_deref(),
+            Some("Alice Analyst")
+        );
+        assert_eq!(clean_name("@bob").as_deref(), Some("bob"));
+        assert_eq!(
+            clean_name("I am not sure who handles these alerts in your organisation."),
+            None
+        );
+        assert_eq!(clean_name("   "), None);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("ws-fin-*", "ws-fin-042"));
+        assert!(glob("ws-???-042", "ws-fin-042"));
+        assert!(glob("*", ""));
+        assert!(!glob("srv-*", "ws-fin-042"));
+        assert!(glob("*-042", "ws-fin-042"));
+    }
+
+    #[test]
+    fn the_most_specific_route_wins() {
+        let raw = json!({"@timestamp":"2025-01-01T00:00:00Z","kibana.alert.uuid":"a","kibana.alert.rule.name":"R",
+            "kibana.alert.rule.tags":["OS: Windows","Tactic: Persistence"],
+            "host":{"name":"WS-FIN-042","os":{"family":"windows"}}});
+        let alert = Alert::from_document("a", "i", &raw, "@timestamp").unwrap();
+        let routes: Vec<Route> = [
+            "*=U0ANYONE01",
+            "windows=U0WINDOWS1",
+            "tag:Tactic: Persistence=S0IRTEAM1",
+            "host:srv-*=U0SERVERS1",
+        ]
+        .iter()
+        .map(|r| parse_route(r).unwrap())
+        .collect();
+        let best = best_route(&routes, &alert).unwrap();
+        assert_eq!(best.target, RouteTarget::Group("S0IRTEAM1".into()));
+        let mut with_host = routes.clone();
+        with_host.push(parse_route("host:WS-FIN-*=bob@example.com").unwrap());
+        assert_eq!(
+            best_route(&with_host, &alert).unwrap().target,
+            RouteTarget::Email("bob@example.com".into())
+        );
+        assert_eq!(
+            best_route(&routes[..2], &alert).unwrap().target,
+            RouteTarget::User("U0WINDOWS1".into())
+        );
+        assert!(best_route(&routes[3..], &alert).is_none());
+    }
+
+    #[test]
+    fn unassigned_mentions_the_fallback_group() {
+        let none = unassigned(&RoutingSettings::default());
+        assert_eq!(none.mention(), "unassigned");
+        let g = unassigned(&RoutingSettings {
+            routes: vec![],
+            fallback_group: Some("S0SOCTEAM".into()),
+        });
+        assert_eq!(g.mention(), "<!subteam^S0SOCTEAM>");
+    }
+}

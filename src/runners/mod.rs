@@ -1,0 +1,154 @@
+//! How an approved command reaches a host.
+//!
+//! [`CommandRunner`] is the seam between "what was approved" and "how it reaches the host":
+//! [`winrm::WinRmRunner`] (WS-Management, NTLM with sealing or Basic over HTTPS),
+//! [`defend::DefendRunner`] (Elastic Defend response actions through Kibana) and
+//! [`dry_run::DryRunRunner`] (records, runs nothing). [`select::SelectingRunner`] picks one per
+//! host group (`config::RunnerSettings`) and keeps commands on one host in order while different
+//! hosts run in parallel, bounded. The execute stage (`pipeline::execute`) decides *what* runs;
+//! this module only knows *how*.
+
+pub mod defend;
+pub mod dry_run;
+pub mod select;
+pub mod winrm;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::clients::Retryable;
+use crate::store::IncidentRow;
+
+pub use defend::{DefendRunner, isolate_offer};
+pub use dry_run::{DryRunRecord, DryRunRunner};
+pub use select::{HostPermit, SelectingRunner};
+pub use winrm::WinRmRunner;
+
+/// Why a command could not be run on the host. The message is for people (it never holds a
+/// secret); `retryable` keeps the client's own verdict — e.g. WinRM's "refused before anything
+/// was sent" — so a caller can tell a host that was never reached from one that may have run it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl RunError {
+    /// A failure that trying again cannot fix (or where the command may already have run).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// Classifies a client error by its own `is_retryable`.
+    pub fn from_client<E: Retryable + std::fmt::Display>(e: E) -> Self {
+        Self {
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
+
+impl From<String> for RunError {
+    fn from(message: String) -> Self {
+        Self::permanent(message)
+    }
+}
+
+impl From<&str> for RunError {
+    fn from(message: &str) -> Self {
+        Self::permanent(message)
+    }
+}
+
+impl Retryable for RunError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// What one command produced on the host.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i64,
+}
+
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<RunOutput, RunError>> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a command runs: the alert's host plus what some runners need besides its name (the
+/// Elastic Defend agent id, the alert and case to log the action in).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub host: String,
+    pub agent_id: Option<String>,
+    pub alert_id: Option<String>,
+    pub case_id: Option<String>,
+}
+
+impl Target {
+    pub fn host(host: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The target of an incident: its host, and the agent id and alert id read from the alert.
+    pub fn of_incident(incident: &IncidentRow) -> Self {
+        let alert: serde_json::Value =
+            serde_json::from_str(&incident.alert_json).unwrap_or_default();
+        // The stored alert is the normalised Alert with the original document under `raw`;
+        // ECS fields may be nested objects or dotted keys.
+        let raw = alert.get("raw").unwrap_or(&alert);
+        let field = |path: &str| -> Option<String> {
+            raw.get(path)
+                .or_else(|| path.split('.').try_fold(raw, |v, k| v.get(k)))
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            host: incident.host_name.clone(),
+            agent_id: field("agent.id").or_else(|| field("elastic.agent.id")),
+            alert_id: Some(incident.alert_id.clone()),
+            case_id: incident.case_id.clone(),
+        }
+    }
+}
+
+/// Runs one PowerShell command on a host. Errors are human-readable reasons (no secrets) that
+/// keep the client's own retryable-or-not classification.
+pub trait CommandRunner: Send + Sync {
+    /// Runs `command` on `host`.
+    fn run<'a>(&'a self, host: &'a str, command: &'a str) -> RunFuture<'a>;
+
+    /// Runs `command` on `target`; runners that need more than the host name (Elastic Defend
+    /// needs the agent id) override this.
+    fn run_on<'a>(&'a self, target: &'a Target, command: &'a str) -> RunFuture<'a> {
+        self.run(&target.host, command)
+    }
+
+    /// Which runner handles `host` (for messages and the audit trail).
+    fn runner_name(&self, _host: &str) -> &'static str {
+        "custom"
+    }
+
+    /// Held for a whole batch: commands on one host run in order, different hosts in parallel
+    /// up to a bound. The default does not limit anything.
+    fn lock_host<'a>(&'a self, _host: &'a str) -> BoxFuture<'a, HostPermit> {
+        Box::pin(async { HostPermit::unlimited() })
+    }
+}
+
+/// The runner the service uses: the one each host group is configured for
+/// (`RUNNER_DEFAULT`, `RUNNER_HOST_GROUPS`), with per-host ordering and the parallel-host bound.
+pub fn build(settings: &crate::config::Settings) -> anyhow::Result<Arc<dyn CommandRunner>> {
+    Ok(Arc::new(SelectingRunner::from_settings(settings)?))
+}

@@ -1,0 +1,21 @@
+//! User stories, end to end: each module spawns the whole app against the emulated outside
+//! world (Elasticsearch, Kibana, Slack, a Windows host), acts as Slack would, and asserts on what
+//! each outside system saw. One test binary, so the crate is linked once.
+
+mod common;
+
+mod approval_options;
+mod approval_refusals;
+mod approval_yes;
+mod case_record;
+mod execute_runners;
+mod ingest;
+mod isolation;
+mod restart;
+mod slack_transports;
+mod thread_questions;
+mod triage_assistants;
+mod triage_failed;
+mod triage_handler;
+mod triage_injection;
+mod triage_replay;

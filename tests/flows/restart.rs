@@ -1,0 +1,131 @@
+//! The operator restarts triage-bot while an approval is pending: no second Slack message, no
+//! second case, and the click after the restart still runs the commands — once.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn a_restart_between_post_and_click_loses_nothing_and_repeats_nothing() {
+    let world = World::start().await.unwrap();
+    let first = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    first.stop().await;
+
+    let searches_before = world.es.searches().len();
+    let second = world.start_app().await.unwrap();
+    // Let the new process poll the same alert index twice over (it still holds the alert).
+    world
+        .es
+        .wait_until("two more poll cycles", T, |s| {
+            s.searches.len() >= searches_before + 4
+        })
+        .await
+        .unwrap();
+    assert_eq!(top_level(&world).len(), 1, "no second approval message");
+    assert_eq!(
+        second.ctx.store.incidents().await.unwrap().len(),
+        1,
+        "the alert was not triaged again"
+    );
+    assert_eq!(
+        world
+            .kibana
+            .calls()
+            .iter()
+            .filter(|c| !c.last_user_content.starts_with("Who handles"))
+            .count(),
+        1,
+        "one triage call in all"
+    );
+
+    let (status, _) = world
+        .click(&second, HANDLER_ID, ACTION_APPROVE)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    wait_for_state(&second, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    wait_for_batch_summary(&world).await;
+    wait_for_record(&world, &second).await;
+
+    assert_eq!(
+        world.winrm.executed().len(),
+        COMMANDS.len(),
+        "each command ran once"
+    );
+    assert_eq!(top_level(&world).len(), 1);
+    assert_eq!(world.kibana.cases().len(), 1, "no second case");
+    finish(&world, second).await;
+}
+
+#[tokio::test]
+async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    app.stop().await;
+
+    // Simulate a kill -9 in the middle of the batch: approved, executing, command 1 started and
+    // never finished, the execute job still marked running.
+    let store = triage_bot::store::Store::connect(&world.database_url())
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE incidents SET state = 'executing', decision = 'approved', decided_by = 'U0ALICE', decided_at = '2026-01-01T00:00:00Z'",
+        "UPDATE commands SET status = 'running', started_at = '2026-01-01T00:00:01Z' WHERE seq = 1",
+        "INSERT INTO outbox (incident_id, lane, kind, payload, status, attempts, not_before, created_at) SELECT id, 'exec', 'execute', '{\"kind\":\"execute\"}', 'running', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM incidents",
+    ] {
+        sqlx::query(sql).execute(&store.pool).await.unwrap();
+    }
+    store.pool.close().await;
+
+    let app = world.start_app().await.unwrap();
+    wait_for_state(&app, IncidentState::Interrupted, T)
+        .await
+        .unwrap();
+    wait_for_message(&world, "the interruption notice", |m| {
+        m.text.contains("restarted while running")
+    })
+    .await;
+    let commands = app.ctx.store.commands(&incident.id).await.unwrap();
+    assert_eq!(commands[0].status, CommandStatus::Interrupted);
+    assert!(
+        commands[1..]
+            .iter()
+            .all(|c| c.status == CommandStatus::Skipped)
+    );
+    assert!(world.winrm.executed().is_empty(), "nothing was re-run");
+
+    // What did not complete is offered again in the thread; only a fresh approval runs it.
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    let root = top_level(&world).remove(0);
+    let offer = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.thread_ts.as_deref() == Some(root.ts.as_str())
+                && m.blocks.to_string().contains(ACTION_APPROVE)
+        })
+        .expect("a fresh approval block in the thread");
+    assert!(offer.blocks.to_string().contains("fresh approval"));
+    let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
+    world
+        .click_value(&app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
+        .await
+        .unwrap();
+    wait_for_message(&world, "the resumed batch's summary", |m| {
+        m.text.contains("8 succeeded, 0 failed")
+    })
+    .await;
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    let expected: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(ran, expected, "run once, after the fresh approval");
+    finish(&world, app).await;
+}
