@@ -143,22 +143,8 @@ pub async fn run(cmd: WinRmCommand) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
-
     use super::*;
-
-    const USER: &str = "vagrant";
-    const PASSWORD: &str = "Sup3r-Secret-pw!";
-
-    async fn emulator() -> WinRmEmulator {
-        WinRmEmulator::start(WinRmEmulatorConfig {
-            host_name: "WIN-EMU01".into(),
-            username: USER.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .expect("emulator starts")
-    }
+    use crate::clients::winrm::tests::{PASSWORD, USER, emulator};
 
     #[tokio::test]
     async fn cli_winrm_run_prints_stdout_stderr_and_the_exit_code() {

@@ -1,5 +1,6 @@
 //! The HTTP surface: Slack's interactivity and Events API endpoints, health and readiness
-//! probes, and Prometheus metrics.
+//! probes, and Prometheus metrics. [`ApiError`] is the one error type at this edge: a client's
+//! mistake is a 4xx with a message, never a 5xx.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use crate::pipeline::Ctx;
+use crate::slack_app::Rejected;
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
@@ -27,7 +29,9 @@ async fn interactions(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
-    crate::slack_app::interactions::handle(ctx, &headers, &body).await
+    crate::slack_app::interactions::handle(ctx, &headers, &body)
+        .await
+        .map_err(ApiError::from)
 }
 
 async fn events(
@@ -35,7 +39,37 @@ async fn events(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
-    crate::slack_app::events::handle(&ctx, &headers, &body).await
+    crate::slack_app::events::handle(&ctx, &headers, &body)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// An error answered over HTTP: the status says whose problem it is, the body what it is.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl From<Rejected> for ApiError {
+    fn from(r: Rejected) -> Self {
+        let status = match &r {
+            Rejected::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Rejected::Malformed(_) => StatusCode::BAD_REQUEST,
+            // Slack retries a 500; the event id makes the retry safe.
+            Rejected::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            message: r.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        (self.status, self.message).into_response()
+    }
 }
 
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {

@@ -4,21 +4,23 @@
 //! Deliveries are signature-checked, deduplicated by `event_id` (Slack retries with the same id),
 //! and the bot's own and other bots' messages are ignored.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::signature;
+use super::{Rejected, signature};
 use crate::pipeline::Ctx;
 use crate::store::{Job, Store, outbox};
 
-pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, String) {
+/// The HTTP handler body: verify, parse, record. `Ok` carries the response body (the
+/// `url_verification` challenge, else empty).
+pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> Result<String, Rejected> {
     if let Err(e) = signature::verify(&ctx.settings.slack.signing_secret, headers, body) {
         tracing::warn!(error = %e, "refused a Slack event");
-        return (StatusCode::UNAUTHORIZED, e.to_string());
+        return Err(Rejected::Unauthenticated(e.to_string()));
     }
     let v: Value = match serde_json::from_str(body) {
         Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+        Err(e) => return Err(Rejected::Malformed(format!("body is not JSON: {e}"))),
     };
     match v.get("type").and_then(Value::as_str) {
         Some("url_verification") => {
@@ -26,18 +28,17 @@ pub async fn handle(ctx: &Ctx, headers: &HeaderMap, body: &str) -> (StatusCode, 
                 .get("challenge")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            (StatusCode::OK, challenge.to_string())
+            Ok(challenge.to_string())
         }
         Some("event_callback") => {
             if let Err(e) = on_event(ctx, &v).await {
                 tracing::error!(error = %e, "cannot handle a Slack event");
-                // A 500 makes Slack retry; the event_id dedupe makes that safe.
-                return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+                return Err(Rejected::Unavailable);
             }
             ctx.wake.notify_one();
-            (StatusCode::OK, String::new())
+            Ok(String::new())
         }
-        _ => (StatusCode::OK, String::new()),
+        _ => Ok(String::new()),
     }
 }
 

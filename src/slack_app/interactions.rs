@@ -5,9 +5,9 @@
 //! approval stage (`pipeline::approval::decide`), which takes the decision. Slack gets its 200
 //! at once (within [`super::ACK_WITHIN`]); the work goes on after the ack.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 
-use super::signature;
+use super::{Rejected, signature};
 use crate::clients::slack::wire::InteractionPayload;
 use crate::domain::Decision;
 use crate::pipeline::Ctx;
@@ -21,24 +21,24 @@ pub async fn handle(
     ctx: std::sync::Arc<Ctx>,
     headers: &HeaderMap,
     body: &str,
-) -> (StatusCode, String) {
+) -> Result<(), Rejected> {
     if let Err(e) = signature::verify(&ctx.settings.slack.signing_secret, headers, body) {
         tracing::warn!(error = %e, "refused a Slack interaction");
         metrics::counter!("triage_bot_slack_requests_refused_total").increment(1);
-        return (StatusCode::UNAUTHORIZED, e.to_string());
+        return Err(Rejected::Unauthenticated(e.to_string()));
     }
     let payload = match parse_form_payload(body) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "malformed Slack interaction");
-            return (StatusCode::BAD_REQUEST, e);
+            return Err(Rejected::Malformed(e));
         }
     };
     // Usually one transaction, well within Slack's 3 s; if Slack's own API (approver groups) is
     // slow, acknowledge anyway and let the decision finish in the background.
     let work = tokio::spawn(async move { handle_payload(&ctx, &payload).await });
     let _ = tokio::time::timeout(super::ACK_WITHIN, work).await;
-    (StatusCode::OK, String::new())
+    Ok(())
 }
 
 /// The transport-independent part: HTTP and Socket Mode both end here.

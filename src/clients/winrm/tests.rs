@@ -9,10 +9,11 @@ use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
 
 use super::*;
 
-const USER: &str = "vagrant";
-const PASSWORD: &str = "Sup3r-Secret-pw!";
+pub(crate) const USER: &str = "vagrant";
+pub(crate) const PASSWORD: &str = "Sup3r-Secret-pw!";
 
-async fn emulator() -> WinRmEmulator {
+/// A Windows host emulator that knows [`USER`] with [`PASSWORD`].
+pub(crate) async fn emulator() -> WinRmEmulator {
     WinRmEmulator::start(WinRmEmulatorConfig {
         host_name: "WIN-EMU01".into(),
         username: USER.into(),
