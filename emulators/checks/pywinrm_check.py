@@ -3,7 +3,7 @@
 
 pywinrm (PyPI, pinned in requirements.txt) works against real Windows hosts; if it works
 against the emulator too, the emulator's wire format is not just agreeing with our own Rust
-client. Run by emulators/tests/winrm_pywinrm.rs, which starts and seeds the emulator.
+client. Run by emulators/tests/peers/winrm_pywinrm.rs, which starts and seeds the emulator.
 
 Usage:
     pywinrm_check.py URL USERNAME PASSWORD CASES_JSON [TRANSPORT]
