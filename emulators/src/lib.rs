@@ -25,6 +25,7 @@ pub mod openai;
 pub mod pycheck;
 pub mod server;
 pub mod slack;
+pub mod tls;
 pub mod winrm;
 
 pub use server::Recorder;

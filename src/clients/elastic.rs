@@ -2,6 +2,7 @@
 //! `elasticsearch` crate.
 
 use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::{Elasticsearch, SearchParts};
 use serde::Deserialize;
@@ -75,6 +76,20 @@ impl ElasticClient {
                 ));
             }
         }
+        if let Some(path) = &settings.tls.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("ELASTICSEARCH_CA_FILE: cannot read {}: {e}", path.display())
+            })?;
+            let certs = Certificate::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("ELASTICSEARCH_CA_FILE: {}: {e}", path.display()))?;
+            // `Full`: the CA is trusted besides the built-in and the system roots, and the
+            // host name is still checked.
+            builder = builder.cert_validation(CertificateValidation::Full(certs));
+        }
+        if settings.tls.insecure {
+            super::tls::warn_insecure("Elasticsearch");
+            builder = builder.cert_validation(CertificateValidation::None);
+        }
         let transport = builder
             .build()
             .map_err(|e| anyhow::anyhow!("Elasticsearch client: {e}"))?;
@@ -93,7 +108,7 @@ impl ElasticClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| ElasticError::Transport(e.to_string()))?;
+            .map_err(|e| ElasticError::Transport(transport_error(&e)))?;
         let status = response.status_code().as_u16();
         if status != 200 {
             let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -109,5 +124,23 @@ impl ElasticClient {
             .await
             .map_err(|e| ElasticError::Decode(e.to_string()))?;
         Ok(parsed.hits.hits)
+    }
+}
+
+/// The client's error with its causes, and the setting to use when the certificate is not trusted.
+fn transport_error(e: &elasticsearch::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    match super::tls::untrusted_hint(e, "ELASTICSEARCH") {
+        Some(hint) => format!("{text} — {hint}"),
+        None => text,
     }
 }

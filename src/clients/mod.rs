@@ -8,6 +8,7 @@ pub mod elastic;
 pub mod kibana;
 pub mod openai;
 pub mod slack;
+pub mod tls;
 pub mod winrm;
 
 /// Implemented by every client error: can the same call succeed if tried again later?

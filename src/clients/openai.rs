@@ -95,9 +95,11 @@ pub struct OpenAiClient {
 
 impl OpenAiClient {
     pub fn new(settings: &OpenAiSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(settings.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        let http = super::tls::apply(builder, &settings.tls, "the OpenAI-compatible server")
+            .map_err(|e| anyhow::anyhow!("OPENAI_CA_FILE: {e}"))?
             .build()?;
         Ok(Self {
             http,
@@ -129,10 +131,9 @@ impl OpenAiClient {
         if let Some(k) = &self.key {
             rb = rb.bearer_auth(k.expose());
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| OpenAiError::Transport(e.without_url().to_string()))?;
+        let resp = rb.send().await.map_err(|e| {
+            OpenAiError::Transport(super::tls::describe(&e.without_url(), "OPENAI"))
+        })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let text = resp.text().await.unwrap_or_default();

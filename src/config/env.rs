@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::HttpAuth;
+use super::{HttpAuth, TlsOptions};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +121,27 @@ impl Env<'_> {
             out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
         Ok(out)
+    }
+
+    /// `{prefix}_CA_FILE` (PEM, one or more certificates, trusted besides the built-in and the
+    /// operating system's roots) and `{prefix}_INSECURE` (no validation: labs only).
+    pub fn tls(&self, prefix: &str) -> Result<TlsOptions, ConfigError> {
+        let ca_var = format!("{prefix}_CA_FILE");
+        let ca_file = self.opt(&ca_var).map(std::path::PathBuf::from);
+        if let Some(path) = &ca_file {
+            let text = std::fs::read(path)
+                .map_err(|e| err(&ca_var, format!("cannot read {}: {e}", path.display())))?;
+            if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(err(
+                    &ca_var,
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+        }
+        Ok(TlsOptions {
+            ca_file,
+            insecure: self.bool(&format!("{prefix}_INSECURE"), false)?,
+        })
     }
 
     /// API key, or username + password, or nothing.

@@ -76,6 +76,8 @@ pub enum SeverityFilter {
 pub struct ElasticSettings {
     pub url: String,
     pub auth: HttpAuth,
+    /// Trust for the cluster's certificate (`ELASTICSEARCH_CA_FILE`, `ELASTICSEARCH_INSECURE`).
+    pub tls: TlsOptions,
     pub sources: Vec<AlertSource>,
     pub poll_interval: Duration,
     pub batch_size: usize,
@@ -92,6 +94,8 @@ pub struct KibanaSettings {
     /// Base URL for links shown to people (defaults to `url`).
     pub public_url: String,
     pub auth: HttpAuth,
+    /// Trust for Kibana's certificate (`KIBANA_CA_FILE`, `KIBANA_INSECURE`).
+    pub tls: TlsOptions,
     pub space: Option<String>,
     pub connector_id: String,
     pub stream: bool,
@@ -108,6 +112,43 @@ pub struct SlackSettings {
     pub approvers: Vec<String>,
     /// OS family (lowercase) → Slack user id; overrides the assistant's answer.
     pub routes: HashMap<String, String>,
+}
+
+/// The endpoints an Elastic Cloud id names: `name:base64(host[:port]$es-id$kibana-id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudId {
+    pub elasticsearch: String,
+    pub kibana: Option<String>,
+}
+
+impl CloudId {
+    pub fn parse(id: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let (_, encoded) = id
+            .split_once(':')
+            .ok_or("expected name:base64 as shown in the Elastic Cloud console")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or("the part after the colon is not base64 text")?;
+        let mut parts = decoded.split('$');
+        let host = parts.next().unwrap_or_default();
+        let es = parts.next().unwrap_or_default();
+        if host.is_empty() || es.is_empty() {
+            return Err("the decoded id has no host or no Elasticsearch id".into());
+        }
+        // A port in the host part applies to both endpoints; 443 otherwise.
+        let (host, port) = match host.rsplit_once(':') {
+            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, format!(":{p}")),
+            _ => (host, String::new()),
+        };
+        let url = |uuid: &str| format!("https://{uuid}.{host}{port}");
+        Ok(Self {
+            elasticsearch: url(es),
+            kibana: parts.next().filter(|k| !k.is_empty()).map(url),
+        })
+    }
 }
 
 impl KibanaSettings {
@@ -241,9 +282,18 @@ impl Settings {
             },
         ];
         let sources = sources.into_iter().filter(|s| s.index != "-").collect();
+        // Elastic Cloud: the deployment's cloud id names both endpoints.
+        let cloud = match env.opt("ELASTICSEARCH_CLOUD_ID") {
+            Some(id) => Some(CloudId::parse(&id).map_err(|p| err("ELASTICSEARCH_CLOUD_ID", p))?),
+            None => None,
+        };
         let elastic = ElasticSettings {
-            url: env.url("ELASTICSEARCH_URL", None)?,
+            url: match &cloud {
+                Some(c) => env.url("ELASTICSEARCH_URL", Some(&c.elasticsearch))?,
+                None => env.url("ELASTICSEARCH_URL", None)?,
+            },
             auth: env.auth("ELASTICSEARCH")?,
+            tls: env.tls("ELASTICSEARCH")?,
             sources,
             poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
             batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
@@ -257,11 +307,15 @@ impl Settings {
                 _ => None,
             },
         };
-        let kibana_url = env.url("KIBANA_URL", None)?;
+        let kibana_url = match cloud.as_ref().and_then(|c| c.kibana.as_deref()) {
+            Some(k) => env.url("KIBANA_URL", Some(k))?,
+            None => env.url("KIBANA_URL", None)?,
+        };
         let kibana = KibanaSettings {
             public_url: env.url("KIBANA_PUBLIC_URL", Some(&kibana_url))?,
             url: kibana_url,
             auth: env.auth("KIBANA")?,
+            tls: env.tls("KIBANA")?,
             space: env.opt("KIBANA_SPACE").filter(|s| s != "default"),
             // Only the chat/complete assistant names a connector; Agent Builder and an
             // OpenAI-compatible server do not need one.
@@ -338,6 +392,67 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every variable the configuration reads — with the assistant and Slack transport variants
+    /// that read more — is documented in `.env.example` (as `VAR=` or a commented `# VAR=`).
+    #[test]
+    fn env_example_documents_every_variable_read() {
+        let example = include_str!("../../.env.example");
+        let documented = |var: &str| {
+            example.lines().any(|l| {
+                let l = l.trim_start_matches("# ");
+                l.starts_with(&format!("{var}="))
+            })
+        };
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        for variant in [
+            &[][..],
+            &[("ASSISTANT", "openai"), ("OPENAI_MODEL", "m")][..],
+            &[("SLACK_TRANSPORT", "socket"), ("SLACK_APP_TOKEN", "xapp-1")][..],
+        ] {
+            let mut m = base();
+            m.extend(variant.iter().copied());
+            let _ = Settings::from_lookup(&|k| {
+                read.borrow_mut().insert(k.to_string());
+                m.get(k).map(|v| v.to_string())
+            });
+        }
+        let missing: Vec<String> = read
+            .into_inner()
+            .into_iter()
+            .filter(|v| !documented(v))
+            .collect();
+        assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+    }
+
+    #[test]
+    fn an_elastic_cloud_id_names_both_endpoints() {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode("eu-west-1.aws.found.io:9243$abc123$def456");
+        let id = CloudId::parse(&format!("prod:{encoded}")).unwrap();
+        assert_eq!(
+            id.elasticsearch,
+            "https://abc123.eu-west-1.aws.found.io:9243"
+        );
+        assert_eq!(
+            id.kibana.as_deref(),
+            Some("https://def456.eu-west-1.aws.found.io:9243")
+        );
+        assert!(CloudId::parse("no-colon").is_err());
+        assert!(CloudId::parse("x:not base64!").is_err());
+        // The cloud id stands in for both URLs.
+        let mut m = base();
+        m.remove("ELASTICSEARCH_URL");
+        m.remove("KIBANA_URL");
+        let id: &'static str = Box::leak(format!("prod:{encoded}").into_boxed_str());
+        m.insert("ELASTICSEARCH_CLOUD_ID", id);
+        let s = load(&m).unwrap();
+        assert_eq!(s.elastic.url, "https://abc123.eu-west-1.aws.found.io:9243");
+        assert_eq!(s.kibana.url, "https://def456.eu-west-1.aws.found.io:9243");
+        m.insert("ELASTICSEARCH_CLOUD_ID", "garbage");
+        assert_eq!(load(&m).unwrap_err().var, "ELASTICSEARCH_CLOUD_ID");
+    }
 
     fn base() -> HashMap<&'static str, &'static str> {
         HashMap::from([

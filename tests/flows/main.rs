@@ -14,6 +14,7 @@ mod isolation;
 mod restart;
 mod slack_transports;
 mod thread_questions;
+mod tls;
 mod triage_assistants;
 mod triage_failed;
 mod triage_handler;

@@ -34,7 +34,7 @@
 //! - cmd.exe's 8191-character command-line limit ("The command line is too long.", exit 1).
 //!
 //! Layout, one way only: this file holds [`WinRmEmulator`]; `http.rs` the wire side, on top of
-//! `ntlm.rs` (handshake, sealing), `tls.rs` (HTTPS, [`TestPki`]), `soap.rs` (envelopes in and out)
+//! `ntlm.rs` (handshake, sealing), `tls.rs` (the HTTPS listener; certificates from [`TestPki`]), `soap.rs` (envelopes in and out)
 //! and `shell.rs` → `command.rs` (the operations); `powershell.rs` knows PowerShell's encodings,
 //! `xml.rs` parses and escapes XML, and `state.rs` holds the host's configuration and record,
 //! importing none of the others.
@@ -69,9 +69,9 @@ use self::state::{Canned, Shared};
 pub use self::state::{
     EmulatorAuth, ExecutedCommand, RecordedRequest, RecordedSignal, WinRmEmulatorConfig, WinRmState,
 };
-pub use self::tls::TestPki;
 use self::tls::{Peer, TlsListener};
 use crate::server::Recorder;
+pub use crate::tls::TestPki;
 
 /// An emulated Windows host. Clones share state.
 #[derive(Clone)]

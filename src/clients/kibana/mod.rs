@@ -44,7 +44,7 @@ impl Retryable for KibanaError {
 impl KibanaError {
     fn transport(e: reqwest::Error) -> Self {
         // reqwest's Display includes the URL but never headers, so no credentials leak here.
-        KibanaError::Transport(e.to_string())
+        KibanaError::Transport(crate::clients::tls::describe(&e, "KIBANA"))
     }
 }
 
@@ -57,9 +57,11 @@ pub struct KibanaHttp {
 
 impl KibanaHttp {
     pub fn new(settings: &KibanaSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(settings.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        let http = crate::clients::tls::apply(builder, &settings.tls, "Kibana")
+            .map_err(|e| anyhow::anyhow!("KIBANA_CA_FILE: {e}"))?
             .build()?;
         // API calls go to the space the same way people's links do.
         let base = crate::config::kibana_app_base(&settings.url, settings.space.as_deref());

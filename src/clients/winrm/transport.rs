@@ -103,35 +103,13 @@ impl BasicTransport {
         connect_timeout: Duration,
         tls: &TlsOptions,
     ) -> Result<Self, WinRmError> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             // WinRM speaks HTTP/1.1; never negotiate h2 over TLS.
             .http1_only()
             .connect_timeout(connect_timeout)
             .user_agent(concat!("triage-bot/", env!("CARGO_PKG_VERSION"), " winrm"));
-        if let Some(path) = &tls.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                WinRmError::Config(format!("cannot read the CA file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                WinRmError::Config(format!("the CA file {} is not PEM: {e}", path.display()))
-            })?;
-            if certs.is_empty() {
-                return Err(WinRmError::Config(format!(
-                    "the CA file {} holds no certificate",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if tls.insecure {
-            tracing::warn!(
-                %endpoint,
-                "WinRM TLS certificate validation is OFF (insecure switch); anyone on the path can read the credentials"
-            );
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        let builder = crate::clients::tls::apply(builder, tls, &format!("WinRM {endpoint}"))
+            .map_err(WinRmError::Config)?;
         let http = builder
             .build()
             .map_err(|e| WinRmError::Config(format!("cannot build the HTTP client: {e}")))?;
