@@ -59,6 +59,7 @@ pub async fn run() -> anyhow::Result<()> {
             outcome: None,
             note: None,
             offer_isolate: false,
+            runs_on: None,
         });
         std::hint::black_box(msg);
     }

@@ -109,6 +109,7 @@ pub async fn replay_with(
             outcome: None,
             note: None,
             offer_isolate: false,
+            runs_on: None,
         });
         (handler, msg, false)
     };

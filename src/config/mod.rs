@@ -487,7 +487,10 @@ mod tests {
             }
         );
         assert_eq!(s.slack.api_url, "https://slack.com/api/");
-        assert_eq!(s.winrm.endpoint_for("WS1"), "http://WS1:5985/wsman");
+        assert_eq!(
+            s.winrm.endpoint_for("WS1", &[]).unwrap(),
+            "http://WS1:5985/wsman"
+        );
     }
 
     #[test]
@@ -538,8 +541,45 @@ mod tests {
         m.insert("WINRM_HOST_MAP", "WS-FIN-042=http://127.0.0.1:1/wsman");
         let s = load(&m).unwrap();
         assert_eq!(
-            s.winrm.endpoint_for("ws-fin-042"),
+            s.winrm.endpoint_for("ws-fin-042", &[]).unwrap(),
             "http://127.0.0.1:1/wsman"
         );
+    }
+
+    #[test]
+    fn the_endpoint_can_use_the_alerts_ip() {
+        let ips = [
+            "fe80::1".to_string(),
+            "192.168.7.9".into(),
+            "10.20.4.42".into(),
+        ];
+        let mut m = base();
+        m.insert("WINRM_ENDPOINT_TEMPLATE", "https://{ip}:5986/wsman");
+        let s = load(&m).unwrap();
+        // The first IPv4 address by default.
+        assert_eq!(
+            s.winrm.endpoint_for("WS1", &ips).unwrap(),
+            "https://192.168.7.9:5986/wsman"
+        );
+        // Or the first inside the configured networks; IPv6 in brackets.
+        m.insert("WINRM_IP_NETWORKS", "10.0.0.0/8");
+        let s = load(&m).unwrap();
+        assert_eq!(
+            s.winrm.endpoint_for("WS1", &ips).unwrap(),
+            "https://10.20.4.42:5986/wsman"
+        );
+        m.insert("WINRM_IP_NETWORKS", "fe80::/10");
+        let s = load(&m).unwrap();
+        assert_eq!(
+            s.winrm.endpoint_for("WS1", &ips).unwrap(),
+            "https://[fe80::1]:5986/wsman"
+        );
+        // No usable address is a clear error naming the settings.
+        m.insert("WINRM_IP_NETWORKS", "172.16.0.0/12");
+        let s = load(&m).unwrap();
+        let e = s.winrm.endpoint_for("WS1", &ips).unwrap_err();
+        assert!(e.contains("{ip}") && e.contains("WINRM_IP_NETWORKS"), "{e}");
+        m.insert("WINRM_IP_NETWORKS", "10.0.0.0/33");
+        assert_eq!(load(&m).unwrap_err().var, "WINRM_IP_NETWORKS");
     }
 }

@@ -2,6 +2,7 @@
 //! choices the WinRM client takes from them.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,8 +48,12 @@ pub struct TlsOptions {
 
 #[derive(Debug, Clone)]
 pub struct WinRmSettings {
-    /// `{host}` is replaced by the alert's host name.
+    /// `{host}` is replaced by the alert's host name, `{ip}` by the address chosen from its
+    /// `host.ip` (see [`Self::ip_networks`]).
     pub endpoint_template: String,
+    /// Which of the alert's `host.ip` addresses `{ip}` takes: the first inside one of these
+    /// networks (`WINRM_IP_NETWORKS`, CIDR list); when empty, the first IPv4 address.
+    pub ip_networks: Vec<IpNetwork>,
     /// Host name (case-insensitive) → endpoint URL, overriding the template.
     pub host_map: HashMap<String, String>,
     pub username: String,
@@ -79,6 +84,11 @@ impl WinRmSettings {
         };
         Ok(WinRmSettings {
             endpoint_template: env.or("WINRM_ENDPOINT_TEMPLATE", "http://{host}:5985/wsman"),
+            ip_networks: env
+                .list("WINRM_IP_NETWORKS")
+                .iter()
+                .map(|n| IpNetwork::parse(n).map_err(|p| err("WINRM_IP_NETWORKS", p)))
+                .collect::<Result<_, _>>()?,
             host_map: env.map("WINRM_HOST_MAP")?,
             username: if needs_winrm {
                 env.required(
@@ -112,10 +122,89 @@ impl WinRmSettings {
         })
     }
 
-    pub fn endpoint_for(&self, host: &str) -> String {
-        self.host_map
-            .get(&host.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_else(|| self.endpoint_template.replace("{host}", host))
+    /// The WS-Management endpoint for a host: its `WINRM_HOST_MAP` entry, else the template with
+    /// `{host}` and `{ip}` filled in from the alert (`ips`: its `host.ip` values).
+    pub fn endpoint_for(&self, host: &str, ips: &[String]) -> Result<String, String> {
+        if let Some(mapped) = self.host_map.get(&host.to_ascii_lowercase()) {
+            return Ok(mapped.clone());
+        }
+        let mut endpoint = self.endpoint_template.replace("{host}", host);
+        if endpoint.contains("{ip}") {
+            let ip = self.pick_ip(ips).ok_or_else(|| {
+                let within = if self.ip_networks.is_empty() {
+                    " IPv4".to_string()
+                } else {
+                    " within WINRM_IP_NETWORKS".to_string()
+                };
+                format!(
+                    "WINRM_ENDPOINT_TEMPLATE uses {{ip}}, but the alert carries no{within} host.ip for {host}"
+                )
+            })?;
+            let shown = match ip {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            };
+            endpoint = endpoint.replace("{ip}", &shown);
+        }
+        Ok(endpoint)
+    }
+
+    /// The address `{ip}` takes from the alert's `host.ip` values.
+    pub fn pick_ip(&self, ips: &[String]) -> Option<IpAddr> {
+        let parsed = ips.iter().filter_map(|ip| ip.trim().parse::<IpAddr>().ok());
+        if self.ip_networks.is_empty() {
+            parsed.into_iter().find(IpAddr::is_ipv4)
+        } else {
+            parsed
+                .into_iter()
+                .find(|ip| self.ip_networks.iter().any(|n| n.contains(*ip)))
+        }
+    }
+}
+
+/// An IP network in CIDR form (`10.20.0.0/16`, `fd00::/8`); a bare address is a /32 (/128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("expected a network such as 10.20.0.0/16, got {text:?}");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
     }
 }

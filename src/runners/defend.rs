@@ -130,6 +130,13 @@ impl CommandRunner for DefendRunner {
     fn runner_name(&self, _host: &str) -> &'static str {
         "defend"
     }
+
+    fn describe(&self, target: &Target) -> Option<String> {
+        Some(match &target.agent_id {
+            Some(agent) => format!("Elastic Defend agent {agent}"),
+            None => "Elastic Defend — the alert names no agent".into(),
+        })
+    }
 }
 
 fn alert_agent(raw: &serde_json::Value) -> (Option<String>, Option<String>) {

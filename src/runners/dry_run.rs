@@ -65,4 +65,8 @@ impl CommandRunner for DryRunRunner {
     fn runner_name(&self, _host: &str) -> &'static str {
         "dry_run"
     }
+
+    fn describe(&self, _target: &Target) -> Option<String> {
+        Some("dry run — nothing is executed on the host".into())
+    }
 }

@@ -87,6 +87,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub host: String,
+    /// The alert's `host.ip` values (for an endpoint template with `{ip}`).
+    pub ips: Vec<String>,
     pub agent_id: Option<String>,
     pub alert_id: Option<String>,
     pub case_id: Option<String>,
@@ -114,8 +116,18 @@ impl Target {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
+        let ips = alert
+            .get("host_ips")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             host: incident.host_name.clone(),
+            ips,
             agent_id: field("agent.id").or_else(|| field("elastic.agent.id")),
             alert_id: Some(incident.alert_id.clone()),
             case_id: incident.case_id.clone(),
@@ -138,6 +150,12 @@ pub trait CommandRunner: Send + Sync {
     /// Which runner handles `host` (for messages and the audit trail).
     fn runner_name(&self, _host: &str) -> &'static str {
         "custom"
+    }
+
+    /// Where and how `target` is reached, in words for the Slack message and the case (e.g.
+    /// "WinRM at https://10.20.4.42:5986/wsman"); `None` when there is nothing to say.
+    fn describe(&self, _target: &Target) -> Option<String> {
+        None
     }
 
     /// Held for a whole batch: commands on one host run in order, different hosts in parallel

@@ -158,6 +158,10 @@ impl CommandRunner for SelectingRunner {
         self.kind_for(host).as_str()
     }
 
+    fn describe(&self, target: &Target) -> Option<String> {
+        self.pick(&target.host).ok()?.describe(target)
+    }
+
     fn lock_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, HostPermit> {
         Box::pin(self.gate.enter(host))
     }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::{CommandRunner, RunError, RunFuture, RunOutput};
-use crate::clients::winrm::{WinRmClient, WinRmConfig, WinRmError};
+use super::{CommandRunner, RunError, RunFuture, RunOutput, Target};
+use crate::clients::winrm::{WinRmClient, WinRmConfig};
 use crate::config::WinRmSettings;
 
 /// Runs commands over WinRM with the configured transport (NTLM with sealing, or Basic).
@@ -36,18 +36,23 @@ impl WinRmRunner {
         cfg
     }
 
-    fn client(&self, host: &str) -> Result<WinRmClient, WinRmError> {
-        WinRmClient::new(Self::config_for(
-            &self.settings,
-            self.settings.endpoint_for(host),
-        ))
+    fn client(&self, target: &Target) -> Result<WinRmClient, RunError> {
+        let endpoint = self
+            .settings
+            .endpoint_for(&target.host, &target.ips)
+            .map_err(RunError::permanent)?;
+        WinRmClient::new(Self::config_for(&self.settings, endpoint)).map_err(RunError::from_client)
     }
 }
 
 impl CommandRunner for WinRmRunner {
     fn run<'a>(&'a self, host: &'a str, command: &'a str) -> RunFuture<'a> {
+        Box::pin(async move { self.run_on(&Target::host(host), command).await })
+    }
+
+    fn run_on<'a>(&'a self, target: &'a Target, command: &'a str) -> RunFuture<'a> {
         Box::pin(async move {
-            let client = self.client(host).map_err(RunError::from_client)?;
+            let client = self.client(target)?;
             let out = client
                 .run_approved(command)
                 .await
@@ -66,5 +71,14 @@ impl CommandRunner for WinRmRunner {
 
     fn runner_name(&self, _host: &str) -> &'static str {
         "winrm"
+    }
+
+    fn describe(&self, target: &Target) -> Option<String> {
+        Some(
+            match self.settings.endpoint_for(&target.host, &target.ips) {
+                Ok(endpoint) => format!("WinRM at {endpoint}"),
+                Err(e) => format!("WinRM — {e}"),
+            },
+        )
     }
 }

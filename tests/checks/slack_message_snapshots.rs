@@ -42,6 +42,7 @@ fn view<'a>(
         outcome,
         note: None,
         offer_isolate: false,
+        runs_on: None,
     }
 }
 

@@ -20,3 +20,4 @@ mod triage_failed;
 mod triage_handler;
 mod triage_injection;
 mod triage_replay;
+mod winrm_by_ip;

@@ -132,6 +132,8 @@ pub struct ApprovalView<'a> {
     pub note: Option<String>,
     /// Offer "Isolate host" (Elastic Defend, when the policy allows it).
     pub offer_isolate: bool,
+    /// How the commands reach the host (runner and address), when known.
+    pub runs_on: Option<String>,
 }
 
 /// The approval request: alert facts, AI summary, handler, commands with their risk, links, and
@@ -149,8 +151,16 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
         section(&facts(v.alert)),
         section(&format!("*AI summary*\n{}", escape(&v.triage.summary))),
         section(&format!(
-            "*Handler:* {} — please review and decide.",
-            v.handler.mention()
+            "*Handler:* {} — please review and decide.{}",
+            v.handler.mention(),
+            v.runs_on
+                .as_deref()
+                .map(|how| format!(
+                    "\n*Runs on:* {} — {}",
+                    escape(&v.alert.host_name),
+                    escape(how)
+                ))
+                .unwrap_or_default()
         )),
     ];
     blocks.extend(command_sections("Investigation commands", &inv));

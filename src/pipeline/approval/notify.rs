@@ -6,6 +6,7 @@ use serde_json::json;
 use super::blocks;
 use crate::domain::{HandlerTag, IncidentState};
 use crate::pipeline::{Ctx, JobError};
+use crate::runners::Target;
 use crate::store::IncidentRow;
 use crate::text::escape;
 
@@ -74,6 +75,7 @@ pub async fn approval_body(
         outcome: (!open).then(|| decision_line(ctx, incident)),
         note: if open { note.or(followup_note) } else { None },
         offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
+        runs_on: ctx.runner.describe(&Target::of_incident(incident)),
     };
     Ok(blocks::approval_message(&view))
 }

@@ -189,6 +189,7 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
         "triage-bot",
         "ExecutionFinished",
         json!({"succeeded": ok, "failed": failed, "skipped": skipped, "runner": runner_name,
+               "target": ctx.runner.describe(&target),
                "stopped": stop_reason, "seconds": started.elapsed().as_secs_f64()}),
     )
     .await

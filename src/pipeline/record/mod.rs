@@ -70,7 +70,7 @@ pub fn new_case(
     let assignees = &ctx.settings.cases.assignees;
     NewCase {
         title: case_title(alert),
-        description: description(incident, alert, commands),
+        description: description(incident, alert, commands, runs_on(ctx, incident).as_deref()),
         tags,
         severity: alert.severity,
         category: tactics.first().cloned(),
@@ -299,7 +299,12 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
         .commands(&incident.id)
         .await
         .map_err(JobError::retry)?;
-    let text = description(incident, &alert, &commands);
+    let text = description(
+        incident,
+        &alert,
+        &commands,
+        runs_on(ctx, incident).as_deref(),
+    );
     let mut fields = json!({ "description": text });
     if ctx.settings.cases.close_on_success && incident.state == IncidentState::Executed {
         fields["status"] = json!("closed");
@@ -331,7 +336,18 @@ fn split_text(text: &str, max: usize) -> Vec<String> {
 
 /// The case description: alert facts, AI summary, commands with their risk, the decision, and
 /// every command's output — outputs cut evenly so the whole stays within 30,000 characters.
-pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow]) -> String {
+/// How the incident's commands reach its host (runner and address), for the record.
+fn runs_on(ctx: &Ctx, incident: &IncidentRow) -> Option<String> {
+    ctx.runner
+        .describe(&crate::runners::Target::of_incident(incident))
+}
+
+pub fn description(
+    incident: &IncidentRow,
+    alert: &Alert,
+    commands: &[CommandRow],
+    runs_on: Option<&str>,
+) -> String {
     let mut head = String::new();
     let _ = writeln!(
         head,
@@ -352,6 +368,9 @@ pub fn description(incident: &IncidentRow, alert: &Alert, commands: &[CommandRow
     ));
     head.push_str(&row("Host", &alert.host_name));
     head.push_str(&row("IP addresses", &alert.host_ips.join(", ")));
+    if let Some(how) = runs_on {
+        head.push_str(&row("Commands run via", how));
+    }
     head.push_str(&row("OS", alert.os_family.as_deref().unwrap_or("unknown")));
     head.push_str(&row(
         "User",
