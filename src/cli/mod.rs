@@ -38,8 +38,19 @@ enum Command {
         #[command(subcommand)]
         action: winrm::WinRmCommand,
     },
-    /// Load and validate the configuration, print it with secrets redacted, and exit.
-    CheckConfig,
+    /// Load and validate the configuration, print it with secrets redacted, and exit; with
+    /// --connect, try every configured dependency and say what is wrong and how to fix it.
+    CheckConfig {
+        /// Connect to Elasticsearch, Kibana and Slack (and --winrm HOST) and check each.
+        #[arg(long)]
+        connect: bool,
+        /// Print the checks as JSON.
+        #[arg(long, requires = "connect")]
+        json: bool,
+        /// Also check that this Windows host is reachable and accepts the WinRM credentials.
+        #[arg(long, value_name = "HOST", requires = "connect")]
+        winrm: Option<String>,
+    },
     /// Parse an assistant answer (a file, or - for stdin) and print the result as JSON.
     Parse {
         #[arg(default_value = "-")]
@@ -91,7 +102,11 @@ pub fn main() -> ExitCode {
             Command::Demo => Err(anyhow::anyhow!(
                 "this build has no demo: it was built with --no-default-features"
             )),
-            Command::CheckConfig => check_config::run(),
+            Command::CheckConfig {
+                connect,
+                json,
+                winrm,
+            } => check_config::run(connect, json, winrm).await,
             Command::Parse { file } => parse::run(&file),
             Command::Winrm { action } => winrm::run(action).await,
             Command::Replay { alert } => replay::run(&alert).await,

@@ -335,7 +335,13 @@ impl Settings {
                 env.url("SLACK_API_URL", Some("https://slack.com/api"))?
             ),
             bot_token: env.secret("SLACK_BOT_TOKEN", "the bot token (xoxb-…)")?,
-            signing_secret: env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?,
+            // Socket Mode receives nothing over HTTP, so it needs no signing secret; without one
+            // every HTTP callback is refused.
+            signing_secret: if env.or("SLACK_TRANSPORT", "http") == "socket" {
+                Secret::new(env.or("SLACK_SIGNING_SECRET", ""))
+            } else {
+                env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?
+            },
             channel: env.required("SLACK_CHANNEL", "the channel id alerts are posted to (C…)")?,
             approvers: env.list("SLACK_APPROVERS"),
             routes: env.map("HANDLER_ROUTES")?,
@@ -423,6 +429,16 @@ mod tests {
             .filter(|v| !documented(v))
             .collect();
         assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+    }
+
+    #[test]
+    fn socket_mode_needs_no_signing_secret() {
+        let mut m = base();
+        m.remove("SLACK_SIGNING_SECRET");
+        assert_eq!(load(&m).unwrap_err().var, "SLACK_SIGNING_SECRET");
+        m.insert("SLACK_TRANSPORT", "socket");
+        m.insert("SLACK_APP_TOKEN", "xapp-1-A");
+        assert!(load(&m).unwrap().slack.signing_secret.is_empty());
     }
 
     #[test]

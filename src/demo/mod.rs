@@ -20,6 +20,9 @@ use emulators::winrm::{WinRmEmulator, WinRmEmulatorConfig};
 
 pub use crate::samples::*;
 
+/// The GenAI connector the demo's Kibana has, and the assistant uses.
+pub const CONNECTOR_ID: &str = "demo-gpt-4o";
+
 /// The emulated outside world.
 pub struct World {
     pub es: ElasticEmulator,
@@ -52,6 +55,7 @@ impl World {
             password: WINRM_PASSWORD.into(),
         })
         .await?;
+        kibana.add_connector(CONNECTOR_ID, ".gen-ai", "OpenAI GPT-4o");
         slack.add_user(HANDLER_ID, "alice", HANDLER_NAME, Some("alice@example.com"));
         slack.add_user(
             OTHER_USER,
@@ -70,6 +74,8 @@ impl World {
         for (cmd, out) in COMMANDS {
             winrm.set_response(cmd, out, "", 0);
         }
+        // What `check-config --connect --winrm HOST` runs.
+        winrm.set_response("$env:COMPUTERNAME", &format!("{HOST}\r\n"), "", 0);
         es.index_doc(
             ALERT_INDEX,
             ALERT_ID,
@@ -99,7 +105,7 @@ impl World {
             ("HTTP_BIND", "127.0.0.1:0".into()),
             ("ELASTICSEARCH_URL", self.es.url()),
             ("KIBANA_URL", self.kibana.url()),
-            ("KIBANA_CONNECTOR_ID", "demo-gpt-4o".into()),
+            ("KIBANA_CONNECTOR_ID", CONNECTOR_ID.into()),
             ("SLACK_API_URL", self.slack.url()),
             ("SLACK_BOT_TOKEN", BOT_TOKEN.into()),
             ("SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),

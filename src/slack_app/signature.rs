@@ -16,9 +16,16 @@ pub enum SignatureError {
     Stale,
     #[error("signature does not match")]
     Mismatch,
+    /// Socket Mode deployments have no signing secret: nothing arriving over HTTP is from Slack.
+    #[error("no SLACK_SIGNING_SECRET is configured (Socket Mode); HTTP callbacks are refused")]
+    NoSecret,
 }
 
 pub fn verify(secret: &Secret, headers: &HeaderMap, body: &str) -> Result<(), SignatureError> {
+    // An empty key would let anyone compute a valid signature.
+    if secret.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
     let sig = headers
         .get("x-slack-signature")
         .and_then(|v| v.to_str().ok())
@@ -41,6 +48,21 @@ pub fn verify(secret: &Secret, headers: &HeaderMap, body: &str) -> Result<(), Si
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_secret_every_request_is_refused() {
+        use hmac::Mac;
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let body = "payload=x";
+        // A signature computed with the empty key is exactly what a forger would send.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"").unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            verify(&Secret::new(""), &headers(&sig, &ts), body),
+            Err(SignatureError::NoSecret)
+        );
+    }
 
     fn headers(sig: &str, ts: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -112,6 +112,16 @@ impl KibanaEmulator {
             .update(|s| s.required_auth = Some(header_value.to_string()));
     }
 
+    /// Adds a connector to the list `GET /api/actions/connectors` returns.
+    pub fn add_connector(&self, id: &str, connector_type_id: &str, name: &str) {
+        let c = (
+            id.to_string(),
+            connector_type_id.to_string(),
+            name.to_string(),
+        );
+        self.state.update(|s| s.connectors.push(c));
+    }
+
     /// Queues an assistant answer (FIFO); each `chat/complete` call consumes one.
     pub fn push_answer(&self, text: impl Into<String>) {
         let text = text.into();
@@ -280,6 +290,20 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
         "conversations",
     ];
     match (&req.method, segments.as_slice()) {
+        (&Method::GET, ["api", "actions", "connectors"]) => {
+            let list: Vec<Value> = state
+                .read()
+                .connectors
+                .iter()
+                .map(|(id, kind, name)| {
+                    json!({"id": id, "connector_type_id": kind, "name": name,
+                           "is_preconfigured": false, "is_deprecated": false,
+                           "is_missing_secrets": false, "is_system": false,
+                           "referenced_by_count": 0, "config": {}})
+                })
+                .collect();
+            json_response(200, &Value::Array(list))
+        }
         (&Method::GET, ["api", "status"]) => json_response(
             200,
             &json!({"name": "kibana-emulator", "version": {"number": "9.1.0"},

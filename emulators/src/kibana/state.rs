@@ -59,6 +59,8 @@ pub struct KibanaRequest {
 /// Everything the emulator holds. Public so tests can `wait_until` on it.
 #[derive(Default)]
 pub struct KibanaState {
+    /// Connectors listed by `GET /api/actions/connectors` (`id`, `connector_type_id`, name).
+    pub connectors: Vec<(String, String, String)>,
     pub calls: Vec<ChatCompleteCall>,
     pub answers: VecDeque<String>,
     pub responder: Option<Responder>,

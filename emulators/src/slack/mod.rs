@@ -139,6 +139,18 @@ impl SlackEmulator {
     }
 
     /// Web API base with trailing `/api/` (clients append the method name).
+    /// The bot token's scopes from now on (sent back in `x-oauth-scopes`).
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        let scopes = scopes.iter().map(|s| s.to_string()).collect();
+        self.state.update(|s| s.scopes = Some(scopes));
+    }
+
+    /// Takes the bot out of `channel`: reading its history answers `not_in_channel`.
+    pub fn remove_bot_from(&self, channel: &str) {
+        self.state
+            .update(|s| s.not_member_of.insert(channel.to_string()));
+    }
+
     pub fn url(&self) -> String {
         format!("{}/api/", self.base)
     }

@@ -108,6 +108,11 @@ pub struct SlackState {
     pub failures: VecDeque<u16>,
     /// `(method, error)` pairs: the next call of `method` answers `{"ok":false,"error":error}`.
     pub scripted_errors: Vec<(String, String)>,
+    /// The bot token's scopes, sent in the `x-oauth-scopes` header of every bot-token answer
+    /// (as Slack does); `None` until set: the emulator then grants every scope it knows.
+    pub scopes: Option<Vec<String>>,
+    /// Channels the bot is not a member of: reading their history answers `not_in_channel`.
+    pub not_member_of: std::collections::BTreeSet<String>,
     /// The last message timestamp handed out, in microseconds (see `next_ts`).
     pub(super) last_ts_micros: i64,
 }

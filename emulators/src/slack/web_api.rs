@@ -128,7 +128,18 @@ pub(super) fn handle(
     match result {
         Ok(body) => {
             record(None, &params);
-            json_response(200, &body)
+            let mut r = json_response(200, &body);
+            if api_method != "apps.connections.open" {
+                let scopes = state
+                    .read()
+                    .scopes
+                    .clone()
+                    .unwrap_or_else(|| ALL_BOT_SCOPES.iter().map(|s| s.to_string()).collect());
+                if let Ok(v) = HeaderValue::from_str(&scopes.join(",")) {
+                    r.headers_mut().insert("x-oauth-scopes", v);
+                }
+            }
+            r
         }
         Err(e) => {
             record(Some(e.code.clone()), &params);
@@ -383,8 +394,24 @@ fn ts_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     f(a).partial_cmp(&f(b)).unwrap_or(std::cmp::Ordering::Equal)
 }
 
+/// The scopes a token has when a test did not set them: every bot scope the app may ask for.
+const ALL_BOT_SCOPES: &[&str] = &[
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "groups:history",
+    "groups:read",
+    "usergroups:read",
+    "users:read",
+    "users:read.email",
+];
+
 fn history(state: &Recorder<SlackState>, p: &Map<String, Value>) -> ApiResult {
     let channel = required(p, "channel", "channel_not_found")?;
+    if state.read().not_member_of.contains(&channel) {
+        return Err(ApiError::new("not_in_channel"));
+    }
     let offset = match param(p, "cursor") {
         Some(c) => decode_cursor("history", &c)?,
         None => 0,

@@ -1,4 +1,5 @@
-//! Kibana: the Security AI Assistant ([`assistant`]) and Cases ([`cases`]).
+//! Kibana: the Security AI Assistant ([`assistant`]), Agent Builder, Cases ([`cases`]), Elastic
+//! Defend response actions ([`endpoint`]) and connectors ([`connectors`]).
 //!
 //! [`KibanaHttp`] carries what every Kibana call needs: the base URL with the space prefix, the
 //! `kbn-xsrf` and `elastic-api-version` headers, auth, and the mapping of both Kibana error body
@@ -7,6 +8,7 @@
 pub mod agent_builder;
 pub mod assistant;
 pub mod cases;
+pub mod connectors;
 pub mod endpoint;
 pub mod wire;
 

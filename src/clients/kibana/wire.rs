@@ -215,3 +215,12 @@ mod tests {
         );
     }
 }
+
+/// One entry of `GET /api/actions/connectors` (the fields triage-bot reads).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Connector {
+    pub id: String,
+    pub connector_type_id: String,
+    #[serde(default)]
+    pub name: String,
+}

@@ -69,6 +69,27 @@ struct Directory {
     by_name: HashMap<String, String>,
 }
 
+/// What `auth.test` says about the token.
+#[derive(Debug, Clone)]
+pub struct AuthInfo {
+    pub user_id: String,
+    pub user: String,
+    pub team: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The bot scopes the calls triage-bot makes need: messages and updates, thread history (public
+/// and private channels), handler lookup by name and e-mail, approver groups, and @-mentions.
+pub const REQUIRED_BOT_SCOPES: &[&str] = &[
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "app_mentions:read",
+];
+
 #[derive(Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
@@ -191,6 +212,74 @@ impl SlackClient {
             code,
             detail,
         })
+    }
+
+    /// `auth.test`: whether the token is valid, whose it is, and the scopes it holds (from the
+    /// `x-oauth-scopes` header Slack sends with every answer; `None` when it is absent).
+    pub async fn auth_test(&self) -> Result<AuthInfo, SlackError> {
+        let method = "auth.test";
+        let resp = self
+            .http
+            .post(format!("{}{method}", self.base))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| SlackError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(SlackError::Http {
+                method: method.into(),
+                status,
+            });
+        }
+        let scopes = resp
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
+        let v: Value = resp.json().await.map_err(|e| SlackError::Decode {
+            method: method.into(),
+            detail: e.to_string(),
+        })?;
+        if v.get("ok").and_then(Value::as_bool) != Some(true) {
+            return Err(SlackError::Api {
+                method: method.into(),
+                code: v
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown_error")
+                    .to_string(),
+                detail: None,
+            });
+        }
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(AuthInfo {
+            user_id: text("user_id"),
+            user: text("user"),
+            team: text("team"),
+            scopes,
+        })
+    }
+
+    /// Whether the bot can read `channel` — a member of it — by asking for one message of its
+    /// history (Slack answers `not_in_channel` otherwise), with the scopes the app already has.
+    pub async fn can_read_channel(&self, channel: &str) -> Result<bool, SlackError> {
+        let params = [("channel", channel.to_string()), ("limit", "1".to_string())];
+        match self.call_form("conversations.history", &params).await {
+            Ok(_) => Ok(true),
+            Err(SlackError::Api { code, .. }) if code == "not_in_channel" => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn post_message(&self, body: &Value) -> Result<PostedMessage, SlackError> {
