@@ -118,11 +118,26 @@ impl RunningApp {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting work, lets in-flight jobs record their outcome, and returns.
+    /// Stops accepting work and lets work in flight finish and record its outcome, for at most
+    /// `SHUTDOWN_GRACE_SECS`; what is still running then is cut off (a command batch cut off is
+    /// marked interrupted at the next start, never silently re-run).
     pub async fn stop(self) {
+        let grace = self.ctx.settings.shutdown_grace;
         self.trigger.trigger();
-        for t in self.tasks {
-            let _ = t.await;
+        let mut tasks = self.tasks;
+        let all_done = async {
+            for t in tasks.iter_mut() {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(grace, all_done).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs_f64(),
+                "ShutdownGraceExpired: work still in flight was cut off; it is recovered at the next start"
+            );
+            for t in &tasks {
+                t.abort();
+            }
         }
         self.ctx.store.pool.close().await;
     }

@@ -191,6 +191,9 @@ pub struct Settings {
     pub triage: crate::config::TriageSettings,
     /// How often workers look for due outbox work when nothing woke them.
     pub worker_tick: Duration,
+    /// On SIGTERM or Ctrl-C, how long work in flight (a running command batch included) may take
+    /// to finish before the process exits anyway (`SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
     pub approval: ApprovalSettings,
     pub cases: CaseSettings,
     /// First retry delay of a failed job; doubles on each attempt, capped at five minutes.
@@ -365,6 +368,7 @@ impl Settings {
             runner: RunnerSettings::from_env(&env)?,
             triage: TriageSettings::from_env(&env)?,
             worker_tick: env.secs("WORKER_TICK_SECS", 1.0)?,
+            shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 60.0)?,
             approval: ApprovalSettings {
                 approver_groups: env.list("SLACK_APPROVER_GROUPS"),
                 two_person_remediation: env.bool("APPROVAL_TWO_PERSON_REMEDIATION", false)?,

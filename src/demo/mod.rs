@@ -163,6 +163,19 @@ impl World {
         timestamp: i64,
         secret: &str,
     ) -> anyhow::Result<(u16, String)> {
+        self.click_url(&app.url(), user, action_id, timestamp, secret)
+            .await
+    }
+
+    /// Acts as Slack towards the app at `app_url` (a separate process, say): a signed click.
+    pub async fn click_url(
+        &self,
+        app_url: &str,
+        user: &str,
+        action_id: &str,
+        timestamp: i64,
+        secret: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let msg = self
             .slack
             .messages()
@@ -185,7 +198,7 @@ impl World {
             &value,
         );
         emulators::slack::post_interaction(
-            &format!("{}/slack/interactions", app.url()),
+            &format!("{app_url}/slack/interactions"),
             secret,
             &payload,
             timestamp,

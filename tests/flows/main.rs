@@ -14,6 +14,7 @@ mod ingest;
 mod isolation;
 mod restart;
 mod slack_transports;
+mod stopping;
 mod thread_questions;
 mod tls;
 mod triage_assistants;

@@ -1,0 +1,128 @@
+//! The operator restarts the service the way Docker, systemd and Kubernetes do — SIGTERM — while
+//! an approved batch is running on a host. Within `SHUTDOWN_GRACE_SECS` the batch finishes and
+//! is recorded as executed (a normal restart interrupts nothing), and the process exits 0. When
+//! the bound runs out, the process still exits 0, and the next start marks the batch interrupted
+//! — nothing is re-run on its own.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+use triage_bot::store::Store;
+
+/// `triage-bot serve` as its own process against the emulated world, on a free port.
+async fn serve(world: &World, grace: &str) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_triage-bot"))
+        .arg("serve")
+        .env_clear()
+        .envs(world.env())
+        .env("HTTP_BIND", format!("127.0.0.1:{port}"))
+        .env("SHUTDOWN_GRACE_SECS", grace)
+        .env("RUST_LOG", "warn")
+        .current_dir(&world.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Approves the card once it is posted, then waits until `n` commands have started on the host.
+async fn approve_and_wait_for_commands(world: &World, url: &str, n: usize) {
+    wait_for_approval_request(world).await;
+    let mut clicked = false;
+    for _ in 0..100 {
+        // The port may take a moment to listen after the card is out.
+        if let Ok((200, _)) = world
+            .click_url(
+                url,
+                HANDLER_ID,
+                ACTION_APPROVE,
+                chrono::Utc::now().timestamp(),
+                SIGNING_SECRET,
+            )
+            .await
+        {
+            clicked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(clicked, "the click was accepted");
+    world
+        .winrm
+        .wait_until("commands running on the host", T, |s| s.executed.len() >= n)
+        .await
+        .unwrap();
+}
+
+async fn sigterm(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits within its grace period")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_running_batch_finish_and_exits_zero() {
+    let world = World::start().await.unwrap();
+    // The third command takes a while (the host answers "still running" four times).
+    world.winrm.set_timed_out_hold(Duration::from_millis(250));
+    world.winrm.set_delay(COMMANDS[2].0, 4);
+    let (mut child, url) = serve(&world, "30").await;
+    approve_and_wait_for_commands(&world, &url, 3).await;
+
+    let status = sigterm(&mut child).await;
+    assert!(status.success(), "exit status {status:?}");
+
+    let store = Store::connect(&world.database_url()).await.unwrap();
+    let incident = store.incidents().await.unwrap().remove(0);
+    assert_eq!(incident.state, IncidentState::Executed, "not interrupted");
+    let commands = store.commands(&incident.id).await.unwrap();
+    assert!(
+        commands
+            .iter()
+            .all(|c| c.status == CommandStatus::Succeeded)
+    );
+    assert_eq!(
+        world.winrm.executed().len(),
+        COMMANDS.len(),
+        "each ran once"
+    );
+}
+
+#[tokio::test]
+async fn when_the_grace_runs_out_the_batch_is_interrupted_not_rerun() {
+    let world = World::start().await.unwrap();
+    world.winrm.set_timed_out_hold(Duration::from_millis(500));
+    world.winrm.set_delay(COMMANDS[1].0, 100);
+    let (mut child, url) = serve(&world, "0.5").await;
+    approve_and_wait_for_commands(&world, &url, 2).await;
+
+    let status = sigterm(&mut child).await;
+    assert!(status.success(), "exit status {status:?}");
+
+    // The next start finds the batch cut off: interrupted, and nothing ran again.
+    world.winrm.set_delay(COMMANDS[1].0, 0);
+    let app = world.start_app().await.unwrap();
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    assert_eq!(incident.state, IncidentState::Interrupted);
+    let commands = app.ctx.store.commands(&incident.id).await.unwrap();
+    assert_eq!(commands[0].status, CommandStatus::Succeeded);
+    assert_eq!(commands[1].status, CommandStatus::Interrupted);
+    assert_eq!(world.winrm.executed().len(), 2, "nothing re-run on its own");
+    app.stop().await;
+}
