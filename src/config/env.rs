@@ -37,7 +37,20 @@ impl Env<'_> {
     }
 
     pub fn secret(&self, var: &str, what: &str) -> Result<Secret, ConfigError> {
-        self.required(var, what).map(Secret::new)
+        self.secret_opt(var)?
+            .ok_or_else(|| err(var, format!("is required: {what} (or {var}_FILE)")))
+    }
+
+    /// A secret from `{var}_FILE` (its first line: Docker and Kubernetes secrets are files), else
+    /// from `var`; `None` when neither is set. Errors name the variable, never the value.
+    pub fn secret_opt(&self, var: &str) -> Result<Option<Secret>, ConfigError> {
+        let file_var = format!("{var}_FILE");
+        match self.opt(&file_var) {
+            Some(path) => Secret::from_file(std::path::Path::new(&path))
+                .map(Some)
+                .map_err(|e| err(&file_var, e.to_string())),
+            None => Ok(self.opt(var).map(Secret::new)),
+        }
     }
 
     pub fn url(&self, var: &str, default: Option<&str>) -> Result<String, ConfigError> {
@@ -149,14 +162,11 @@ impl Env<'_> {
         let key_var = format!("{prefix}_API_KEY");
         let user_var = format!("{prefix}_USERNAME");
         let pass_var = format!("{prefix}_PASSWORD");
-        if let Some(k) = self.opt(&key_var) {
-            return Ok(HttpAuth::ApiKey(Secret::new(k)));
+        if let Some(k) = self.secret_opt(&key_var)? {
+            return Ok(HttpAuth::ApiKey(k));
         }
-        match (self.opt(&user_var), self.opt(&pass_var)) {
-            (Some(username), Some(p)) => Ok(HttpAuth::Basic {
-                username,
-                password: Secret::new(p),
-            }),
+        match (self.opt(&user_var), self.secret_opt(&pass_var)?) {
+            (Some(username), Some(password)) => Ok(HttpAuth::Basic { username, password }),
             (Some(_), None) => Err(err(
                 &pass_var,
                 format!("is required when {user_var} is set"),

@@ -341,7 +341,7 @@ impl Settings {
             // Socket Mode receives nothing over HTTP, so it needs no signing secret; without one
             // every HTTP callback is refused.
             signing_secret: if env.or("SLACK_TRANSPORT", "http") == "socket" {
-                Secret::new(env.or("SLACK_SIGNING_SECRET", ""))
+                env.secret_opt("SLACK_SIGNING_SECRET")?.unwrap_or_default()
             } else {
                 env.secret("SLACK_SIGNING_SECRET", "the app's signing secret")?
             },
@@ -350,7 +350,8 @@ impl Settings {
             routes: env.map("HANDLER_ROUTES")?,
         };
         let winrm = WinRmSettings::from_env(&env)?;
-        if env.or("SLACK_TRANSPORT", "http") == "socket" && env.opt("SLACK_APP_TOKEN").is_none() {
+        let app_token = env.secret_opt("SLACK_APP_TOKEN")?;
+        if env.or("SLACK_TRANSPORT", "http") == "socket" && app_token.is_none() {
             return Err(err(
                 "SLACK_APP_TOKEN",
                 "is required when SLACK_TRANSPORT=socket: the app-level token (xapp-…)",
@@ -388,7 +389,7 @@ impl Settings {
                         ));
                     }
                 },
-                app_token: env.opt("SLACK_APP_TOKEN").map(Secret::new),
+                app_token,
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
             cases: CaseSettings {
@@ -427,12 +428,49 @@ mod tests {
                 m.get(k).map(|v| v.to_string())
             });
         }
+        // `X_FILE` (a secret read from a file) is documented once, for every secret.
+        let documented = |var: &str| match var.strip_suffix("_FILE") {
+            Some(base) if example.contains("_FILE") && documented(base) => true,
+            _ => documented(var),
+        };
         let missing: Vec<String> = read
             .into_inner()
             .into_iter()
             .filter(|v| !documented(v))
             .collect();
         assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+    }
+
+    #[test]
+    fn every_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, value: &str| -> &'static str {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            Box::leak(path.display().to_string().into_boxed_str())
+        };
+        let mut m = base();
+        for var in ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "WINRM_PASSWORD"] {
+            m.remove(var);
+        }
+        m.insert("SLACK_BOT_TOKEN_FILE", file("bot", "xoxb-from-file"));
+        m.insert("SLACK_SIGNING_SECRET_FILE", file("sign", "sign-from-file"));
+        m.insert("WINRM_PASSWORD_FILE", file("pw", "pw-from-file"));
+        m.insert("ELASTICSEARCH_API_KEY_FILE", file("es", "es-key-from-file"));
+        m.insert("KIBANA_USERNAME", "kb");
+        m.insert("KIBANA_PASSWORD_FILE", file("kb", "kb-pw-from-file"));
+        let s = load(&m).unwrap();
+        assert_eq!(s.slack.bot_token.expose(), "xoxb-from-file");
+        assert_eq!(s.slack.signing_secret.expose(), "sign-from-file");
+        assert_eq!(s.winrm.password.expose(), "pw-from-file");
+        assert!(matches!(&s.elastic.auth, HttpAuth::ApiKey(k) if k.expose() == "es-key-from-file"));
+        assert!(
+            matches!(&s.kibana.auth, HttpAuth::Basic { password, .. } if password.expose() == "kb-pw-from-file")
+        );
+        // A missing file is named by its variable, and the secret is never echoed.
+        m.insert("SLACK_BOT_TOKEN_FILE", "/nonexistent/token");
+        let e = load(&m).unwrap_err();
+        assert_eq!(e.var, "SLACK_BOT_TOKEN_FILE");
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl TriageSettings {
                 }
                 Some(OpenAiSettings {
                     base_url: base.trim_end_matches('/').to_string(),
-                    api_key: opt("OPENAI_API_KEY").map(Secret::new),
+                    api_key: env.secret_opt("OPENAI_API_KEY")?,
                     model: opt("OPENAI_MODEL").ok_or_else(|| {
                         err(
                             "OPENAI_MODEL",

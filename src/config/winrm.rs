@@ -73,14 +73,10 @@ impl WinRmSettings {
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         // WinRM credentials are needed only when some host group runs on WinRM.
         let needs_winrm = super::RunnerSettings::lookup_uses_winrm(env.lookup);
-        let winrm_password = match env.opt("WINRM_PASSWORD_FILE") {
-            Some(path) => Secret::from_file(std::path::Path::new(&path))
-                .map_err(|e| err("WINRM_PASSWORD_FILE", e.to_string()))?,
-            None if needs_winrm => env.secret(
-                "WINRM_PASSWORD",
-                "that account's password (or WINRM_PASSWORD_FILE)",
-            )?,
-            None => Secret::new(env.or("WINRM_PASSWORD", "")),
+        let winrm_password = if needs_winrm {
+            env.secret("WINRM_PASSWORD", "that account's password")?
+        } else {
+            env.secret_opt("WINRM_PASSWORD")?.unwrap_or_default()
         };
         Ok(WinRmSettings {
             endpoint_template: env.or("WINRM_ENDPOINT_TEMPLATE", "http://{host}:5985/wsman"),
