@@ -8,7 +8,7 @@
 //! modules on its left, never those on its right (`tests/checks/architecture.rs` keeps it so):
 //!
 //! ```text
-//! text, secret, shutdown, samples  ←  domain  ←  config  ←  store, clients, telemetry
+//! text, secret, shutdown, samples, health  ←  domain  ←  config  ←  store, clients, telemetry
 //!   ←  runners  ←  pipeline  ←  workers, slack_app  ←  http  ←  app  ←  demo  ←  cli
 //! ```
 //!
@@ -33,6 +33,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
+pub mod health;
 pub mod http;
 pub mod pipeline;
 pub mod runners;
@@ -55,6 +56,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("secret", 0),
     ("shutdown", 0),
     ("samples", 0),
+    ("health", 0),
     ("domain", 10),
     ("config", 20),
     ("store", 30),

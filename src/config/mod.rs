@@ -217,6 +217,8 @@ pub struct ApprovalSettings {
     pub transport: SlackTransport,
     /// App-level token (xapp-…) for Socket Mode.
     pub app_token: Option<Secret>,
+    /// Socket Mode liveness: a ping this often; two intervals without a frame is a dead socket.
+    pub socket_ping: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +392,7 @@ impl Settings {
                     }
                 },
                 app_token,
+                socket_ping: env.secs("SLACK_SOCKET_PING_SECS", 30.0)?,
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
             cases: CaseSettings {

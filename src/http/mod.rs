@@ -72,11 +72,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Ready when the database answers, Socket Mode (when used) is connected, and every alert source
+/// was polled successfully within the last five poll intervals; otherwise 503
+/// with the reasons.
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
-    if ctx.store.ping().await {
-        (StatusCode::OK, "ready")
+    let mut problems = Vec::new();
+    if !ctx.store.ping().await {
+        problems.push("database unavailable".to_string());
+    }
+    if ctx.settings.approval.transport == crate::config::SlackTransport::Socket
+        && !ctx.health.socket_connected()
+    {
+        problems.push("Slack Socket Mode disconnected".to_string());
+    }
+    let es = &ctx.settings.elastic;
+    let sources: Vec<&str> = es.sources.iter().map(|s| s.name.as_str()).collect();
+    let stale_after = es.poll_interval * 5;
+    for source in ctx.health.stale_sources(&sources, stale_after) {
+        problems.push(format!(
+            "no successful poll of {source} in {:.0}s",
+            stale_after.as_secs_f64()
+        ));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("; "))
     }
 }
 

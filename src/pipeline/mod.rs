@@ -49,6 +49,8 @@ pub struct Ctx {
     pub runner: Arc<dyn CommandRunner>,
     /// Wakes the outbox worker when new work is queued.
     pub wake: Notify,
+    /// What the readiness probe reports: Socket Mode up, sources polled.
+    pub health: crate::health::Health,
 }
 
 /// Why a job did not complete, and whether trying again can help.

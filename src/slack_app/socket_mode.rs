@@ -6,6 +6,11 @@
 //! `{"envelope_id": …}` within three seconds, and asks the app to reconnect from time to time
 //! (`disconnect`). The envelope payloads are exactly the HTTP bodies, so the same handlers run
 //! behind both transports.
+//!
+//! A Slack socket can die without closing (a known failure): the app pings every
+//! `SLACK_SOCKET_PING_SECS` and treats two intervals without any frame from Slack (a pong
+//! included) as a dead connection, and reconnects. `triage_bot_slack_socket_connected` and
+//! `/readyz` say whether it is up; `triage_bot_slack_socket_reconnects_total` counts reconnects.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +32,18 @@ enum Next {
 /// Keeps a Socket Mode connection open until shutdown, reconnecting with backoff.
 pub async fn run(ctx: Arc<Ctx>, app_client: SlackClient, mut shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(500);
+    let mut connections = 0u64;
     loop {
         if shutdown.is_triggered() {
             return;
         }
-        match connect_once(&ctx, &app_client, &mut shutdown).await {
+        if connections > 0 {
+            metrics::counter!("triage_bot_slack_socket_reconnects_total").increment(1);
+        }
+        connections += 1;
+        let outcome = connect_once(&ctx, &app_client, &mut shutdown).await;
+        ctx.health.set_socket_connected(false);
+        match outcome {
             Ok(Next::Stop) => return,
             Ok(Next::Reconnect) => backoff = Duration::from_millis(500),
             Err(e) => {
@@ -58,15 +70,28 @@ async fn connect_once(
         .ok_or_else(|| anyhow::anyhow!("apps.connections.open returned no url"))?;
     let (ws, _) = tokio_tungstenite::connect_async(url).await?;
     tracing::info!("Socket Mode connected");
+    ctx.health.set_socket_connected(true);
     let (mut sink, mut source) = ws.split();
+    let ping_every = ctx.settings.approval.socket_ping;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         let frame = tokio::select! {
             _ = shutdown.wait() => {
                 let _ = sink.send(Message::Close(None)).await;
                 return Ok(Next::Stop);
             }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    tracing::warn!(silent_secs = last_heard.elapsed().as_secs_f64(), "SocketModeSilent: no frame from Slack, not even a pong; reconnecting");
+                    return Ok(Next::Reconnect);
+                }
+                sink.send(Message::Ping(Vec::new().into())).await?;
+                continue;
+            }
             frame = source.next() => frame,
         };
+        last_heard = tokio::time::Instant::now();
         let text = match frame {
             Some(Ok(Message::Text(t))) => t.to_string(),
             Some(Ok(Message::Ping(p))) => {

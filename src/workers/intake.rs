@@ -24,7 +24,11 @@ pub struct PollStats {
 pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     loop {
         for source in &ctx.settings.elastic.sources {
-            match poll_source(&ctx, source).await {
+            let polled = poll_source(&ctx, source).await;
+            if polled.is_ok() {
+                ctx.health.poll_succeeded(&source.name);
+            }
+            match polled {
                 Ok(stats) if stats.new + stats.grouped > 0 => {
                     tracing::info!(source = %source.name, new = stats.new, duplicates = stats.duplicates, rejected = stats.rejected, "AlertsPolled");
                     ctx.wake.notify_one();

@@ -135,3 +135,105 @@ async fn slack_rate_limits_are_waited_out_and_nothing_is_dropped() {
     let _ = json!(null);
     finish(&world, app).await;
 }
+
+/// A Socket Mode connection that dies without closing (no frames, no pongs) is noticed by its
+/// pings and replaced; meanwhile `/readyz` says why the service is not ready, and `/metrics`
+/// counts the reconnect.
+#[tokio::test]
+async fn a_silently_dead_socket_is_detected_and_replaced() {
+    let world = World::start().await.unwrap();
+    let app = world
+        .start_app_with(&[
+            ("SLACK_TRANSPORT", "socket"),
+            ("SLACK_APP_TOKEN", "xapp-1-emulated-app-token"),
+            ("SLACK_SOCKET_PING_SECS", "0.2"),
+        ])
+        .await
+        .unwrap();
+    let readyz = || async {
+        let r = reqwest::get(format!("{}/readyz", app.url())).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    // Socket Mode is not on in the workspace yet: the app cannot connect, and is not ready.
+    let (status, why) = readyz().await;
+    assert_eq!(status, 503);
+    assert!(why.contains("Socket Mode disconnected"), "{why}");
+
+    world
+        .slack
+        .enable_socket_mode("xapp-1-emulated-app-token")
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the app's WebSocket", T, |s| s.socket_connects >= 1)
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    wait_until_ready(&app).await;
+
+    world.slack.silence_open_sockets();
+    world
+        .slack
+        .wait_until("a new connection after the silent one", T, |s| {
+            s.socket_connects >= 2
+        })
+        .await
+        .unwrap();
+    wait_until_ready(&app).await;
+    let metrics = reqwest::get(format!("{}/metrics", app.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("triage_bot_slack_socket_reconnects_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("triage_bot_slack_socket_connected 1"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+/// Polls `/readyz` (the probe a load balancer would poll) until it answers 200.
+async fn wait_until_ready(app: &triage_bot::app::RunningApp) {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let r = reqwest::get(format!("{}/readyz", app.url())).await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An alert source that keeps failing makes the service not ready, with the source named.
+#[tokio::test]
+async fn a_source_that_cannot_be_polled_makes_the_service_not_ready() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_until_ready(&app).await;
+    world.es.fail_next(10_000, 503);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let r = reqwest::get(format!("{}/readyz", app.url())).await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        if status == 503 {
+            assert!(body.contains("no successful poll of"), "{body}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

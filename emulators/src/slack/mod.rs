@@ -128,6 +128,13 @@ impl SlackEmulator {
         }
     }
 
+    /// Every Socket Mode connection open now goes silent without closing: it sends nothing
+    /// and answers no ping, as a socket that died on the way (later connections work).
+    pub fn silence_open_sockets(&self) {
+        self.state
+            .update(|s| s.silenced_through = s.socket_connects);
+    }
+
     /// Asks every connected app to reconnect, as Slack does periodically.
     pub fn socket_disconnect_all(&self) {
         let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "emulator"}});

@@ -31,12 +31,20 @@ pub(super) async fn socket_connection(
         return;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    state.update(|s| {
+    let number = state.update(|s| {
         s.socket_connects += 1;
         s.socket_senders.push(tx);
+        s.socket_connects
     });
     loop {
         tokio::select! {
+            // A connection silenced by the test goes quiet without closing — no frames, no pongs
+            // — as a Slack socket that died on the way does.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                if state.read().silenced_through >= number {
+                    std::future::pending::<()>().await;
+                }
+            }
             out = rx.recv() => match out {
                 Some(text) => {
                     let disconnect = text.contains("\"type\":\"disconnect\"");

@@ -95,6 +95,8 @@ pub struct SlackState {
     pub socket_senders: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Socket Mode: every connection made, and every frame the app sent back (acks).
     pub socket_connects: usize,
+    /// Connections numbered up to this one (1-based, in connect order) have gone silent.
+    pub silenced_through: usize,
     pub socket_acks: Vec<Value>,
     pub calls: Vec<SlackCall>,
     pub messages: Vec<SlackMessage>,
