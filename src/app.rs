@@ -52,6 +52,8 @@ pub struct App;
 /// A started service.
 pub struct RunningApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `METRICS_BIND` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub ctx: Arc<Ctx>,
     trigger: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
@@ -90,6 +92,22 @@ impl App {
             )),
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
+        let mut metrics_addr = None;
+        if let Some(bind) = ctx.settings.metrics_bind {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on METRICS_BIND={bind}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            let router = crate::http::metrics_router(ctx.clone());
+            let mut stop = socket_shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.wait().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            }));
+        }
         if ctx.settings.approval.transport == crate::config::SlackTransport::Socket {
             let token = ctx
                 .settings
@@ -107,6 +125,7 @@ impl App {
         tracing::info!(http.addr = %addr, "triage-bot started");
         Ok(RunningApp {
             addr,
+            metrics_addr,
             ctx,
             trigger,
             tasks,

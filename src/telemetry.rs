@@ -28,9 +28,19 @@ pub fn init(format: LogFormat, default_filter: &str) {
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Histograms as buckets (not summaries), so they aggregate across replicas: from 50 ms
+        // (a command, an AI call) to an hour (an approval waiting for a person).
+        let buckets = [
+            0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            3600.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&buckets)
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
         let _ = metrics::set_global_recorder(recorder);
+        metrics::gauge!("triage_bot_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
 }

@@ -60,8 +60,35 @@ pub trait Assistant: Send + Sync {
     async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError>;
 }
 
-/// Builds the configured assistant.
+/// Builds the configured assistant, timed (`triage_bot_ai_call_seconds`).
 pub fn build(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
+    Ok(Arc::new(Timed(backend(settings)?)))
+}
+
+/// Every AI call's latency, by backend and outcome, whichever backend answers.
+struct Timed(Arc<dyn Assistant>);
+
+#[async_trait::async_trait]
+impl Assistant for Timed {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn start_conversation(&self, title: &str) -> Result<Option<String>, AssistantError> {
+        self.0.start_conversation(title).await
+    }
+
+    async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
+        let started = std::time::Instant::now();
+        let reply = self.0.ask(prompt, conversation).await;
+        let outcome = if reply.is_ok() { "ok" } else { "error" };
+        metrics::histogram!("triage_bot_ai_call_seconds", "backend" => self.0.name(), "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        reply
+    }
+}
+
+fn backend(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
     let a = &settings.triage.assistant;
     Ok(match a.kind {
         AssistantKind::Kibana => {

@@ -179,6 +179,8 @@ pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
 pub struct Settings {
     pub database_url: String,
     pub http_bind: SocketAddr,
+    /// A separate address for `/metrics` (`METRICS_BIND`); unset: served on `http_bind`.
+    pub metrics_bind: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub prompts_dir: Option<PathBuf>,
     pub elastic: ElasticSettings,
@@ -362,6 +364,14 @@ impl Settings {
         Ok(Settings {
             database_url: env.or("DATABASE_URL", DEFAULT_DATABASE_URL),
             http_bind,
+            metrics_bind: match env.opt("METRICS_BIND") {
+                Some(v) => {
+                    Some(v.parse().map_err(|_| {
+                        err("METRICS_BIND", "expected host:port, e.g. 127.0.0.1:9090")
+                    })?)
+                }
+                None => None,
+            },
             log_format,
             prompts_dir: env.opt("PROMPTS_DIR").map(PathBuf::from),
             elastic,

@@ -13,14 +13,26 @@ use axum::routing::{get, post};
 use crate::pipeline::Ctx;
 use crate::slack_app::Rejected;
 
+/// The service's routes. `/metrics` is here unless `METRICS_BIND` gives it an address of its
+/// own ([`metrics_router`]), so it need not be exposed with the public Slack endpoints.
 pub fn router(ctx: Arc<Ctx>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_page))
+        .route("/readyz", get(readyz));
+    if ctx.settings.metrics_bind.is_none() {
+        router = router.route("/metrics", get(metrics_page));
+    }
+    router
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(ctx)
+}
+
+/// `/metrics` alone, for `METRICS_BIND`.
+pub fn metrics_router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_page))
         .with_state(ctx)
 }
 

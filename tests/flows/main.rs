@@ -12,6 +12,7 @@ mod check_config;
 mod execute_runners;
 mod ingest;
 mod isolation;
+mod observability;
 mod restart;
 mod slack_transports;
 mod stopping;

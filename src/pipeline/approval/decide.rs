@@ -278,6 +278,18 @@ pub async fn decide(
     tx.commit().await?;
     tracing::info!(incident.id = incident_id, slack.user = user, decision = decision.as_str(), scope = ?decision.scope(), "ApprovalDecided");
     metrics::counter!("triage_bot_decisions_total", "decision" => decision.as_str()).increment(1);
+    // The approval request → the decision: how long the card waited for a person.
+    if let Some(asked) = incident
+        .approval_requested_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    {
+        let waited = (chrono::Utc::now() - asked.with_timezone(&chrono::Utc))
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("triage_bot_time_to_decision_seconds", "decision" => decision.as_str())
+            .record(waited.as_secs_f64());
+    }
     Ok(ClickOutcome::Decided(decision))
 }
 

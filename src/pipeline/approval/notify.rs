@@ -131,6 +131,13 @@ pub async fn post_approval(
         .await
         .map_err(JobError::retry)?;
     tracing::info!(incident.id = %incident.id, slack.ts = %posted.ts, "ApprovalRequested");
+    // Alert time → the card in front of a person: the latency the SOC feels.
+    if let Ok(alert) = incident.alert() {
+        let waited = (chrono::Utc::now() - alert.timestamp)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("triage_bot_alert_to_card_seconds").record(waited.as_secs_f64());
+    }
     // The permalink makes the case point at the conversation; a failure only costs the link.
     match ctx.slack.permalink(&posted.channel, &posted.ts).await {
         Ok(link) => {

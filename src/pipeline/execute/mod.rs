@@ -117,6 +117,8 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
             },
         };
         let took = t0.elapsed();
+        metrics::histogram!("triage_bot_command_seconds", "runner" => runner_name)
+            .record(took.as_secs_f64());
         ctx.store
             .finish_command(&incident.id, cmd.seq, &result)
             .await
