@@ -108,7 +108,7 @@ impl ElasticClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| ElasticError::Transport(transport_error(&e)))?;
+            .map_err(|e| ElasticError::Transport(super::tls::describe(&e, "ELASTICSEARCH")))?;
         let status = response.status_code().as_u16();
         if status != 200 {
             let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -124,23 +124,5 @@ impl ElasticClient {
             .await
             .map_err(|e| ElasticError::Decode(e.to_string()))?;
         Ok(parsed.hits.hits)
-    }
-}
-
-/// The client's error with its causes, and the setting to use when the certificate is not trusted.
-fn transport_error(e: &elasticsearch::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    match super::tls::untrusted_hint(e, "ELASTICSEARCH") {
-        Some(hint) => format!("{text} — {hint}"),
-        None => text,
     }
 }

@@ -68,11 +68,11 @@ pub fn untrusted_hint(error: &(dyn std::error::Error + 'static), prefix: &str) -
     None
 }
 
-/// A reqwest error's text with its causes (reqwest's own `Display` hides them), plus the
-/// certificate hint when that is what went wrong.
-pub fn describe(error: &reqwest::Error, prefix: &str) -> String {
+/// A client error's text with its causes (reqwest's and the Elasticsearch client's own `Display`
+/// hide them), plus the certificate hint when that is what went wrong.
+pub fn describe(error: &(dyn std::error::Error + 'static), prefix: &str) -> String {
     let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
+    let mut cause = error.source();
     while let Some(e) = cause {
         let more = e.to_string();
         if !text.contains(&more) {
