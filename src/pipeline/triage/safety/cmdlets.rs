@@ -150,7 +150,11 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                 out.push(finding(Effect::Changes, ""));
             }
         }
-        "disable-netfirewallrule" | "remove-netfirewallrule" => out.push(finding(Effect::Changes, "")),
+        "disable-netfirewallrule" | "remove-netfirewallrule" => {
+            let mut words = a.words();
+            words.extend(up.map(|u| u.words.clone()).unwrap_or_default());
+            out.push(unblocking(&words));
+        }
         "stop-service" | "suspend-service" | "remove-service" => {
             let (names, everything) = targets(a, &["name", "displayname", "inputobject"], 0, up);
             service_stop(&names, everything, out);
@@ -270,13 +274,15 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                 None => out.push(finding(Effect::Changes, "")),
             }
         }
+        // A `Get-` that writes a file (to the desktop).
+        "get-windowsupdatelog" => out.push(finding(Effect::Changes, "writes a file")),
         "export-pfxcertificate" => out.push(finding(
             Effect::Weakens,
             "exports a certificate with its private key (credential theft)",
         )),
         "set-item" => set_item(w, a, out),
         "set-itemproperty" | "new-itemproperty" | "rename-itemproperty" | "copy-itemproperty"
-        | "move-itemproperty" => set_item_property(w, c, a, out),
+        | "move-itemproperty" => set_item_property(w, c, a, up, out),
         "remove-itemproperty" | "clear-itemproperty" => {
             let name = a.get_or_pos(&["name"], 1).and_then(|v| v.first().map(String::from));
             let paths = paths_of(w, a, up);
@@ -306,7 +312,7 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                     "deletes PowerShell command history (evidence)",
                 ));
             }
-            let paths = paths_of(w, a, up);
+            let paths = delete_targets(w, a, up);
             if !exact && recursive {
                 out.push(finding(
                     Effect::Destroys,
@@ -337,7 +343,7 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                 .get_or_pos(&["value"], 1)
                 .map(|v| v.texts.join("\n"))
                 .unwrap_or_default();
-            match path.and_then(|p| p.first().map(String::from)) {
+            match path.filter(|p| p.exact).and_then(|p| p.first().map(String::from)) {
                 Some(p) if norm_path(&w.path(&p)) == "c:\\windows\\system32\\drivers\\etc\\hosts" => {
                     let (e, what) = hosts_entry(&value);
                     // Only a redirect grants anything; a sinkhole blocks.
@@ -345,26 +351,25 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                     out.push(grant(e, what, grants));
                 }
                 Some(p) => out.extend(w.write_to(&p, "writes a file")),
-                None => out.push(finding(Effect::Changes, "writes a file")),
+                None => match path {
+                    Some(v) => out.extend(w.write_value(v, "writes a file")),
+                    None => out.push(finding(Effect::Changes, "writes a file")),
+                },
             }
         }
         "out-file" | "tee-object" | "export-csv" | "export-clixml" | "start-transcript"
         | "export-certificate" => {
-            let dest = a
-                .get_or_pos(&["filepath", "path", "literalpath"], 0)
-                .and_then(|v| v.first().map(String::from));
+            let dest = a.get_or_pos(&["filepath", "path", "literalpath"], 0);
             match dest {
-                Some(d) => out.extend(w.write_to(&d, "writes a file")),
+                Some(d) => out.extend(w.write_value(d, "writes a file")),
                 None if c == "tee-object" => out.push(finding(Effect::Reads, "")),
                 None => out.push(finding(Effect::Changes, "writes a file")),
             }
         }
         "compress-archive" | "expand-archive" => {
-            let dest = a
-                .get_or_pos(&["destinationpath"], 1)
-                .and_then(|v| v.first().map(String::from));
+            let dest = a.get_or_pos(&["destinationpath"], 1);
             match dest {
-                Some(d) => out.extend(w.write_to(&d, "writes a file")),
+                Some(d) => out.extend(w.write_value(d, "writes a file")),
                 None => out.push(finding(Effect::Changes, "writes a file")),
             }
         }
@@ -375,16 +380,15 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
                     "copies files to or from another machine",
                 ));
             }
-            let dest = a
-                .get_or_pos(&["destination"], 1)
-                .and_then(|v| v.first().map(String::from));
-            match dest {
-                Some(d) if cert_path_store(&d).is_some() => {
+            let dest_val = a.get_or_pos(&["destination"], 1);
+            let dest = dest_val.and_then(|v| v.first().map(String::from));
+            match (dest, dest_val) {
+                (Some(d), _) if cert_path_store(&d).is_some() => {
                     let store = cert_path_store(&d).unwrap_or_default();
                     out.push(cert_store_write(&store, names_of(a, &["path"], 0)));
                 }
-                Some(d) => out.extend(w.write_to(&d, "")),
-                None => out.push(finding(Effect::Changes, "")),
+                (_, Some(v)) => out.extend(w.write_value(v, "")),
+                _ => out.push(finding(Effect::Changes, "")),
             }
         }
         "move-item" | "rename-item" => move_item(w, c, a, up, out),
@@ -521,7 +525,9 @@ pub fn judge(w: &mut Walk<'_>, c: &str, a: &Args, up: Option<&Upstream>, out: &m
             "installs software from the network, which runs its code",
         )),
         "uninstall-package" | "uninstall-module" => {
-            if let Some(p) = security_product(&a.words()) {
+            let mut words = a.words();
+            words.extend(up.map(|u| u.words.clone()).unwrap_or_default());
+            if let Some(p) = security_product(&words) {
                 out.push(finding(
                     Effect::Weakens,
                     format!("uninstalls security tooling ({p})"),
@@ -579,10 +585,31 @@ fn cert_store_write(store: &str, file: Vec<String>) -> Finding {
 /// Paths a file or registry cmdlet works on: `-Path`, `-LiteralPath`, the first positional,
 /// else literal paths flowing in from the pipeline.
 fn paths_of(w: &Walk<'_>, a: &Args, up: Option<&Upstream>) -> Vec<String> {
+    if let Some(v) = a.get_or_pos(&["path", "literalpath", "fullname"], 0) {
+        return v.texts.iter().map(|t| w.path(t)).collect();
+    }
+    piped_paths(w, up)
+}
+
+/// Literal paths flowing in from the pipeline.
+fn piped_paths(w: &Walk<'_>, up: Option<&Upstream>) -> Vec<String> {
+    up.map(|u| {
+        u.words
+            .iter()
+            .filter(|x| x.contains(['\\', ':']))
+            .map(|x| w.path(x))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// What `Remove-Item` (and cmd's `del`, `rd`) deletes: `-Path`, else every positional value
+/// that is not a cmd switch (`del /s /q C:\x` reaches `Remove-Item` with its switches), else
+/// what flows in from the pipeline.
+fn delete_targets(w: &Walk<'_>, a: &Args, up: Option<&Upstream>) -> Vec<String> {
     if let Some(v) = a.get(&["path", "literalpath", "fullname"]) {
         return v.texts.iter().map(|t| w.path(t)).collect();
     }
-    // Every positional value: cmd's `del /s /q C:\x` reaches `Remove-Item` with its switches.
     let positional: Vec<String> = a
         .items
         .iter()
@@ -597,14 +624,7 @@ fn paths_of(w: &Walk<'_>, a: &Args, up: Option<&Upstream>) -> Vec<String> {
     if !positional.is_empty() {
         return positional;
     }
-    up.map(|u| {
-        u.words
-            .iter()
-            .filter(|x| x.contains(['\\', ':']))
-            .map(|x| w.path(x))
-            .collect()
-    })
-    .unwrap_or_default()
+    piped_paths(w, up)
 }
 
 /// `/s`, `/q`, `/f:x`: a cmd switch, not a path.
@@ -652,7 +672,7 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
         let super::effects::Arg::Named(n, v) = item else {
             continue;
         };
-        let n = n.as_str();
+        let n = mp_alias(n);
         let val = v.as_ref().map(|v| v.lower()).unwrap_or_default();
         let texts = v.as_ref().map(|v| v.texts.clone()).unwrap_or_default();
         let on = if v.is_none() { Some(true) } else { truth(&val) };
@@ -682,19 +702,23 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
             grant(
                 Effect::Weakens,
                 format!(
-                    "adds a Microsoft Defender exclusion (disables or weakens security tooling for {param})"
+                    "adds a Microsoft Defender exclusion, so Defender stops looking there (security tooling: {param} {})",
+                    texts.join(",")
                 ),
                 texts,
             )
-        } else if n.starts_with("disable") {
+        } else if let Some(what) = n.strip_prefix("disable") {
+            let what = defender_feature(what);
             match on {
                 Some(false) => finding(
                     Effect::Strengthens,
-                    format!("turns Microsoft Defender protection back on ({param} $false)"),
+                    format!("turns Microsoft Defender {what} back on"),
                 ),
                 _ => finding(
                     Effect::Weakens,
-                    format!("disables or weakens security tooling (Microsoft Defender {param})"),
+                    format!(
+                        "turns off Microsoft Defender {what} (disables or weakens security tooling)"
+                    ),
                 ),
             }
         } else if n == "mapsreporting" {
@@ -818,6 +842,14 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
                     format!("disables or weakens security tooling (Microsoft Defender {param})"),
                 ),
             }
+        } else if truth(&val).is_some() || v.is_none() {
+            // An on/off setting the gate has no table for: judged as the worst it could be.
+            finding(
+                Effect::Weakens,
+                format!(
+                    "disables or weakens security tooling (a Defender setting it cannot judge: {param})"
+                ),
+            )
         } else {
             finding(Effect::Changes, "")
         };
@@ -828,9 +860,52 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
     }
 }
 
-/// `-DisableRealtimeMonitoring` as written, for reasons.
+/// Set-MpPreference's parameter aliases (`-drtm` is `-DisableRealtimeMonitoring`).
+fn mp_alias(n: &str) -> &str {
+    match n {
+        "drtm" => "disablerealtimemonitoring",
+        "dbm" => "disablebehaviormonitoring",
+        "dioavp" => "disableioavprotection",
+        "dscrptsc" => "disablescriptscanning",
+        "dips" => "disableintrusionpreventionsystem",
+        "dpm" => "disableprivacymode",
+        "darchsc" => "disablearchivescanning",
+        "dcfsc" => "disablecatchupfullscan",
+        "dcqsc" => "disablecatchupquickscan",
+        "demsc" => "disableemailscanning",
+        "drdsc" => "disableremovabledrivescanning",
+        "drp" => "disablerestorepoint",
+        "dsmndf" => "disablescanningmappednetworkdrivesforfullscan",
+        "dsnf" => "disablescanningnetworkfiles",
+        "dbaf" => "disableblockatfirstseen",
+        "csce" => "checkforsignaturesbeforerunningscan",
+        other => other,
+    }
+}
+
+/// `-exclusionpath` → `-ExclusionPath`-like, for reasons (the reader lowercases names).
 fn param_name(n: &str) -> String {
     format!("-{n}")
+}
+
+/// What a `-Disable…` switch of Set-MpPreference turns off, in words.
+fn defender_feature(rest: &str) -> String {
+    match rest {
+        "realtimemonitoring" => "real-time monitoring".into(),
+        "behaviormonitoring" => "behavior monitoring".into(),
+        "ioavprotection" => "scanning of downloaded files (IOAV)".into(),
+        "scriptscanning" => "script scanning".into(),
+        "blockatfirstseen" => "block at first sight (cloud protection)".into(),
+        "archivescanning" => "archive scanning".into(),
+        "intrusionpreventionsystem" => "network intrusion prevention".into(),
+        "tamperprotection" => "tamper protection".into(),
+        "emailscanning" => "e-mail scanning".into(),
+        "removabledrivescanning" => "removable-drive scanning".into(),
+        "privacymode" => "privacy mode".into(),
+        "restorepoint" => "restore points before cleaning".into(),
+        "antispyware" | "antivirus" => "antivirus".into(),
+        other => format!("protection (-Disable{other})"),
+    }
 }
 
 fn firewall_profile(a: &Args, out: &mut Vec<Finding>) {
@@ -887,6 +962,20 @@ fn firewall_profile(a: &Args, out: &mut Vec<Finding>) {
     }
 }
 
+/// Removing or disabling a rule whose name says it blocks opens what it closed; any other
+/// rule's removal is ordinary (it may be the attacker's allow rule).
+fn unblocking(words: &[String]) -> Finding {
+    let names = words.join(" ").to_lowercase();
+    if names.contains("block") || names.contains("deny") || names.contains("isolat") {
+        finding(
+            Effect::Weakens,
+            "opens the firewall: removes or disables a blocking rule",
+        )
+    } else {
+        finding(Effect::Changes, "")
+    }
+}
+
 fn firewall_rule(c: &str, a: &Args, out: &mut Vec<Finding>) {
     let mut subjects = names_of(a, &["remoteaddress"], 99);
     subjects.extend(names_of(a, &["program"], 99));
@@ -909,6 +998,7 @@ fn firewall_rule(c: &str, a: &Args, out: &mut Vec<Finding>) {
             "opens the firewall: a new rule without -Action Block allows traffic",
             subjects,
         )),
+        None if a.flag(&["enabled"]) == Some(Some(false)) => out.push(unblocking(&a.words())),
         None => out.push(finding(Effect::Changes, "")),
     }
 }
@@ -1106,7 +1196,13 @@ fn set_item(w: &Walk<'_>, a: &Args, out: &mut Vec<Finding>) {
     }
 }
 
-fn set_item_property(w: &Walk<'_>, c: &str, a: &Args, out: &mut Vec<Finding>) {
+fn set_item_property(
+    w: &Walk<'_>,
+    c: &str,
+    a: &Args,
+    up: Option<&Upstream>,
+    out: &mut Vec<Finding>,
+) {
     let names: Vec<String> = a
         .get_or_pos(&["name", "newname"], 1)
         .map(|v| v.texts.clone())
@@ -1124,7 +1220,7 @@ fn set_item_property(w: &Walk<'_>, c: &str, a: &Args, out: &mut Vec<Finding>) {
     }
     let mut paths: Vec<String> = path_val
         .map(|v| v.texts.iter().map(|t| w.path(t)).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|| piped_paths(w, up));
     if c == "copy-itemproperty" || c == "move-itemproperty" {
         paths.extend(
             a.get(&["destination"])

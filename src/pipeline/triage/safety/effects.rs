@@ -614,6 +614,13 @@ impl<'a> Walk<'a> {
         for stage in &st.stages {
             upstream = Some(self.stage(stage, upstream.as_ref(), &mut findings));
         }
+        // `$x = Get-Service | Where-Object …`: the variable holds what the whole pipeline output.
+        if st.stages.len() > 1
+            && let Some(var) = assigned_var(st.stages.first().map(|s| s.elems.as_slice()))
+        {
+            let words = upstream.map(|u| u.words).unwrap_or_default();
+            self.vars.insert(var, VarVal::Output(words));
+        }
         if let Some(j) = self.judged.get_mut(slot) {
             j.findings = findings;
         }
@@ -699,6 +706,17 @@ impl<'a> Walk<'a> {
             if matches!(kw.as_str(), "return" | "throw" | "exit") && elems.len() > 1 {
                 return self.stage_body(&elems[1..], up, out);
             }
+            // cmd's `for %i in (…) do command`: the command after `do` runs.
+            if kw == "for"
+                && let Some(at) = elems
+                    .iter()
+                    .position(|e| matches!(e, Elem::Word(w) if w.quote == Quote::None && w.text.eq_ignore_ascii_case("do")))
+            {
+                for e in &elems[1..at] {
+                    self.visit_elem(e, false);
+                }
+                return self.stage_body(&elems[at + 1..], up, out);
+            }
             for e in &elems[1..] {
                 if kw == "foreach"
                     && let Elem::Group(g) = e
@@ -741,6 +759,13 @@ impl<'a> Walk<'a> {
                 let args_elems = &elems[name_at + 1..];
                 self.command(&name, via, args_elems, up, out)
             }
+            // `& { … }` / `. { … }`: the block runs, and is judged like any other.
+            None if via != Via::Plain && matches!(elems.get(name_at), Some(Elem::Block(_))) => {
+                for e in &elems[name_at..] {
+                    self.visit_elem(e, false);
+                }
+                Upstream::default()
+            }
             None if via != Via::Plain => {
                 self.recognised = true;
                 out.push(finding(
@@ -756,6 +781,16 @@ impl<'a> Walk<'a> {
                 self.expression(elems, out);
                 let mut words = Vec::new();
                 elems.iter().for_each(|e| e.deep_words(&mut words));
+                // `$x | Stop-Service`: what the variable holds flows on.
+                for e in elems {
+                    if let Elem::Var(v) = e {
+                        match self.vars.get(v) {
+                            Some(VarVal::Texts(t)) => words.extend(t.iter().cloned()),
+                            Some(VarVal::Output(w)) => words.extend(w.iter().cloned()),
+                            _ => {}
+                        }
+                    }
+                }
                 Upstream {
                     words,
                     everything: false,
@@ -1199,11 +1234,13 @@ impl<'a> Walk<'a> {
                 self.vars.get("psitem").cloned(),
             )
         });
-        if binds && let Some(u) = up {
-            self.vars
-                .insert("_".into(), VarVal::Output(u.words.clone()));
-            self.vars
-                .insert("psitem".into(), VarVal::Output(u.words.clone()));
+        let input = args
+            .get(&["inputobject"])
+            .map(|v| v.words())
+            .or_else(|| up.map(|u| u.words.clone()));
+        if binds && let Some(words) = input {
+            self.vars.insert("_".into(), VarVal::Output(words.clone()));
+            self.vars.insert("psitem".into(), VarVal::Output(words));
         }
         for e in elems {
             self.visit_elem(
@@ -1340,6 +1377,35 @@ impl<'a> Walk<'a> {
         f
     }
 
+    /// Writing to the place a value names: a literal as [`Walk::write_to`]; a computed one
+    /// (`[Environment]::GetFolderPath('Startup')`, `$PROFILE`) by the places its words name.
+    pub fn write_value(&self, v: &Val, what: &str) -> Vec<Finding> {
+        if v.exact {
+            return v
+                .texts
+                .iter()
+                .flat_map(|t| self.write_to(t, what))
+                .collect();
+        }
+        let mut f = vec![finding(Effect::Changes, what)];
+        let words = v.words();
+        for w in &words {
+            if let Some((e, why)) = file_write(w) {
+                f.push(finding(e, why));
+            }
+        }
+        if words.iter().any(|w| {
+            let w = w.to_lowercase();
+            w.contains("startup") || w.starts_with("$profile")
+        }) {
+            f.push(finding(
+                Effect::Persists,
+                "writes to a startup folder or PowerShell profile, which runs at logon",
+            ));
+        }
+        f
+    }
+
     pub fn delete(&self, target: &str, recursive: bool) -> Vec<Finding> {
         let t = self.path(target);
         if let Some(store) = cert_path_store(&t) {
@@ -1380,6 +1446,14 @@ impl<'a> Walk<'a> {
 
     pub fn leave_shell(&mut self) {
         self.shells = self.shells.saturating_sub(1);
+    }
+}
+
+/// The variable a stage assigns to (`$x = …`), if it is a plain variable.
+fn assigned_var(elems: Option<&[Elem]>) -> Option<String> {
+    match elems? {
+        [Elem::Var(v), Elem::Op(o), ..] if o.ends_with('=') => Some(v.clone()),
+        _ => None,
     }
 }
 

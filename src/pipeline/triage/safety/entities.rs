@@ -274,7 +274,9 @@ impl AlertFacts {
     /// least three components, so `C:\` never counts), or names a directory it is inside.
     pub fn knows_path(&self, path: &str) -> bool {
         let p = norm_path(path);
-        self.paths.iter().any(|a| path_related(a, &p))
+        self.paths
+            .iter()
+            .any(|a| path_related(a, &p) || registry_item(a).is_some_and(|i| i == p))
     }
 
     /// Is `program` (a path or a file name) one the alert names — the attacker's own program?
@@ -283,7 +285,10 @@ impl AlertFacts {
         let file = p.rsplit('\\').next().unwrap_or(&p);
         if p.contains('\\') {
             self.paths.contains(&p)
-                || (self.programs.contains(file) && !p.starts_with("c:\\windows\\"))
+                || self.paths.contains(&format!("{p}.exe"))
+                || ((self.programs.contains(file)
+                    || self.programs.contains(&format!("{file}.exe")))
+                    && !p.starts_with("c:\\windows\\"))
         } else {
             self.programs.contains(file)
                 || self.programs.contains(&format!("{file}.exe"))
@@ -335,6 +340,27 @@ impl AlertFacts {
             Provenance::AttackerText(fields.into_iter().collect())
         }
     }
+}
+
+/// The key an attacker registers as a whole, when the alert names something inside it: a class
+/// (`…\Classes\ms-settings` for `…\ms-settings\Shell\Open\command`), a CLSID, an IFEO or
+/// SilentProcessExit entry, a service. Removing that key is the remediation.
+fn registry_item(a: &str) -> Option<String> {
+    const CONTAINERS: &[&str] = &[
+        "\\software\\classes\\clsid\\",
+        "\\software\\classes\\",
+        "\\image file execution options\\",
+        "\\silentprocessexit\\",
+        "\\currentcontrolset\\services\\",
+    ];
+    if !a.starts_with("hk") {
+        return None;
+    }
+    CONTAINERS.iter().find_map(|c| {
+        let at = a.find(c)? + c.len();
+        let item = a[at..].split('\\').next().filter(|s| !s.is_empty())?;
+        Some(format!("{}{item}", &a[..at]))
+    })
 }
 
 fn path_related(a: &str, p: &str) -> bool {

@@ -201,6 +201,14 @@ pub fn assess(
         }
     }
 
+    if payloads::CREDENTIAL_STORES.is_match(&lower) {
+        blocked = true;
+        reasons.push(
+            true,
+            "credential dumping tool or technique (copies a credential database)",
+        );
+    }
+
     // 4. The configured lists.
     for entry in policy.deny.iter().filter(|e| !e.trim().is_empty()) {
         let e = entry.trim().to_lowercase();
@@ -257,7 +265,9 @@ pub fn assess(
                 | "send-mailmessage"
         )
     });
-    let strangers = entities::strangers(facts, &full, reaches_out, &policy.evidence_dirs);
+    let mut strangers = entities::strangers(facts, &full, reaches_out, &policy.evidence_dirs);
+    let mut seen = std::collections::BTreeSet::new();
+    strangers.names.retain(|n| seen.insert(n.clone()));
     if !strangers.names.is_empty() {
         let block = strangers.hard || mutates;
         blocked |= block;

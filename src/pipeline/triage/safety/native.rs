@@ -231,6 +231,7 @@ const JUDGED: &[&str] = &[
     "rwinsta",
     "reset",
     "where",
+    "mofcomp",
 ];
 
 /// Does the gate know this program (by its file name without `.exe`)?
@@ -377,6 +378,14 @@ pub fn judge(
             "securely deletes files, destroying evidence",
         )),
         "takeown" => out.push(f(Effect::Changes, "")),
+        "mofcomp" => out.push(if flat.is_empty() || has(flat, "-check") {
+            f(Effect::Reads, "")
+        } else {
+            f(
+                Effect::Persists,
+                "compiles a WMI definition (MOF), which can create an event subscription",
+            )
+        }),
         "robocopy" | "xcopy" => {
             let dest = flat.iter().filter(|x| !x.starts_with('/') && !x.starts_with('-')).nth(1).cloned();
             if (has(flat, "/move") || has(flat, "/mov"))
@@ -1074,7 +1083,14 @@ fn netsh(w: &Walk<'_>, flat: &[String], joined: &str, out: &mut Vec<Finding>) {
                 ),
             }
         } else if has(flat, "rule") && has(flat, "set") {
-            if action == "allow" || action == "bypass" || joined.contains("enable=yes") {
+            if joined.contains("enable=no")
+                && (joined.contains("block") || joined.contains("isolat"))
+            {
+                f(
+                    Effect::Weakens,
+                    "opens the firewall: removes or disables a blocking rule",
+                )
+            } else if action == "allow" || action == "bypass" || joined.contains("enable=yes") {
                 grant(
                     Effect::Weakens,
                     "opens the firewall: changes a rule to allow traffic",
@@ -1084,7 +1100,14 @@ fn netsh(w: &Walk<'_>, flat: &[String], joined: &str, out: &mut Vec<Finding>) {
                 f(Effect::Changes, "")
             }
         } else if has(flat, "rule") && has(flat, "delete") {
-            f(Effect::Changes, "")
+            if joined.contains("block") || joined.contains("isolat") {
+                f(
+                    Effect::Weakens,
+                    "opens the firewall: removes or disables a blocking rule",
+                )
+            } else {
+                f(Effect::Changes, "")
+            }
         } else if joined.contains("state off")
             || joined.contains("opmode disable")
             || joined.contains("mode=disable")

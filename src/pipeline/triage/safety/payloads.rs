@@ -14,6 +14,12 @@ fn re(s: &str) -> Regex {
     Regex::new(s).expect("valid regex")
 }
 
+/// Credential stores named as files: a match anywhere, quoted or not, blocks the command — a
+/// path to the SAM or NTDS database is only ever written to copy it.
+pub static CREDENTIAL_STORES: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)harddiskvolumeshadowcopy|\\system32\\config\\(?:sam|security)\b|\bntds\.dit\b")
+});
+
 /// (pattern, reason): a match in the code (string contents masked) blocks the command.
 pub static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     vec![
@@ -47,7 +53,7 @@ pub static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         ),
         (
             re(
-                r"(?i)sekurlsa::|lsadump::|kerberos::|comsvcs(?:\.dll)?[^|;]*minidump|\bminidump\b|out-minidump|\bdcsync\b|get-gpppassword|invoke-(?:mimikatz|kerberoast|dcsync)|\breg(?:\.exe)?\s+save\s+hklm\\(?:sam|security|system)\b|\bvssadmin(?:\.exe)?\b[^|;]*\bcreate\s+shadow|\bntds\.dit\b|\bkey=clear\b",
+                r"(?i)sekurlsa::|lsadump::|kerberos::|comsvcs(?:\.dll)?[^|;]*minidump|\bminidump\b|out-minidump|\bdcsync\b|get-gpppassword|invoke-(?:mimikatz|kerberoast|dcsync)|\breg(?:\.exe)?\s+save\s+hklm\\(?:sam|security|system)\b|\bvssadmin(?:\.exe)?\b[^|;]*\bcreate\s+shadow|\bkey=clear\b",
             ),
             "credential dumping tool or technique",
         ),

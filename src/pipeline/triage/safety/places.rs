@@ -74,6 +74,7 @@ fn expand_env(s: &str) -> String {
         ("programfiles", "c:\\program files"),
         ("commonprogramfiles", "c:\\program files\\common files"),
         ("public", "c:\\users\\public"),
+        ("comspec", "c:\\windows\\system32\\cmd.exe"),
     ];
     let mut out = s.to_string();
     for (name, value) in VARS {
@@ -216,8 +217,33 @@ pub const REMOTE_ACCESS_SERVICES: &[&str] = &[
 /// Does any of `names` (a service, process or product name, maybe a wildcard or a fragment
 /// from a filter) stand for a security product? Returns the product it matched.
 pub fn security_product(names: &[String]) -> Option<&'static str> {
-    names.iter().find_map(|n| product_in(n, SECURITY_PRODUCTS))
+    names
+        .iter()
+        .find_map(|n| product_in(n, SECURITY_PRODUCTS))
+        .or_else(|| {
+            // A filter or query naming the vendor (`name like '%Elastic%'`).
+            names.iter().find_map(|n| {
+                let n = n.to_lowercase();
+                BRANDS.iter().copied().find(|b| n.contains(b))
+            })
+        })
 }
+
+/// Vendor words distinctive enough to mean the security product wherever they appear.
+const BRANDS: &[&str] = &[
+    "elastic agent",
+    "elastic endpoint",
+    "%elastic%",
+    "*elastic*",
+    "defender",
+    "sysmon",
+    "crowdstrike",
+    "sentinelone",
+    "carbon black",
+    "cylance",
+    "winlogbeat",
+    "auditbeat",
+];
 
 pub fn remote_access_service(names: &[String]) -> Option<&'static str> {
     names
@@ -434,6 +460,10 @@ pub fn registry_write(key: &str, name: Option<&str>, data: Option<&str>) -> Opti
             );
         }
         return None;
+    }
+    // Blanking a value disarms it; it does not start anything.
+    if data.is_some_and(|d| d.trim().trim_matches(['\'', '"']).is_empty()) {
+        return j(Effect::Changes, "");
     }
     for a in AUTOSTART_KEYS {
         if under(&k, a) {
@@ -891,7 +921,7 @@ pub fn file_write(path: &str) -> Option<(Effect, String)> {
             format!("puts a file in a startup folder, which runs at logon ({path})"),
         ));
     }
-    if p.ends_with("profile.ps1") {
+    if p.ends_with("profile.ps1") || p.starts_with("$profile") {
         return Some((
             Effect::Persists,
             format!("writes a PowerShell profile, which runs in every session ({path})"),
@@ -942,7 +972,9 @@ pub fn file_delete(path: &str, recursive: bool) -> Option<(Effect, String)> {
     }
     let wild = p.contains(['*', '?']);
     let depth = p.split('\\').filter(|s| !s.is_empty()).count();
-    let protected_root = depth <= 1
+    // A drive (`C:`, `D:\*`); a bare relative name is not one.
+    let drive = p.len() >= 2 && p.as_bytes()[1] == b':';
+    let protected_root = (depth <= 1 && drive)
         || [
             "c:\\windows",
             "c:\\windows\\system32",
