@@ -633,7 +633,23 @@ fn is_cmd_switch(t: &str) -> bool {
 }
 
 fn start_process(w: &mut Walk<'_>, a: &Args, out: &mut Vec<Finding>) {
-    let Some(target) = a.get_or_pos(&["filepath"], 0) else {
+    // cmd's `start "title" /b prog args`: the title and switches come before the program.
+    let positional: Vec<&super::effects::Val> = a
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            super::effects::Arg::Pos(v) => Some(v),
+            super::effects::Arg::Named(..) => None,
+        })
+        .collect();
+    let skip = positional
+        .iter()
+        .take_while(|v| v.first().is_some_and(|t| t.is_empty() || is_cmd_switch(t)))
+        .count();
+    let target = a
+        .get(&["filepath"])
+        .or_else(|| positional.get(skip).copied());
+    let Some(target) = target else {
         out.push(finding(
             Effect::Executes,
             "starts a program it does not name",
@@ -648,10 +664,20 @@ fn start_process(w: &mut Walk<'_>, a: &Args, out: &mut Vec<Finding>) {
         return;
     }
     let program = target.first().unwrap_or_default().replace('\'', "''");
-    let args = a
-        .get_or_pos(&["argumentlist"], 1)
-        .map(|v| v.texts.join(" "))
-        .unwrap_or_default();
+    let args = match a.get(&["argumentlist"]) {
+        Some(v) => v.texts.join(" "),
+        None if a.has(&["filepath"]) => positional
+            .iter()
+            .flat_map(|v| v.texts.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => positional
+            .iter()
+            .skip(skip + 1)
+            .flat_map(|v| v.texts.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     if a.get(&["verb"]).is_some_and(|v| v.lower() == "runas") || a.has(&["credential"]) {
         out.push(finding(Effect::Changes, "starts a program as another user"));
     }

@@ -411,7 +411,7 @@ pub fn judge(
             f(Effect::Changes, "restarts or shuts down the host (evidence in memory is lost)")
         }),
         "logoff" | "tsdiscon" | "rwinsta" | "reset" => out.push(f(Effect::Changes, "")),
-        "powershell" | "pwsh" => powershell(w, tool, a, out),
+        "powershell" | "pwsh" => powershell(w, tool, a, up, out),
         "cmd" => cmd(w, a, out),
         "net" | "net1" => net(flat, up, out),
         "reg" => reg(w, flat, out),
@@ -660,7 +660,13 @@ fn shell_param(n: &str) -> Option<&'static str> {
 }
 
 /// `powershell [-NoProfile] [-ExecutionPolicy Bypass] [-Command] …`: the script is judged.
-fn powershell(w: &mut Walk<'_>, tool: &str, a: &Args, out: &mut Vec<Finding>) {
+fn powershell(
+    w: &mut Walk<'_>,
+    tool: &str,
+    a: &Args,
+    up: Option<&Upstream>,
+    out: &mut Vec<Finding>,
+) {
     out.push(f(
         Effect::Changes,
         format!("starts a nested shell ({tool}); its script is judged with this command"),
@@ -720,7 +726,13 @@ fn powershell(w: &mut Walk<'_>, tool: &str, a: &Args, out: &mut Vec<Finding>) {
         }
     }
     let text = script.join(" ");
-    if !text.trim().is_empty() {
+    // `… | powershell -` (or a pipeline into `-Command -`): the script is whatever flows in.
+    if text.trim() == "-" || (up.is_some() && text.trim().is_empty()) {
+        out.push(f(
+            Effect::Executes,
+            "runs a script piped into it, whose contents are not reviewed",
+        ));
+    } else if !text.trim().is_empty() {
         w.nested_text(&text, out);
     }
 }

@@ -62,6 +62,12 @@ pub static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             "disables or weakens security tooling (tampers with AMSI or ETW in memory)",
         ),
         (
+            re(
+                r"(?i)\bmarshal\]::(?:copy|alloc\w*|getdelegateforfunctionpointer)|\bvirtualalloc(?:ex)?\b|\bcreate(?:remote)?thread\b|\bwriteprocessmemory\b|\bgetprocaddress\b|\bntmapviewofsection\b",
+            ),
+            "injects code into memory (shellcode loader)",
+        ),
+        (
             re(r"(?i)net\.sockets\.(?:tcpclient|udpclient|socket|tcplistener)"),
             "opens a raw network connection (a reverse shell)",
         ),

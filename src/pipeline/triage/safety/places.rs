@@ -687,7 +687,9 @@ fn protection(
             ("limitblankpassworduse" | "nolmhash" | "restrictanonymous", _) => {
                 data.and_then(truth).map(|on| !on)
             }
-            ("everyoneincludesanonymous" | "disablerestrictedadmin", _) => data.and_then(truth),
+            ("everyoneincludesanonymous", _) => data.and_then(truth),
+            // 0 turns Restricted Admin on, which lets a stolen hash log on over RDP.
+            ("disablerestrictedadmin", _) => data.and_then(truth).map(|on| !on),
             _ => toggle(name, data),
         };
         return direction(
