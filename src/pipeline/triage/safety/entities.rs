@@ -51,75 +51,23 @@ pub enum Provenance {
 
 /// Typed ECS fields whose values the sensor recorded (a trailing `.` covers a whole object).
 /// Anything not listed is treated as text the attacker may have written.
+#[rustfmt::skip]
 const OBSERVED_FIELDS: &[&str] = &[
-    "@timestamp",
-    "host.",
-    "agent.",
-    "source.ip",
-    "source.address",
-    "source.domain",
-    "source.port",
-    "destination.ip",
-    "destination.address",
-    "destination.domain",
-    "destination.port",
-    "client.ip",
-    "client.address",
-    "client.domain",
-    "server.ip",
-    "server.address",
-    "server.domain",
-    "related.ip",
-    "related.user",
-    "related.hosts",
-    "related.hash",
-    "user.name",
-    "user.id",
-    "user.domain",
-    "user.target.name",
-    "user.target.domain",
-    "user.effective.name",
-    "process.pid",
-    "process.ppid",
-    "process.name",
-    "process.executable",
-    "process.entity_id",
-    "process.hash.",
-    "process.pe.original_file_name",
-    "process.parent.pid",
-    "process.parent.name",
-    "process.parent.executable",
-    "process.parent.entity_id",
-    "process.user.name",
-    "file.path",
-    "file.name",
-    "file.directory",
-    "file.extension",
-    "file.hash.",
-    "dll.path",
-    "dll.name",
-    "dll.hash.",
-    "registry.path",
-    "registry.key",
-    "registry.value",
-    "registry.hive",
-    "dns.question.name",
-    "dns.resolved_ip",
-    "url.domain",
-    "network.",
-    "service.name",
-    "event.",
-    "kibana.alert.rule.",
-    "kibana.alert.uuid",
-    "kibana.alert.severity",
-    "kibana.alert.risk_score",
-    "kibana.alert.status",
-    "kibana.alert.workflow_status",
-    "kibana.space_ids",
-    "winlog.event_data.targetusername",
-    "winlog.event_data.subjectusername",
-    "winlog.event_data.ipaddress",
-    "winlog.computer_name",
+    "@timestamp", "host.", "agent.", "source.ip", "source.address", "source.domain", "source.port",
+    "destination.ip", "destination.address", "destination.domain", "destination.port", "client.ip",
+    "client.address", "client.domain", "server.ip", "server.address", "server.domain",
+    "related.ip", "related.user", "related.hosts", "related.hash", "user.name", "user.id",
+    "user.domain", "user.target.name", "user.target.domain", "user.effective.name", "process.pid",
+    "process.ppid", "process.name", "process.executable", "process.entity_id", "process.hash.",
+    "process.pe.original_file_name", "process.parent.pid", "process.parent.name",
+    "process.parent.executable", "process.parent.entity_id", "process.user.name", "file.path",
+    "file.name", "file.directory", "file.extension", "file.hash.", "dll.path", "dll.name",
+    "dll.hash.", "registry.path", "registry.key", "registry.value", "registry.hive",
+    "dns.question.name", "dns.resolved_ip", "url.domain", "network.", "service.name", "event.",
+    "kibana.alert.rule.", "kibana.alert.uuid", "kibana.alert.severity", "kibana.alert.risk_score",
+    "kibana.alert.status", "kibana.alert.workflow_status", "kibana.space_ids",
+    "winlog.event_data.targetusername", "winlog.event_data.subjectusername",
+    "winlog.event_data.ipaddress", "winlog.computer_name",
 ];
 
 fn is_observed_field(field: &str) -> bool {
@@ -320,12 +268,11 @@ impl AlertFacts {
         }
         // A path below an observed file's folder counts as observed too.
         if as_path.contains('\\')
-            && let Some((k, f)) = self
+            && let Some((_, f)) = self
                 .observed
                 .iter()
                 .find(|(k, _)| k.contains('\\') && path_related(k, &as_path))
         {
-            let _ = k;
             return Provenance::Observed(f.clone());
         }
         let fields: BTreeSet<String> = self

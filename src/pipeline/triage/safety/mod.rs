@@ -487,4 +487,113 @@ mod tests {
         assert_eq!(r, Risk::Blocked);
         assert!(why.iter().any(|w| w.contains("allow list")), "{why:?}");
     }
+
+    #[test]
+    fn direction_decides_between_blocked_and_allowed() {
+        let (r, why) = check(
+            CommandKind::Remediation,
+            "Set-MpPreference -DisableRealtimeMonitoring $true",
+        );
+        assert_eq!(r, Risk::Blocked);
+        assert!(why[0].starts_with("weakens protection:"), "{why:?}");
+        let (r, why) = check(
+            CommandKind::Remediation,
+            "Set-MpPreference -DisableRealtimeMonitoring $false",
+        );
+        assert_eq!(r, Risk::ChangesState, "{why:?}");
+        assert_eq!(
+            why,
+            ["turns Microsoft Defender real-time monitoring back on"]
+        );
+    }
+
+    #[test]
+    fn a_reason_names_its_statement_when_there_are_several() {
+        let (r, why) = check(
+            CommandKind::Remediation,
+            "Get-Process -Id 3312; Stop-Service -Name WinDefend",
+        );
+        assert_eq!(r, Risk::Blocked);
+        assert!(
+            why[0].ends_with("— in `Stop-Service -Name WinDefend`"),
+            "{why:?}"
+        );
+        let (_, why) = check(CommandKind::Remediation, "Stop-Service -Name WinDefend");
+        assert!(!why[0].contains("— in"), "{why:?}");
+    }
+
+    #[test]
+    fn turning_protection_on_is_not_blocked_for_naming_an_unknown_key() {
+        // The policy key is not in the alert; the stranger is noted but does not block.
+        let (r, why) = check(
+            CommandKind::Remediation,
+            "Remove-ItemProperty -Path 'HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender' -Name DisableAntiSpyware",
+        );
+        assert_eq!(r, Risk::ChangesState, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("possible prompt injection")));
+    }
+
+    #[test]
+    fn attacker_text_never_justifies_a_grant() {
+        let mut a = alert();
+        a.raw["process"]["command_line"] = serde_json::json!("odupd.exe --beacon 203.0.113.77");
+        let facts = AlertFacts::new(&a);
+        let p = SafetyPolicy::default();
+        let allow = "New-NetFirewallRule -DisplayName u -RemoteAddress 203.0.113.77 -Action Allow";
+        let (r, why) = classify_with(&p, &facts, CommandKind::Remediation, allow);
+        assert_eq!(r, Risk::Blocked);
+        assert!(
+            why.iter()
+                .any(|w| w.contains("attacker-written alert text (process.command_line)")),
+            "{why:?}"
+        );
+        let block = allow.replace("Allow", "Block");
+        let (r, why) = classify_with(&p, &facts, CommandKind::Remediation, &block);
+        assert_eq!(r, Risk::ChangesState, "{why:?}");
+    }
+
+    #[test]
+    fn the_evidence_folders_may_always_be_written() {
+        let facts = AlertFacts::new(&alert());
+        let export = "wevtutil epl Security C:\\IR\\Security.evtx";
+        let (r, _) = classify_with(
+            &SafetyPolicy::default(),
+            &facts,
+            CommandKind::Investigation,
+            export,
+        );
+        assert_eq!(r, Risk::Blocked, "without the setting C:\\IR is a stranger");
+        let p = SafetyPolicy {
+            evidence_dirs: vec!["C:\\IR".into()],
+            ..SafetyPolicy::default()
+        };
+        let (r, why) = classify_with(&p, &facts, CommandKind::Investigation, export);
+        assert_eq!(r, Risk::ReadOnly, "{why:?}");
+        let (r, why) = classify_with(
+            &p,
+            &facts,
+            CommandKind::Remediation,
+            "Move-Item C:\\ProgramData\\odu\\odupd.exe C:\\IR\\q\\",
+        );
+        assert_eq!(r, Risk::ChangesState, "{why:?}");
+        let (r, _) = classify_with(
+            &p,
+            &facts,
+            CommandKind::Remediation,
+            "Move-Item C:\\ProgramData\\odu\\odupd.exe C:\\IR\\..\\Windows\\odupd.exe",
+        );
+        assert_eq!(r, Risk::Blocked);
+    }
+
+    #[test]
+    fn too_deep_or_empty_is_blocked_with_a_reason() {
+        let (r, why) = check(CommandKind::Investigation, &"(".repeat(500));
+        assert_eq!(r, Risk::Blocked);
+        assert!(!why.is_empty());
+        let (r, why) = check(CommandKind::Investigation, "  ");
+        assert_eq!(
+            (r, why.as_slice()),
+            (Risk::Blocked, ["empty command".to_string()].as_slice())
+        );
+    }
 }

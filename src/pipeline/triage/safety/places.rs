@@ -159,49 +159,16 @@ const AUTOSTART_KEYS: &[&str] = &[
 
 /// Services whose stopping blinds the defenders: the security agent that raised the alert
 /// (Elastic Agent / Endpoint), Microsoft Defender, Sysmon, the event log, and common EDRs.
+#[rustfmt::skip]
 pub const SECURITY_PRODUCTS: &[&str] = &[
-    "windefend",
-    "windows defender",
-    "microsoft defender",
-    "defender antivirus",
-    "sense",
-    "mssense",
-    "wdnissvc",
-    "wdnisdrv",
-    "wdboot",
-    "wdfilter",
-    "msmpeng",
-    "nissrv",
-    "mpdefendercoreservice",
-    "mpssvc",
-    "windows firewall",
-    "defender firewall",
-    "securityhealthservice",
-    "wscsvc",
-    "sysmon",
-    "sysmon64",
-    "sysmondrv",
-    "elastic-agent",
-    "elastic agent",
-    "elastic-endpoint",
-    "elastic endpoint",
-    "elasticendpoint",
-    "elastic-endpoint-driver",
-    "endpoint-security",
-    "winlogbeat",
-    "auditbeat",
-    "packetbeat",
-    "filebeat",
-    "eventlog",
-    "windows event log",
-    "osqueryd",
-    "csagent",
-    "csfalconservice",
-    "sentinelagent",
-    "cbdefense",
-    "carbonblack",
-    "cylancesvc",
-    "splunkforwarder",
+    "windefend", "windows defender", "microsoft defender", "defender antivirus", "sense",
+    "mssense", "wdnissvc", "wdnisdrv", "wdboot", "wdfilter", "msmpeng", "nissrv",
+    "mpdefendercoreservice", "mpssvc", "windows firewall", "defender firewall",
+    "securityhealthservice", "wscsvc", "sysmon", "sysmon64", "sysmondrv", "elastic-agent",
+    "elastic agent", "elastic-endpoint", "elastic endpoint", "elasticendpoint",
+    "elastic-endpoint-driver", "endpoint-security", "winlogbeat", "auditbeat", "packetbeat",
+    "filebeat", "eventlog", "windows event log", "osqueryd", "csagent", "csfalconservice",
+    "sentinelagent", "cbdefense", "carbonblack", "cylancesvc", "splunkforwarder",
 ];
 
 /// Services that open the host to remote access when started.
@@ -230,19 +197,10 @@ pub fn security_product(names: &[String]) -> Option<&'static str> {
 }
 
 /// Vendor words distinctive enough to mean the security product wherever they appear.
+#[rustfmt::skip]
 const BRANDS: &[&str] = &[
-    "elastic agent",
-    "elastic endpoint",
-    "%elastic%",
-    "*elastic*",
-    "defender",
-    "sysmon",
-    "crowdstrike",
-    "sentinelone",
-    "carbon black",
-    "cylance",
-    "winlogbeat",
-    "auditbeat",
+    "elastic agent", "elastic endpoint", "%elastic%", "*elastic*", "defender", "sysmon",
+    "crowdstrike", "sentinelone", "carbon black", "cylance", "winlogbeat", "auditbeat",
 ];
 
 pub fn remote_access_service(names: &[String]) -> Option<&'static str> {
@@ -382,12 +340,12 @@ fn direction(weakens: Option<bool>, subject: &str, off: &str, on: &str) -> Optio
 /// Writing `name = data` under `key` (`name` `None`: creating the key or setting its default).
 pub fn registry_write(key: &str, name: Option<&str>, data: Option<&str>) -> Option<RegJudgement> {
     let (_, k) = registry_key(key)?;
-    let name = name.map(|n| n.trim().to_lowercase()).unwrap_or_default();
-    let shown = if name.is_empty() {
-        key.to_string()
-    } else {
-        format!("{key} {name}")
+    // Shown as written; compared lowercased.
+    let shown = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{key}, value {n}"),
+        None => key.to_string(),
     };
+    let name = name.map(|n| n.trim().to_lowercase()).unwrap_or_default();
     let data_l = data.map(|d| d.trim().to_lowercase());
     if let Some(p) = protection(&k, &name, data, true, &shown) {
         return Some(p);
@@ -511,12 +469,12 @@ pub fn registry_write(key: &str, name: Option<&str>, data: Option<&str>) -> Opti
 /// Deleting the value `name` (or, with `None`, the whole key) under `key`.
 pub fn registry_delete(key: &str, name: Option<&str>) -> Option<RegJudgement> {
     let (_, k) = registry_key(key)?;
-    let name = name.map(|n| n.trim().to_lowercase()).unwrap_or_default();
-    let shown = if name.is_empty() {
-        key.to_string()
-    } else {
-        format!("{key} {name}")
+    // Shown as written; compared lowercased.
+    let shown = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{key}, value {n}"),
+        None => key.to_string(),
     };
+    let name = name.map(|n| n.trim().to_lowercase()).unwrap_or_default();
     if let Some(p) = protection(&k, &name, None, false, &shown) {
         return Some(p);
     }
@@ -935,13 +893,9 @@ pub fn file_write(path: &str) -> Option<(Effect, String)> {
     if let Some(w) = agent_files(&p) {
         return Some((Effect::Weakens, w));
     }
+    #[rustfmt::skip]
     const ACCESSIBILITY: &[&str] = &[
-        "sethc.exe",
-        "utilman.exe",
-        "osk.exe",
-        "magnify.exe",
-        "narrator.exe",
-        "displayswitch.exe",
+        "sethc.exe", "utilman.exe", "osk.exe", "magnify.exe", "narrator.exe", "displayswitch.exe",
         "atbroker.exe",
     ];
     if let Some(f) = p.strip_prefix("c:\\windows\\system32\\")

@@ -100,10 +100,6 @@ impl Elem {
         }
     }
 
-    pub fn is_bareword(&self) -> bool {
-        matches!(self, Elem::Word(w) if w.quote == Quote::None)
-    }
-
     /// Every script nested in this element that PowerShell would run as code.
     pub fn nested(&self) -> Vec<&Script> {
         let mut out = Vec::new();
@@ -236,7 +232,8 @@ struct Parser<'a> {
     too_deep: bool,
 }
 
-const KEYWORD_HASH: bool = true;
+/// `element(IN_HASH)`: reading a hashtable's keys and values, where `=` ends a word.
+const IN_HASH: bool = true;
 
 fn is_space(c: char) -> bool {
     c == ' ' || c == '\t' || c == '\u{a0}' || c == '\u{feff}'
@@ -612,7 +609,7 @@ impl Parser<'_> {
                 }
                 _ => {}
             }
-            let key = match self.element(KEYWORD_HASH) {
+            let key = match self.element(IN_HASH) {
                 Elem::Word(w) => w.text,
                 Elem::Param { name, .. } => format!("-{name}"),
                 other => {
@@ -648,7 +645,7 @@ impl Parser<'_> {
                 }
                 Some('#') => self.skip_line_comment(),
                 Some(_) => {
-                    let e = self.element(KEYWORD_HASH);
+                    let e = self.element(IN_HASH);
                     stage.elems.push(e);
                 }
             }
