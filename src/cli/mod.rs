@@ -1,5 +1,5 @@
 //! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
-//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`]. This module only parses arguments,
+//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
@@ -9,6 +9,7 @@ pub mod check_config;
 pub mod demo;
 pub mod parse;
 pub mod replay;
+pub mod safety;
 pub mod serve;
 pub mod winrm;
 
@@ -61,6 +62,11 @@ enum Command {
     Replay { alert: String },
     /// Measure parsing, message rendering, ingest and outbox throughput on this machine.
     Bench,
+    /// The safety gate: `safety check` judges commands as the triage would and says why.
+    Safety {
+        #[command(subcommand)]
+        action: safety::SafetyCommand,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -111,6 +117,7 @@ pub fn main() -> ExitCode {
             Command::Winrm { action } => winrm::run(action).await,
             Command::Replay { alert } => replay::run(&alert).await,
             Command::Bench => bench::run().await,
+            Command::Safety { action } => safety::run(action),
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

@@ -1,5 +1,6 @@
 //! Settings of the triage stage: which assistant answers (`ASSISTANT`), its endpoint and model,
-//! the prompt size budget, the safety gate's deny / allow lists and the handler routing table.
+//! the prompt size budget, the safety gate's deny / allow lists and evidence folders, and the
+//! handler routing table.
 //!
 //! Read by [`TriageSettings::from_env`] with the same [`Env`] as the rest of
 //! [`crate::config::Settings`]: a bad value names its variable.
@@ -9,7 +10,8 @@ use std::time::Duration;
 use super::env::{ConfigError, Env, err};
 use crate::secret::Secret;
 
-/// Configurable parts of the safety gate (`SAFETY_DENY`, `SAFETY_INVESTIGATION_ALLOW`).
+/// Configurable parts of the safety gate (`SAFETY_DENY`, `SAFETY_INVESTIGATION_ALLOW`,
+/// `SAFETY_EVIDENCE_DIRS`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SafetyPolicy {
     /// Cmdlet names, executables or text fragments that block a command (case-insensitive).
@@ -17,6 +19,46 @@ pub struct SafetyPolicy {
     /// When non-empty, investigation commands may only use these cmdlets (plus pure pipeline
     /// helpers such as `Select-Object`); anything else in an investigation command is blocked.
     pub investigation_allow: Vec<String>,
+    /// Folders on the hosts where evidence may always be written (`C:\IR`): exporting a log,
+    /// copying or zipping a file there only collects evidence, and quarantining the alert's
+    /// file there is remediation, although the alert never names the folder.
+    pub evidence_dirs: Vec<String>,
+}
+
+impl SafetyPolicy {
+    /// Reads `SAFETY_DENY`, `SAFETY_INVESTIGATION_ALLOW` and `SAFETY_EVIDENCE_DIRS`.
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let evidence_dirs = env.list("SAFETY_EVIDENCE_DIRS");
+        for d in &evidence_dirs {
+            // A drive root or a system folder as "evidence" would let anything be written.
+            let n = d
+                .trim_end_matches(['\\', '/'])
+                .to_ascii_lowercase()
+                .replace('/', "\\");
+            let parts: Vec<&str> = n.split('\\').filter(|p| !p.is_empty()).collect();
+            let drive = parts
+                .first()
+                .is_some_and(|p| p.len() == 2 && p.ends_with(':'));
+            let system = parts.get(1) == Some(&"windows")
+                || matches!(
+                    parts.get(1).copied(),
+                    Some("program files" | "program files (x86)" | "programdata" | "users")
+                ) && parts.len() == 2;
+            if !drive || parts.len() < 2 || system || n.contains("..") {
+                return Err(err(
+                    "SAFETY_EVIDENCE_DIRS",
+                    format!(
+                        "expected folders below a drive such as C:\\IR (not a drive root or a system folder), got {d:?}"
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            deny: env.list("SAFETY_DENY"),
+            investigation_allow: env.list("SAFETY_INVESTIGATION_ALLOW"),
+            evidence_dirs,
+        })
+    }
 }
 
 /// Which assistant answers.
@@ -187,10 +229,7 @@ impl TriageSettings {
                 retries: num("ASSISTANT_RETRIES", 2)? as u32,
             },
             prompt_alert_budget_bytes: budget as usize,
-            safety: SafetyPolicy {
-                deny: list("SAFETY_DENY"),
-                investigation_allow: list("SAFETY_INVESTIGATION_ALLOW"),
-            },
+            safety: SafetyPolicy::from_env(env)?,
             routing: RoutingSettings {
                 routes,
                 fallback_group,
@@ -271,6 +310,28 @@ mod tests {
         assert_eq!(s.assistant.agent_builder_agent_id, "elastic-ai-agent");
         assert_eq!(s.prompt_alert_budget_bytes, 12_000);
         assert!(s.safety.deny.is_empty());
+        assert!(s.safety.evidence_dirs.is_empty());
+    }
+
+    #[test]
+    fn evidence_folders_are_read_and_a_root_is_refused() {
+        let s = load(&[("SAFETY_EVIDENCE_DIRS", "C:\\IR, D:\\Evidence\\cases")]).unwrap();
+        assert_eq!(s.safety.evidence_dirs, ["C:\\IR", "D:\\Evidence\\cases"]);
+        for bad in [
+            "C:\\",
+            "C:",
+            "C:\\Windows",
+            "C:\\Windows\\Temp\\IR",
+            "IR",
+            "C:\\IR\\..\\Windows",
+            "C:\\Users\\",
+        ] {
+            assert_eq!(
+                load(&[("SAFETY_EVIDENCE_DIRS", bad)]).unwrap_err().var,
+                "SAFETY_EVIDENCE_DIRS",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The deploying engineer's first minutes: configuration errors name the variable and what was
-//! expected, secrets never print, and `parse` shows how an assistant answer is read.
+//! expected, secrets never print, `parse` shows how an assistant answer is read, and `safety
+//! check` shows why the gate judges a command as it does.
 
 use std::process::Command;
 
@@ -95,5 +96,74 @@ fn parse_prints_the_triage_as_json() {
     assert_eq!(
         v["remediation"],
         serde_json::json!(["Stop-Process -Id 4 -Force"])
+    );
+}
+
+/// `safety check` judges commands against an alert file and says why, with the same settings as
+/// the service.
+#[test]
+fn safety_check_prints_each_verdict_with_its_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let alert = dir.path().join("alert.json");
+    let doc = triage_bot::samples::alert_document("a1", "2025-03-04T10:15:32.118Z");
+    std::fs::write(&alert, serde_json::to_string(&doc).unwrap()).unwrap();
+    let out = triage_bot()
+        .args(["safety", "check", "--alert"])
+        .arg(&alert)
+        .args([
+            "Set-MpPreference -DisableRealtimeMonitoring $true",
+            "Set-MpPreference -DisableRealtimeMonitoring $false",
+            "Get-Process -Id 3312 | Select-Object Path",
+            "wevtutil epl Security C:\\IR\\Security.evtx",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blocks: Vec<&str> = stdout
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .collect();
+    assert_eq!(blocks.len(), 4, "{stdout}");
+    assert!(
+        blocks[0].starts_with("BLOCKED") && blocks[0].contains("weakens protection"),
+        "{stdout}"
+    );
+    assert!(
+        blocks[1].starts_with("changes state") && blocks[1].contains("back on"),
+        "{stdout}"
+    );
+    assert!(blocks[2].starts_with("read-only"), "{stdout}");
+    // Without SAFETY_EVIDENCE_DIRS the export's folder is one the alert never named.
+    assert!(
+        blocks[3].starts_with("BLOCKED") && blocks[3].contains("path C:\\IR"),
+        "{stdout}"
+    );
+
+    let out = triage_bot()
+        .env("SAFETY_EVIDENCE_DIRS", "C:\\IR")
+        .args(["safety", "check", "--json", "--alert"])
+        .arg(&alert)
+        .arg("wevtutil epl Security C:\\IR\\Security.evtx")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["risk"], "read_only", "{v}");
+    assert_eq!(v[0]["kind"], "investigation");
+
+    let out = triage_bot()
+        .env("SAFETY_EVIDENCE_DIRS", "C:\\")
+        .args(["safety", "check", "whoami"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SAFETY_EVIDENCE_DIRS"),
+        "a bad setting is named"
     );
 }

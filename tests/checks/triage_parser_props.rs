@@ -147,6 +147,6 @@ proptest! {
         let alert = Alert::from_document("a", "i", &raw, "@timestamp").unwrap();
         let kind = if remediation { CommandKind::Remediation } else { CommandKind::Investigation };
         let mut cmds = [ProposedCommand { seq: 1, kind, text, risk: kind.default_risk(), reasons: vec![] }];
-        classify_all(&SafetyPolicy { deny: vec!["x y".into(), "iex".into()], investigation_allow: vec![] }, &alert, &mut cmds);
+        classify_all(&SafetyPolicy { deny: vec!["x y".into(), "iex".into()], ..SafetyPolicy::default() }, &alert, &mut cmds);
     }
 }
