@@ -7,5 +7,6 @@ mod cli;
 mod execute_winrm_fixtures;
 mod execute_winrm_ntlm_peer;
 mod slack_message_snapshots;
+mod triage_parser_corpus;
 mod triage_parser_props;
 mod triage_safety_corpus;

@@ -176,6 +176,20 @@ impl<'a> Walk<'a> {
         matches!(self.section, Section::Investigation | Section::Remediation)
     }
 
+    fn in_explicit_summary(&self) -> bool {
+        self.section == Section::Summary && self.explicit_summary
+    }
+
+    /// Whether an inline label ("**Summary:**", "Note:") opens a part of the answer.
+    fn names_a_part(&self, label: &str) -> bool {
+        match sections::classify(label) {
+            Some(Section::Summary) => !self.in_explicit_summary(),
+            Some(Section::Investigation | Section::Remediation) => true,
+            Some(Section::Other) => sections::trailing_label(label),
+            None => false,
+        }
+    }
+
     fn seen_commands(&self) -> bool {
         self.seen_investigation || self.seen_remediation
     }
@@ -312,9 +326,12 @@ impl<'a> Walk<'a> {
                 None if *setext => {
                     // "text\n---": CommonMark makes a heading of it; models mean a paragraph
                     // followed by a rule.
-                    let lines = self.lines(range);
-                    let body = &lines[..lines.len().saturating_sub(1)];
-                    self.paragraph(body);
+                    let mut lines = self.lines(range);
+                    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+                        lines.pop();
+                    }
+                    lines.pop(); // the underline
+                    self.paragraph(&lines);
                 }
                 None => {
                     let raw = self.src.get(range.clone()).unwrap_or_default();
@@ -400,7 +417,10 @@ impl<'a> Walk<'a> {
                 }
             }
             if let Some((label, rest)) = label_prefix(&strip_wrapper_number(t)) {
+                let in_summary = self.in_explicit_summary();
                 match sections::classify(&label) {
+                    // "**What happened:** …" inside a summary stays as written.
+                    Some(Section::Summary) if in_summary => {}
                     Some(Section::Summary) => {
                         self.open(Section::Summary, LINE);
                         self.text_line(Target::Summary, &rest);
@@ -506,6 +526,15 @@ impl<'a> Walk<'a> {
         {
             self.open(section, LINE);
             self.paragraph(&own[1..]);
+            self.blocks(children);
+            return;
+        }
+        // "1. **Summary:** The host …": a labelled part of the answer, read as a paragraph.
+        if let Some(first) = own.first()
+            && let Some((label, _)) = label_prefix(&strip_wrapper_number(first.trim()))
+            && self.names_a_part(&label)
+        {
+            self.paragraph(own);
             self.blocks(children);
             return;
         }

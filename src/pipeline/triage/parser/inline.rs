@@ -116,15 +116,17 @@ pub fn without_bold(s: &str) -> String {
     s.replace("**", "").replace("__", "")
 }
 
-/// Where the first `c` outside quotes, braces, brackets and code spans is, in `s`.
+/// Where the first position satisfying `pred` outside quotes, braces, brackets and code spans
+/// is, in `s`. A lone backtick (PowerShell's escape) opens nothing.
 fn find_top_level(s: &str, pred: impl Fn(&str, usize) -> bool) -> Option<usize> {
+    let spans = code_spans(s);
     let mut quote: Option<char> = None;
     let mut depth = 0i32;
-    let mut in_span = false;
     for (i, c) in s.char_indices() {
+        if spans.iter().any(|sp| sp.start <= i && i < sp.end) {
+            continue;
+        }
         match (quote, c) {
-            (_, '`') if quote.is_none() => in_span = !in_span,
-            _ if in_span => {}
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"') => {
@@ -444,13 +446,26 @@ pub fn looks_like_command(s: &str) -> bool {
     {
         return true;
     }
-    let first = t
+    let token = t
         .split(|c: char| c.is_whitespace() || c == '|')
         .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    let first = first.strip_suffix(".exe").unwrap_or(&first);
-    PROGRAMS.contains(&first)
+        .unwrap_or_default();
+    let lower = token.to_lowercase();
+    let program = lower.strip_suffix(".exe").unwrap_or(&lower);
+    if !PROGRAMS.contains(&program) {
+        return false;
+    }
+    // "netstat -ano", "sc.exe delete X", "whoami": a command. "Kill the PowerShell child",
+    // "PowerShell script-block log": a sentence that starts with a program's name.
+    let rest = t[token.len()..].trim();
+    let written_as_command = token.chars().all(|c| !c.is_uppercase()) || lower.ends_with(".exe");
+    let arguments = rest.split_whitespace().any(|w| {
+        w.starts_with(['-', '/', '$', '\'', '"'])
+            || w.contains(['\\', '=', '|', '*'])
+            || w.trim_end_matches(':').contains(':')
+            || w.chars().any(|c| c.is_ascii_digit())
+    });
+    rest.is_empty() || written_as_command || arguments
 }
 
 /// True for a sentence rather than a command: three or more plain words, the first not a

@@ -16,7 +16,7 @@ pub enum Section {
 
 /// Section words that name a command section on their own.
 const INVESTIGATION: &[&str] = &["investigat", "forensic"];
-const REMEDIATION: &[&str] = &["remediat", "containment", "eradicat", "mitigat"];
+const REMEDIATION: &[&str] = &["remediat", "containment", "eradicat", "mitigat", "recover"];
 /// Words that name a command section only with a command word: "Triage Commands",
 /// "Response Actions", "Evidence Collection Steps".
 const INVESTIGATION_WEAK: &[&str] = &[
@@ -34,7 +34,6 @@ const INVESTIGATION_WEAK: &[&str] = &[
 ];
 const REMEDIATION_WEAK: &[&str] = &[
     "response",
-    "recovery",
     "cleanup",
     "clean",
     "isolation",
@@ -203,11 +202,10 @@ pub fn words(label: &str) -> Vec<String> {
         }
     }
     let mut words: Vec<String> = plain.split_whitespace().map(String::from).collect();
-    // "1", "2)", "iv", "Step 3", "Part 2": numbering, not meaning.
+    // "1", "2)", "iv", "Step 3", "Part 2": numbering, not meaning ("I" and "V" are words too).
     while let Some(first) = words.first() {
         let numbering = first.chars().all(|c| c.is_ascii_digit())
-            || ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x"]
-                .contains(&first.as_str());
+            || ["ii", "iii", "iv", "vi", "vii", "viii", "ix"].contains(&first.as_str());
         let step = ["step", "part", "phase", "section"].contains(&first.as_str())
             && words
                 .get(1)
@@ -229,10 +227,14 @@ fn starts(word: &str, stems: &[&str]) -> bool {
 
 /// The section a heading names, or `None` for a heading that names none of them.
 pub fn classify(label: &str) -> Option<Section> {
-    let mut words = words(label);
-    if words.is_empty() || words.len() > 10 {
+    let all = words(label);
+    if all.is_empty() {
         return None;
     }
+    if all.len() > 10 {
+        return introduction(label, &all);
+    }
+    let mut words = all.clone();
     // "Remediation Commands for WS-FIN-042", "… to run on the host": the part before counts.
     if let Some(cut) = words
         .iter()
@@ -277,7 +279,32 @@ pub fn classify(label: &str) -> Option<Section> {
     if words.len() <= 8 && starts(&words[0], OTHER) {
         return Some(Section::Other);
     }
-    None
+    introduction(label, &all)
+}
+
+/// A sentence that introduces a list and ends in a colon: "Here are the remediation
+/// commands:", "I recommend the following investigation steps:", "Here's my summary:". It names
+/// a command section when it has a section word and a command word.
+fn introduction(label: &str, words: &[String]) -> Option<Section> {
+    if !label.trim_end().ends_with(':') || words.len() > 12 {
+        return None;
+    }
+    let has = |stems: &[&str]| words.iter().any(|w| starts(w, stems));
+    if has(COMMAND_WORDS) {
+        for w in words {
+            if starts(w, INVESTIGATION) || starts(w, INVESTIGATION_WEAK) {
+                return Some(Section::Investigation);
+            }
+            if starts(w, REMEDIATION) || starts(w, REMEDIATION_WEAK) {
+                return Some(Section::Remediation);
+            }
+        }
+        return None;
+    }
+    words
+        .iter()
+        .any(|w| ["summary", "assessment", "analysis"].contains(&w.as_str()))
+        .then_some(Section::Summary)
 }
 
 /// First words of an inline label ("**Note:** …", "Tip: …") that close the command lists.
@@ -353,6 +380,15 @@ mod tests {
             ("Investigate the parent process:", None),
             ("Check the Run key", None),
             ("Response", None),
+            (
+                "Here are the remediation commands:",
+                Some(Section::Remediation),
+            ),
+            (
+                "I recommend the following investigation steps:",
+                Some(Section::Investigation),
+            ),
+            ("Investigate the following processes:", None),
         ] {
             assert_eq!(classify(label), want, "{label}");
         }
