@@ -43,6 +43,7 @@ pub async fn build_ctx(
         store,
         settings,
         wake: Notify::new(),
+        handler_question: tokio::sync::Mutex::new(()),
     })
 }
 

@@ -49,6 +49,9 @@ pub struct Ctx {
     pub runner: Arc<dyn CommandRunner>,
     /// Wakes the outbox worker when new work is queued.
     pub wake: Notify,
+    /// Held while the handler question is asked, so the triage jobs of an alert storm that miss
+    /// the cached answer together ask it once (`triage::handler`).
+    pub handler_question: tokio::sync::Mutex<()>,
 }
 
 /// Why a job did not complete, and whether trying again can help.

@@ -81,6 +81,7 @@ async fn the_openai_client_keeps_history_and_retries_only_what_can_succeed() {
         api_key: Some(triage_bot::secret::Secret::new("sk-test-key".to_string())),
         model: "m".into(),
         timeout: std::time::Duration::from_secs(10),
+        structured_output: false,
     };
     let client: Arc<dyn Assistant> = Arc::new(
         triage_bot::clients::openai::OpenAiClient::new(&settings)

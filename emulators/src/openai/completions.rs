@@ -105,9 +105,7 @@ fn check_response_format(format: &Value) -> Option<Response> {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !name_ok {
         return Some(invalid(
-            format!(
-                "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
-            ),
+            "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
             "response_format.json_schema.name",
         ));
     }
@@ -227,7 +225,12 @@ pub(super) fn chat_completions(
         if let Some(refusal) = check_response_format(format) {
             return refusal;
         }
-        if format["type"] == "json_schema" && state.read().refuse_json_schema {
+        let refuse = format["type"] == "json_schema"
+            && state.update(|s| {
+                s.refused_formats += usize::from(s.refuse_json_schema);
+                s.refuse_json_schema
+            });
+        if refuse {
             return error(
                 400,
                 "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model. Learn more about supported models at the Structured Outputs guide: https://platform.openai.com/docs/guides/structured-outputs",

@@ -201,5 +201,6 @@ mod tests {
         assert_eq!(v["error"]["param"], "response_format");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(emu.calls().len(), 1, "refused requests are not answered");
+        assert_eq!(emu.recorder().read().refused_formats, 1);
     }
 }

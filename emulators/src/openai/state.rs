@@ -56,4 +56,6 @@ pub struct OpenAiState {
     /// Answer a `json_schema` response format with 400, as a model or server without
     /// structured outputs does.
     pub refuse_json_schema: bool,
+    /// Requests answered with that refusal.
+    pub refused_formats: usize,
 }
