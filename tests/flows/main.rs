@@ -11,6 +11,7 @@ mod case_record;
 mod execute_runners;
 mod ingest;
 mod isolation;
+mod outbox_concurrency;
 mod restart;
 mod slack_transports;
 mod thread_questions;
