@@ -61,6 +61,11 @@ static STEP: LazyLock<Regex> =
 /// Bullets that are not markdown list markers.
 static BULLET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[•◦▪‣●○■►▶➤]\s*(.*)$").expect("valid regex"));
+/// `6. rest` inside a paragraph: markdown lets only a list that starts at 1 interrupt a
+/// paragraph, so "**Remediation Commands:**" followed by "6. …", "7. …" (numbering carried on
+/// from the investigation list) is one paragraph of such lines.
+static NUMBERED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d{1,3}[.)]\s+(.*)$").expect("valid regex"));
 
 /// The heading level given to headings written as lines (bold, ALL CAPS, `Label:`) and to
 /// numbered list items that name a section: deeper than any `#` heading.
@@ -836,7 +841,7 @@ fn pseudo_item(line: &str) -> Option<String> {
     if BOLD_NUMBERED_LABEL.is_match(t) {
         return Some(strip_wrapper_number(t));
     }
-    for re in [&*STEP, &*BULLET] {
+    for re in [&*STEP, &*BULLET, &*NUMBERED] {
         if let Some(c) = re.captures(t) {
             return Some(c.get(1).map_or("", |m| m.as_str()).to_string());
         }
