@@ -44,7 +44,11 @@ pub async fn run(b: &PipelineBench) -> anyhow::Result<()> {
     world.kibana.set_answer_delay(Some(b.latency));
     // The world holds one sample alert; the rest go to hosts of their own.
     for i in 1..b.alerts {
-        index_alert_on(&world, &format!("bench-{i:05}"), &format!("WS-BENCH-{i:05}"));
+        index_alert_on(
+            &world,
+            &format!("bench-{i:05}"),
+            &format!("WS-BENCH-{i:05}"),
+        );
     }
     let settings = world.settings_with(&[("POLL_BATCH_SIZE", "500")])?;
     let concurrency = settings.triage.assistant.max_concurrent;
