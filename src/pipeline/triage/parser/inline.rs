@@ -16,52 +16,60 @@ pub struct Span {
     pub end: usize,
 }
 
-/// The code spans of `s`, in order. An unmatched run of backticks is literal text.
+/// The code spans of `s`, in order. An unmatched run of backticks is literal text; a run after a
+/// backslash opens nothing (it may close). Linear in the runs, however many stay unmatched.
 pub fn code_spans(s: &str) -> Vec<Span> {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    // Every run of backticks: (start, length, escaped).
+    let mut runs: Vec<(usize, usize, bool)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'`' => {
-                let start = i;
-                while i < b.len() && b[i] == b'`' {
-                    i += 1;
-                }
-                let n = i - start;
-                let mut j = i;
-                let mut close = None;
-                while j < b.len() {
-                    if b[j] == b'`' {
-                        let k = j;
-                        while j < b.len() && b[j] == b'`' {
-                            j += 1;
-                        }
-                        if j - k == n {
-                            close = Some(k);
-                            break;
-                        }
-                    } else {
-                        j += 1;
-                    }
-                }
-                if let Some(k) = close {
-                    let raw = s.get(i..k).unwrap_or_default().replace('\n', " ");
-                    let content = match raw.strip_prefix(' ').and_then(|r| r.strip_suffix(' ')) {
-                        Some(inner) if !raw.trim().is_empty() => inner.to_string(),
-                        _ => raw,
-                    };
-                    out.push(Span {
-                        content,
-                        start,
-                        end: j,
-                    });
-                    i = j;
-                }
+        if b[i] == b'`' {
+            let start = i;
+            while i < b.len() && b[i] == b'`' {
+                i += 1;
             }
-            _ => i += 1,
+            runs.push((start, i - start, start > 0 && b[start - 1] == b'\\'));
+        } else {
+            i += 1;
         }
+    }
+    // The runs of each length, by position, to find a closer without rescanning the text.
+    let mut by_len: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
+    for (k, (_, len, _)) in runs.iter().enumerate() {
+        by_len.entry(*len).or_default().push(k);
+    }
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < runs.len() {
+        let (start, len, escaped) = runs[k];
+        let closer = if escaped {
+            None
+        } else {
+            by_len.get(&len).and_then(|same| {
+                let at = same.partition_point(|&x| x <= k);
+                same.get(at).copied()
+            })
+        };
+        let Some(m) = closer else {
+            k += 1;
+            continue;
+        };
+        let (close, _, _) = runs[m];
+        let raw = s
+            .get(start + len..close)
+            .unwrap_or_default()
+            .replace('\n', " ");
+        let content = match raw.strip_prefix(' ').and_then(|r| r.strip_suffix(' ')) {
+            Some(inner) if !raw.trim().is_empty() => inner.to_string(),
+            _ => raw,
+        };
+        out.push(Span {
+            content,
+            start,
+            end: close + len,
+        });
+        k = m + 1;
     }
     out
 }
@@ -120,10 +128,14 @@ pub fn without_bold(s: &str) -> String {
 /// is, in `s`. A lone backtick (PowerShell's escape) opens nothing.
 fn find_top_level(s: &str, pred: impl Fn(&str, usize) -> bool) -> Option<usize> {
     let spans = code_spans(s);
+    let mut next_span = 0;
     let mut quote: Option<char> = None;
     let mut depth = 0i32;
     for (i, c) in s.char_indices() {
-        if spans.iter().any(|sp| sp.start <= i && i < sp.end) {
+        while next_span < spans.len() && spans[next_span].end <= i {
+            next_span += 1;
+        }
+        if spans.get(next_span).is_some_and(|sp| sp.start <= i) {
             continue;
         }
         match (quote, c) {
@@ -652,6 +664,21 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].content, "x");
         assert_eq!(s[1].content, "y ` z");
+        assert_eq!(
+            code_spans("`C:\\`")[0].content,
+            "C:\\",
+            "a backslash does not stop a closer"
+        );
+        assert!(
+            code_spans("\\`x`").is_empty(),
+            "an escaped backtick opens nothing"
+        );
+        // Many unmatched runs of different lengths: no quadratic rescans.
+        let hostile: String = (1..2000).map(|n| "`".repeat(n % 50 + 1) + "a").collect();
+        let started = std::time::Instant::now();
+        let _ = code_spans(&hostile);
+        let _ = strip_explanation(&hostile);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(
             leading_span("`Get-Process` — why").as_deref(),
             Some("Get-Process")
