@@ -427,3 +427,40 @@ async fn kibana_chat_complete_without_streaming() {
     assert_eq!(triage_call.conversation_id, incident.conversation_id);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_closing_json_block_the_prompt_asks_for_is_preferred_on_any_backend() {
+    let world = World::start().await.unwrap();
+    let markdown = triage_bot::samples::triage_answer();
+    world.kibana.set_responder(move |call| {
+        if call.last_user_content.starts_with("Who handles") {
+            format!("{HANDLER_NAME}.")
+        } else if call.last_user_content.contains("fenced JSON block") {
+            format!(
+                "{markdown}\n```json\n{}\n```\n",
+                serde_json::json!({
+                    "summary": "Run-key persistence by WmiPrvSE.exe on WS-FIN-042 (10.20.4.42).",
+                    "investigation": ["Get-Process -Id 3312"],
+                    "remediation": ["Stop-Process -Id 3312 -Force"],
+                })
+            )
+        } else {
+            markdown.clone()
+        }
+    });
+    let app = world
+        .start_app_with(&[("PROMPT_JSON_BLOCK", "true")])
+        .await
+        .unwrap();
+    let incident = wait_for_state(&app, IncidentState::AwaitingApproval, T)
+        .await
+        .unwrap();
+    let triage = incident.triage().unwrap();
+    assert_eq!(
+        triage.summary,
+        "Run-key persistence by WmiPrvSE.exe on WS-FIN-042 (10.20.4.42)."
+    );
+    assert_eq!(triage.investigation, vec!["Get-Process -Id 3312"]);
+    assert_eq!(triage.remediation, vec!["Stop-Process -Id 3312 -Force"]);
+    app.stop().await;
+}

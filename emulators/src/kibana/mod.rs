@@ -2,8 +2,9 @@
 //! with Kibana's request rules (`kbn-xsrf`, optional auth, `/s/{space}` prefixes) and its two error
 //! shapes (core `{statusCode,error,message}` and assistant `{message,status_code}`).
 //!
-//! It owns the scripted assistant answers, stored conversations and cases, and the record of every
-//! call. It does not run a model, anonymize fields, enforce licences or privileges, or emulate
+//! It owns the scripted assistant answers (with an optional latency, or held until a test
+//! releases them, and a count of how many are being answered at once), stored conversations and
+//! cases, and the record of every call. It does not run a model, anonymize fields, enforce licences or privileges, or emulate
 //! case configuration (custom field keys are stored as given).
 //!
 //! Wire facts (kibana.md §0–3) it reproduces because clients trip over them:

@@ -24,7 +24,8 @@
 //!
 //! When the answer is (or closes with) the JSON form `{"summary", "investigation", "remediation"}`
 //! — structured output, or the fenced block the prompt may ask for — that is read instead
-//! ([`structured`]); a JSON block that cannot be read is ignored. The parser never panics.
+//! ([`structured`]); a JSON block that cannot be read is reported and ignored. The parser never
+//! panics.
 
 mod inline;
 mod markdown;
