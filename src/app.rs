@@ -44,6 +44,7 @@ pub async fn build_ctx(
         settings,
         wake: Notify::new(),
         health: Default::default(),
+        handler_question: tokio::sync::Mutex::new(()),
     })
 }
 

@@ -3,6 +3,8 @@
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
+#[cfg(feature = "demo")]
+pub mod bench_pipeline;
 pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
@@ -60,8 +62,23 @@ enum Command {
     /// Triage one alert document (JSON) with the configured assistant and print the parsed
     /// result and the Slack message it would post. Posts nothing.
     Replay { alert: String },
-    /// Measure parsing, message rendering, ingest and outbox throughput on this machine.
-    Bench,
+    /// Measure parsing, message rendering, ingest and outbox throughput on this machine; with
+    /// --pipeline, alerts through the whole service against the emulators with a slow assistant,
+    /// compared with a serial loop.
+    Bench {
+        /// Run the pipeline scenario instead of the micro-benchmarks.
+        #[arg(long)]
+        pipeline: bool,
+        /// Critical alerts (each on its own host) in the pipeline scenario.
+        #[arg(long, default_value_t = 1000)]
+        alerts: usize,
+        /// How long the emulated assistant takes to answer, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        latency_ms: u64,
+        /// Alerts the serial loop runs (its time per alert is extrapolated to --alerts).
+        #[arg(long, default_value_t = 10)]
+        serial_sample: usize,
+    },
     /// The safety gate: `safety check` judges commands as the triage would and says why.
     Safety {
         #[command(subcommand)]
@@ -116,7 +133,25 @@ pub fn main() -> ExitCode {
             Command::Parse { file } => parse::run(&file),
             Command::Winrm { action } => winrm::run(action).await,
             Command::Replay { alert } => replay::run(&alert).await,
-            Command::Bench => bench::run().await,
+            Command::Bench { pipeline: false, .. } => bench::run().await,
+            #[cfg(feature = "demo")]
+            Command::Bench {
+                pipeline: true,
+                alerts,
+                latency_ms,
+                serial_sample,
+            } => {
+                bench_pipeline::run(&bench_pipeline::PipelineBench {
+                    alerts,
+                    latency: std::time::Duration::from_millis(latency_ms),
+                    serial_sample,
+                })
+                .await
+            }
+            #[cfg(not(feature = "demo"))]
+            Command::Bench { pipeline: true, .. } => Err(anyhow::anyhow!(
+                "the pipeline benchmark runs against the emulators, which this build (--no-default-features) leaves out"
+            )),
             Command::Safety { action } => safety::run(action),
             Command::Case {
                 action: CaseCommand::Show { incident },

@@ -63,7 +63,7 @@ pub async fn replay_with(
 ) -> anyhow::Result<ReplayOutcome> {
     let prompt = prompts.triage(alert)?;
     let reply = assistant
-        .ask(&prompt, None)
+        .ask_triage(&prompt, None)
         .await
         .with_context(|| format!("asking the {} assistant", assistant.name()))?;
     let triage = parser::parse_answer(&reply.text);

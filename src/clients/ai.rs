@@ -58,6 +58,44 @@ pub trait Assistant: Send + Sync {
     /// Asks one question, in `conversation` when given (its history stays with the backend, or
     /// with the client for stateless backends), else as a stand-alone question.
     async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError>;
+
+    /// Asks the triage question. A backend that can hold the model to the triage answer's JSON
+    /// schema (`{summary, investigation[], remediation[]}`) does; the others ask as [`Self::ask`]
+    /// does and the markdown answer is parsed.
+    async fn ask_triage(
+        &self,
+        prompt: &str,
+        conversation: Option<&str>,
+    ) -> Result<Reply, AssistantError> {
+        self.ask(prompt, conversation).await
+    }
+}
+
+/// Why the assistant is asked: the label of `triage_bot_ai_calls_total{purpose}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The triage of an alert.
+    Triage,
+    /// "Who handles windows alerts?"
+    Handler,
+    /// A question asked in the incident's Slack thread.
+    FollowUp,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Triage => "triage",
+            Purpose::Handler => "handler",
+            Purpose::FollowUp => "followup",
+        }
+    }
+}
+
+/// Counts one question to the assistant (`triage_bot_ai_calls_total{purpose}` in /metrics; the
+/// calls per alert are its rate over `triage_bot_alerts_ingested_total`'s).
+pub fn count_call(purpose: Purpose) {
+    metrics::counter!("triage_bot_ai_calls_total", "purpose" => purpose.as_str()).increment(1);
 }
 
 /// Builds the configured assistant, timed (`triage_bot_ai_call_seconds`).
@@ -81,10 +119,29 @@ impl Assistant for Timed {
     async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
         let started = std::time::Instant::now();
         let reply = self.0.ask(prompt, conversation).await;
+        self.observe(started, &reply);
+        reply
+    }
+
+    // Forwarded, not left to the default: the backend's own triage call (structured output)
+    // must be the one that runs.
+    async fn ask_triage(
+        &self,
+        prompt: &str,
+        conversation: Option<&str>,
+    ) -> Result<Reply, AssistantError> {
+        let started = std::time::Instant::now();
+        let reply = self.0.ask_triage(prompt, conversation).await;
+        self.observe(started, &reply);
+        reply
+    }
+}
+
+impl Timed {
+    fn observe(&self, started: std::time::Instant, reply: &Result<Reply, AssistantError>) {
         let outcome = if reply.is_ok() { "ok" } else { "error" };
         metrics::histogram!("triage_bot_ai_call_seconds", "backend" => self.0.name(), "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
-        reply
     }
 }
 

@@ -8,15 +8,22 @@
 //!
 //! The API is stateless, so this client keeps each conversation's history in memory and resends
 //! it with every question; after a restart a conversation continues without its earlier turns.
+//!
+//! Structured output (`OPENAI_STRUCTURED_OUTPUT`): the triage question carries
+//! `response_format: {type: "json_schema", json_schema: {name, schema, strict: true}}` with the
+//! triage answer's schema, so the model answers `{"summary", "investigation", "remediation"}`.
+//! A server that refuses it (400/422 naming `response_format` or `json_schema`) is asked again
+//! without it, and not offered it again: its markdown answer is parsed instead.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{Retryable, retryable_status};
@@ -36,6 +43,8 @@ pub enum OpenAiError {
     Truncated,
     #[error("the model's answer was empty")]
     EmptyAnswer,
+    #[error("the model server refused the structured-output response format: {0}")]
+    FormatRefused(String),
 }
 
 impl Retryable for OpenAiError {
@@ -43,7 +52,7 @@ impl Retryable for OpenAiError {
         match self {
             OpenAiError::Transport(_) | OpenAiError::Truncated | OpenAiError::EmptyAnswer => true,
             OpenAiError::Status { status, .. } => retryable_status(*status),
-            OpenAiError::Stream(_) => false,
+            OpenAiError::Stream(_) | OpenAiError::FormatRefused(_) => false,
         }
     }
 }
@@ -59,7 +68,33 @@ struct ChatRequest<'a> {
     model: &'a str,
     stream: bool,
     messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
 }
+
+/// The triage answer's shape, as an OpenAI `json_schema` response format (strict: every property
+/// required, nothing else allowed).
+pub static TRIAGE_RESPONSE_FORMAT: LazyLock<Value> = LazyLock::new(|| {
+    let commands =
+        |what: &str| json!({"type": "array", "description": what, "items": {"type": "string"}});
+    json!({
+        "type": "json_schema",
+        "json_schema": {
+            "name": "triage",
+            "strict": true,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "summary": {"type": "string", "description": "One paragraph: what happened, on which host and IP, and how severe it is."},
+                    "investigation": commands("Read-only PowerShell commands that gather evidence on the affected host, one command per item."),
+                    "remediation": commands("PowerShell commands that contain or remediate the threat on the affected host, one command per item."),
+                },
+                "required": ["summary", "investigation", "remediation"],
+                "additionalProperties": false,
+            },
+        },
+    })
+});
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -91,6 +126,9 @@ pub struct OpenAiClient {
     model: String,
     retries: u32,
     conversations: Arc<Mutex<HashMap<String, Vec<Message>>>>,
+    structured_output: bool,
+    /// Set once the server refused the response format: it is not offered again.
+    format_refused: Arc<AtomicBool>,
 }
 
 impl OpenAiClient {
@@ -108,6 +146,8 @@ impl OpenAiClient {
             model: settings.model.clone(),
             retries: 0,
             conversations: Arc::default(),
+            structured_output: settings.structured_output,
+            format_refused: Arc::default(),
         })
     }
 
@@ -116,12 +156,17 @@ impl OpenAiClient {
         self
     }
 
-    /// One streamed completion of `messages`.
-    pub async fn complete(&self, messages: &[Message]) -> Result<String, OpenAiError> {
+    /// One streamed completion of `messages`, held to `response_format` when one is given.
+    pub async fn complete(
+        &self,
+        messages: &[Message],
+        response_format: Option<&Value>,
+    ) -> Result<String, OpenAiError> {
         let body = ChatRequest {
             model: &self.model,
             stream: true,
             messages,
+            response_format,
         };
         let mut rb = self
             .http
@@ -137,6 +182,9 @@ impl OpenAiClient {
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let text = resp.text().await.unwrap_or_default();
+            if response_format.is_some() && refuses_format(status, &text) {
+                return Err(OpenAiError::FormatRefused(error_message(&text)));
+            }
             return Err(OpenAiError::Status {
                 status,
                 message: error_message(&text),
@@ -144,6 +192,16 @@ impl OpenAiClient {
         }
         collect_stream(resp.bytes_stream()).await
     }
+}
+
+/// A 400 or 422 that is about the response format (OpenAI names it in `param`; vLLM, Ollama
+/// and llama.cpp in the message): the server cannot do structured output.
+fn refuses_format(status: u16, body: &str) -> bool {
+    let lower = body.to_lowercase();
+    matches!(status, 400 | 422)
+        && (lower.contains("response_format")
+            || lower.contains("json_schema")
+            || lower.contains("structured output"))
 }
 
 /// `{"error":{"message":…}}` (OpenAI and most compatible servers), else the start of the body.
@@ -217,6 +275,38 @@ impl Assistant for OpenAiClient {
     }
 
     async fn ask(&self, prompt: &str, conversation: Option<&str>) -> Result<Reply, AssistantError> {
+        self.ask_with(prompt, conversation, None).await
+    }
+
+    async fn ask_triage(
+        &self,
+        prompt: &str,
+        conversation: Option<&str>,
+    ) -> Result<Reply, AssistantError> {
+        if !self.structured_output || self.format_refused.load(Ordering::Relaxed) {
+            return self.ask_with(prompt, conversation, None).await;
+        }
+        match self
+            .ask_with(prompt, conversation, Some(&TRIAGE_RESPONSE_FORMAT))
+            .await
+        {
+            Err(AssistantError::OpenAi(OpenAiError::FormatRefused(why))) => {
+                tracing::warn!(reason = %why, "the model server refuses structured output; asking for markdown instead from now on");
+                self.format_refused.store(true, Ordering::Relaxed);
+                self.ask_with(prompt, conversation, None).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl OpenAiClient {
+    async fn ask_with(
+        &self,
+        prompt: &str,
+        conversation: Option<&str>,
+        response_format: Option<&Value>,
+    ) -> Result<Reply, AssistantError> {
         let mut messages = match conversation {
             Some(id) => self
                 .conversations
@@ -231,7 +321,7 @@ impl Assistant for OpenAiClient {
             role: "user",
             content: prompt.to_string(),
         });
-        let text = with_retries(self.retries, || self.complete(&messages)).await?;
+        let text = with_retries(self.retries, || self.complete(&messages, response_format)).await?;
         if let Some(id) = conversation {
             messages.push(Message {
                 role: "assistant",
@@ -287,6 +377,30 @@ mod tests {
         assert!(matches!(r, Err(OpenAiError::Stream(m)) if m == "overloaded"));
         let r = run(vec![b"data: [DONE]\n\n"]).await;
         assert!(matches!(r, Err(OpenAiError::EmptyAnswer)));
+    }
+
+    #[test]
+    fn format_refusals_are_told_from_other_errors() {
+        let openai = r#"{"error":{"message":"Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.","type":"invalid_request_error","param":"response_format","code":null}}"#;
+        assert!(refuses_format(400, openai));
+        assert!(refuses_format(
+            422,
+            r#"{"detail":"json_schema is not supported"}"#
+        ));
+        assert!(!refuses_format(
+            400,
+            r#"{"error":{"message":"context length exceeded"}}"#
+        ));
+        assert!(
+            !refuses_format(500, openai),
+            "a 5xx is an outage, not a refusal"
+        );
+        let format = &*TRIAGE_RESPONSE_FORMAT;
+        assert_eq!(format["json_schema"]["strict"], true);
+        assert_eq!(
+            format["json_schema"]["schema"]["required"],
+            json!(["summary", "investigation", "remediation"])
+        );
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct OpenAiSettings {
     pub timeout: Duration,
     /// Trust for the server's certificate (`OPENAI_CA_FILE`, `OPENAI_INSECURE`).
     pub tls: super::TlsOptions,
+    /// Ask for the triage answer as JSON matching a schema (`response_format: json_schema`),
+    /// falling back to markdown when the server refuses it (`OPENAI_STRUCTURED_OUTPUT`; default
+    /// on for api.openai.com, off for other servers).
+    pub structured_output: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,9 @@ pub struct AssistantSettings {
     pub openai: Option<OpenAiSettings>,
     /// Extra attempts for a retryable failure (connection refused, 429, 5xx) inside one ask.
     pub retries: u32,
+    /// How many AI jobs (triage, thread questions) run at once (`ASSISTANT_MAX_CONCURRENT`),
+    /// apart from the Slack, case and execution jobs, which keep their own pool.
+    pub max_concurrent: usize,
 }
 
 /// What a route matches.
@@ -132,6 +139,9 @@ pub struct RoutingSettings {
     pub routes: Vec<Route>,
     /// A Slack user group (`S…`) mentioned when nobody could be resolved.
     pub fallback_group: Option<String>,
+    /// How long the assistant's answer to "who handles {os} alerts?" is reused, per question
+    /// (`HANDLER_CACHE_SECS`; `None`: asked for every alert).
+    pub handler_cache: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +149,9 @@ pub struct TriageSettings {
     pub assistant: AssistantSettings,
     /// The alert JSON in the prompt is trimmed to this many bytes.
     pub prompt_alert_budget_bytes: usize,
+    /// The triage prompt also asks for a closing fenced JSON block with the summary and the
+    /// commands, which the parser prefers when it is valid (`PROMPT_JSON_BLOCK`).
+    pub prompt_json_block: bool,
     pub safety: SafetyPolicy,
     pub routing: RoutingSettings,
 }
@@ -184,6 +197,9 @@ impl TriageSettings {
                 if timeout == 0 {
                     return Err(err("OPENAI_TIMEOUT_SECS", "expected a positive number"));
                 }
+                // OpenAI itself supports json_schema response formats; for other servers it
+                // depends on the server and its version, so they opt in.
+                let structured_default = parsed.host_str() == Some("api.openai.com");
                 Some(OpenAiSettings {
                     base_url: base.trim_end_matches('/').to_string(),
                     api_key: env.secret_opt("OPENAI_API_KEY")?,
@@ -195,6 +211,7 @@ impl TriageSettings {
                     })?,
                     timeout: Duration::from_secs(timeout),
                     tls: env.tls("OPENAI")?,
+                    structured_output: env.bool("OPENAI_STRUCTURED_OUTPUT", structured_default)?,
                 })
             }
             _ => None,
@@ -210,6 +227,17 @@ impl TriageSettings {
         for entry in list("HANDLER_ROUTES") {
             routes.push(parse_route(&entry).map_err(|p| err("HANDLER_ROUTES", p))?);
         }
+        let max_concurrent = num("ASSISTANT_MAX_CONCURRENT", 16)?;
+        if !(1..=1024).contains(&max_concurrent) {
+            return Err(err(
+                "ASSISTANT_MAX_CONCURRENT",
+                format!("expected a number from 1 to 1024, got {max_concurrent}"),
+            ));
+        }
+        let handler_cache = match num("HANDLER_CACHE_SECS", 3600)? {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
         let fallback_group = opt("SLACK_FALLBACK_GROUP");
         if let Some(g) = &fallback_group
             && !g.starts_with('S')
@@ -227,12 +255,15 @@ impl TriageSettings {
                     .unwrap_or_else(|| "elastic-ai-agent".to_string()),
                 openai,
                 retries: num("ASSISTANT_RETRIES", 2)? as u32,
+                max_concurrent: max_concurrent as usize,
             },
             prompt_alert_budget_bytes: budget as usize,
+            prompt_json_block: env.bool("PROMPT_JSON_BLOCK", false)?,
             safety: SafetyPolicy::from_env(env)?,
             routing: RoutingSettings {
                 routes,
                 fallback_group,
+                handler_cache,
             },
         })
     }
@@ -362,6 +393,58 @@ mod tests {
                 .unwrap_err()
                 .var,
             "HANDLER_ROUTES"
+        );
+    }
+
+    #[test]
+    fn concurrency_cache_and_structured_output_settings() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.assistant.max_concurrent, 16);
+        assert_eq!(s.routing.handler_cache, Some(Duration::from_secs(3600)));
+        assert!(!s.prompt_json_block);
+        let s = load(&[
+            ("ASSISTANT_MAX_CONCURRENT", "4"),
+            ("HANDLER_CACHE_SECS", "0"),
+            ("PROMPT_JSON_BLOCK", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.assistant.max_concurrent, 4);
+        assert_eq!(s.routing.handler_cache, None);
+        assert!(s.prompt_json_block);
+        for bad in ["0", "many", "5000"] {
+            assert_eq!(
+                load(&[("ASSISTANT_MAX_CONCURRENT", bad)]).unwrap_err().var,
+                "ASSISTANT_MAX_CONCURRENT"
+            );
+        }
+        assert_eq!(
+            load(&[("HANDLER_CACHE_SECS", "an hour")]).unwrap_err().var,
+            "HANDLER_CACHE_SECS"
+        );
+        let openai = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("ASSISTANT", "openai"), ("OPENAI_MODEL", "m")];
+            pairs.extend_from_slice(extra);
+            load(&pairs).unwrap().assistant.openai.unwrap()
+        };
+        assert!(openai(&[]).structured_output, "on for api.openai.com");
+        assert!(!openai(&[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")]).structured_output);
+        assert!(
+            openai(&[
+                ("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("OPENAI_STRUCTURED_OUTPUT", "true")
+            ])
+            .structured_output
+        );
+        assert!(!openai(&[("OPENAI_STRUCTURED_OUTPUT", "false")]).structured_output);
+        assert_eq!(
+            load(&[
+                ("ASSISTANT", "openai"),
+                ("OPENAI_MODEL", "m"),
+                ("OPENAI_STRUCTURED_OUTPUT", "maybe")
+            ])
+            .unwrap_err()
+            .var,
+            "OPENAI_STRUCTURED_OUTPUT"
         );
     }
 

@@ -283,6 +283,30 @@ pub async fn wait_for_state(
     .await
 }
 
+/// Waits until at least `n` incidents are in `state`.
+pub async fn wait_for_incidents(
+    app: &RunningApp,
+    state: IncidentState,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<crate::store::IncidentRow>> {
+    poll_db(timeout, &format!("{n} incidents in {state}"), || async {
+        let incidents = app.ctx.store.incidents().await?;
+        let there: Vec<_> = incidents.into_iter().filter(|i| i.state == state).collect();
+        let seen = format!("{} so far", there.len());
+        Ok(((there.len() >= n).then_some(there), seen))
+    })
+    .await
+}
+
+/// Indexes a critical alert like the sample one, on another host.
+pub fn index_alert_on(world: &World, id: &str, host: &str) {
+    let mut doc = alert_document(id, &chrono::Utc::now().to_rfc3339());
+    doc["host"]["name"] = serde_json::json!(host);
+    doc["host"]["hostname"] = serde_json::json!(host);
+    world.es.index_doc(ALERT_INDEX, id, doc);
+}
+
 /// Waits until no queued side effect is left to perform.
 pub async fn wait_until_settled(app: &RunningApp, timeout: Duration) -> anyhow::Result<()> {
     poll_db(timeout, "the outbox to drain", || async {

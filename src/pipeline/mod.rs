@@ -51,6 +51,9 @@ pub struct Ctx {
     pub wake: Notify,
     /// What the readiness probe reports: Socket Mode up, sources polled.
     pub health: crate::health::Health,
+    /// Held while the handler question is asked, so the triage jobs of an alert storm that miss
+    /// the cached answer together ask it once (`triage::handler`).
+    pub handler_question: tokio::sync::Mutex<()>,
 }
 
 /// Why a job did not complete, and whether trying again can help.

@@ -78,6 +78,14 @@ impl Lane {
     }
 }
 
+/// Which lanes a claim may take a job from (the outbox runner's pools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneFilter {
+    Any,
+    Only(Lane),
+    Except(Lane),
+}
+
 /// Where a job is: `pending → running → done | failed` (or back to `pending` for a retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
@@ -220,11 +228,24 @@ impl Store {
 
     /// Claims the next due job whose lane has nothing earlier still pending or running.
     pub async fn claim_next(&self) -> anyhow::Result<Option<OutboxRow>> {
+        self.claim_next_in(LaneFilter::Any).await
+    }
+
+    /// Claims the next due job of the lanes `filter` allows whose lane has nothing earlier
+    /// still pending or running.
+    pub async fn claim_next_in(&self, filter: LaneFilter) -> anyhow::Result<Option<OutboxRow>> {
+        // `?2` is the lane to keep to or leave out; with Any it matches nothing and is unused.
+        let (keep, lane) = match filter {
+            LaneFilter::Any => (None, ""),
+            LaneFilter::Only(l) => (Some(true), l.as_str()),
+            LaneFilter::Except(l) => (Some(false), l.as_str()),
+        };
         let row = sqlx::query_as(
             "UPDATE outbox SET status = 'running', attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND o.not_before <= ?
+                WHERE o.status = 'pending' AND o.not_before <= ?1
+                  AND (?3 IS NULL OR (o.lane = ?2) = ?3)
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e
                     WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.id < o.id
@@ -233,6 +254,8 @@ impl Store {
              RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error",
         )
         .bind(now_text())
+        .bind(lane)
+        .bind(keep)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row)
@@ -327,5 +350,67 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claims_keep_to_the_lanes_asked_for_and_to_lane_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.enqueue("a", &Job::Triage).await.unwrap();
+        store.enqueue("b", &Job::Triage).await.unwrap();
+        store
+            .enqueue("a", &Job::ThreadReply { text: "1".into() })
+            .await
+            .unwrap();
+        store
+            .enqueue("a", &Job::ThreadReply { text: "2".into() })
+            .await
+            .unwrap();
+        store.enqueue("c", &Job::CreateCase).await.unwrap();
+
+        let not_ai = store
+            .claim_next_in(LaneFilter::Except(Lane::Ai))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (not_ai.incident_id.as_str(), not_ai.kind.as_str()),
+            ("a", "thread_reply")
+        );
+        // The second reply of `a` waits for the first; the case of `c` does not.
+        let next = store
+            .claim_next_in(LaneFilter::Except(Lane::Ai))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (next.incident_id.as_str(), next.kind.as_str()),
+            ("c", "create_case")
+        );
+        assert!(
+            store
+                .claim_next_in(LaneFilter::Except(Lane::Ai))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let ai = store
+            .claim_next_in(LaneFilter::Only(Lane::Ai))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((ai.incident_id.as_str(), ai.lane), ("a", Lane::Ai));
+        let any = store.claim_next().await.unwrap().unwrap();
+        assert_eq!((any.incident_id.as_str(), any.lane), ("b", Lane::Ai));
+        assert!(store.claim_next().await.unwrap().is_none());
+        store.complete(not_ai.id).await.unwrap();
+        let second = store.claim_next().await.unwrap().unwrap();
+        assert_eq!(second.payload, r#"{"kind":"thread_reply","text":"2"}"#);
     }
 }

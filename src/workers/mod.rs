@@ -2,10 +2,15 @@
 //! (each queued job to the stage that performs it), [`timers`] (the approval clock) and
 //! [`recover`] (start-up after a crash). Workers call stages; stages never call workers.
 //!
-//! Jobs run concurrently across incidents and lanes (bounded), strictly in order within one
-//! incident's lane. A failed job is retried with exponential backoff when the error says a retry
-//! can help, and otherwise kept as `failed` with its error and reported.
+//! Jobs run concurrently across incidents and lanes, strictly in order within one incident's
+//! lane. They run in two pools: AI jobs (triage, thread questions) up to
+//! `ASSISTANT_MAX_CONCURRENT` at once, everything else (Slack, cases, execution, Defend) up to
+//! [`MAX_CONCURRENT_OTHER_JOBS`] — so a slow model never holds up a thread reply or a case
+//! comment, and a busy Slack never holds up the AI. A failed job is retried with exponential
+//! backoff when the error says a retry can help, and otherwise kept as `failed` with its error
+//! and reported.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +26,38 @@ pub use recover::recover;
 use crate::pipeline::approval::{followup, notify};
 use crate::pipeline::{Ctx, JobError, MAX_ATTEMPTS, execute, record, triage};
 use crate::shutdown::Shutdown;
-use crate::store::outbox::Lane;
+use crate::store::outbox::{Lane, LaneFilter};
 use crate::store::{Job, OutboxRow};
 
-const MAX_CONCURRENT_JOBS: usize = 8;
+/// Jobs of the lanes that are not AI (Slack, case, exec, Defend) running at once.
+pub const MAX_CONCURRENT_OTHER_JOBS: usize = 8;
+
+/// The two pools of the outbox runner and how full each is.
+struct Pools {
+    ai_limit: usize,
+    ai: usize,
+    other: usize,
+}
+
+impl Pools {
+    /// Which jobs may be claimed now; `None` when both pools are full.
+    fn claimable(&self) -> Option<LaneFilter> {
+        match (
+            self.ai < self.ai_limit,
+            self.other < MAX_CONCURRENT_OTHER_JOBS,
+        ) {
+            (true, true) => Some(LaneFilter::Any),
+            (true, false) => Some(LaneFilter::Only(Lane::Ai)),
+            (false, true) => Some(LaneFilter::Except(Lane::Ai)),
+            (false, false) => None,
+        }
+    }
+
+    fn count(&mut self, ai: bool, delta: isize) {
+        let n = if ai { &mut self.ai } else { &mut self.other };
+        *n = n.saturating_add_signed(delta);
+    }
+}
 
 /// Exponential backoff from the configured base, capped at five minutes.
 fn backoff(base: Duration, attempt: i64) -> Duration {
@@ -35,16 +68,30 @@ fn backoff(base: Duration, attempt: i64) -> Duration {
 /// Runs the outbox until shutdown.
 pub async fn run_outbox(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     let mut running: JoinSet<()> = JoinSet::new();
+    // Which pool each running job counts in, by task id (a job that panicked is still counted
+    // out of the right pool).
+    let mut pool_of = HashMap::new();
+    let mut pools = Pools {
+        ai_limit: ctx.settings.triage.assistant.max_concurrent.max(1),
+        ai: 0,
+        other: 0,
+    };
     loop {
         // Arm the wake-up before looking, so a job queued while we look is not missed.
         let wake = ctx.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        while running.len() < MAX_CONCURRENT_JOBS && !shutdown.is_triggered() {
-            match ctx.store.claim_next().await {
+        while !shutdown.is_triggered() {
+            let Some(filter) = pools.claimable() else {
+                break;
+            };
+            match ctx.store.claim_next_in(filter).await {
                 Ok(Some(row)) => {
+                    let ai = row.lane == Lane::Ai;
+                    pools.count(ai, 1);
                     let ctx = ctx.clone();
-                    running.spawn(async move { handle(&ctx, row).await });
+                    let task = running.spawn(async move { handle(&ctx, row).await });
+                    pool_of.insert(task.id(), ai);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -56,7 +103,18 @@ pub async fn run_outbox(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
         tokio::select! {
             _ = shutdown.wait() => break,
             _ = &mut wake => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match &done {
+                    Ok((id, ())) => *id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "an outbox job panicked");
+                        e.id()
+                    }
+                };
+                if let Some(ai) = pool_of.remove(&id) {
+                    pools.count(ai, -1);
+                }
+            }
             _ = tokio::time::sleep(ctx.settings.worker_tick) => {}
         }
     }

@@ -11,5 +11,6 @@ mod execute_winrm_ntlm_peer;
 mod packaging;
 mod slack_manifest;
 mod slack_message_snapshots;
+mod triage_parser_corpus;
 mod triage_parser_props;
 mod triage_safety_corpus;

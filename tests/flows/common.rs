@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 pub use triage_bot::demo::{
     ALERT_ID, ALERT_INDEX, CHANNEL, COMMANDS, HANDLER_ID, HOST, OTHER_USER, SIGNING_SECRET, World,
-    wait_for_state,
+    index_alert_on, wait_for_incidents, wait_for_state,
 };
 pub use triage_bot::domain::{CommandKind, CommandStatus, IncidentState, Risk};
 pub use triage_bot::pipeline::approval::blocks::{
@@ -197,6 +197,16 @@ pub fn comment_texts(case: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The app's Prometheus page.
+pub async fn metrics_page(app: &triage_bot::app::RunningApp) -> String {
+    reqwest::get(format!("{}/metrics", app.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Waits until Slack holds a message for which `pred` holds.

@@ -13,6 +13,7 @@ mod execute_runners;
 mod ingest;
 mod isolation;
 mod observability;
+mod outbox_concurrency;
 mod restart;
 mod slack_transports;
 mod stopping;

@@ -60,6 +60,10 @@ async fn an_openai_compatible_server_triages_over_sse() {
         })
         .expect("the triage prompt went to the model server");
     assert!(triage_call.stream);
+    assert_eq!(
+        triage_call.response_format, None,
+        "structured output is opt-in for servers other than api.openai.com"
+    );
     assert_eq!(triage_call.model, "llama3.1:8b");
     assert_eq!(
         triage_call.authorization.as_deref(),
@@ -82,6 +86,7 @@ async fn the_openai_client_keeps_history_and_retries_only_what_can_succeed() {
         model: "m".into(),
         timeout: std::time::Duration::from_secs(10),
         tls: Default::default(),
+        structured_output: false,
     };
     let client: Arc<dyn Assistant> = Arc::new(
         triage_bot::clients::openai::OpenAiClient::new(&settings)
@@ -129,6 +134,114 @@ async fn the_openai_client_keeps_history_and_retries_only_what_can_succeed() {
     );
     assert!(!msg.contains("sk-wrong"));
     assert_eq!(openai.calls().len(), 4, "a 401 is never retried");
+}
+
+#[tokio::test]
+async fn structured_output_gets_the_triage_as_json() {
+    let (world, openai) = openai_world().await;
+    let markdown = triage_bot::samples::triage_answer();
+    let json_answer = serde_json::json!({
+        "summary": "WmiPrvSE.exe wrote a Run key on WS-FIN-042 (10.20.4.42): persistence.",
+        "investigation": ["Get-Process -Id 3312", "Get-FileHash -Path 'C:\\ProgramData\\odu\\odupd.exe'"],
+        "remediation": ["Stop-Process -Id 3312 -Force"],
+    })
+    .to_string();
+    openai.set_responder(move |call| {
+        if call.last_user_content().starts_with("Who handles") {
+            format!("{HANDLER_NAME}.")
+        } else if call.response_format.is_some() {
+            json_answer.clone()
+        } else {
+            markdown.clone()
+        }
+    });
+    let base = openai.base_url();
+    let app = world
+        .start_app_with(&[
+            ("ASSISTANT", "openai"),
+            ("OPENAI_BASE_URL", &base),
+            ("OPENAI_MODEL", "gpt-4o-2024-08-06"),
+            ("OPENAI_API_KEY", "sk-test-key"),
+            ("OPENAI_STRUCTURED_OUTPUT", "true"),
+        ])
+        .await
+        .unwrap();
+    let incident = wait_for_state(&app, IncidentState::AwaitingApproval, T)
+        .await
+        .unwrap();
+    let triage = incident.triage().unwrap();
+    assert_eq!(
+        triage.summary,
+        "WmiPrvSE.exe wrote a Run key on WS-FIN-042 (10.20.4.42): persistence."
+    );
+    assert_eq!(
+        triage.investigation,
+        vec![
+            "Get-Process -Id 3312",
+            "Get-FileHash -Path 'C:\\ProgramData\\odu\\odupd.exe'"
+        ]
+    );
+    assert_eq!(triage.remediation, vec!["Stop-Process -Id 3312 -Force"]);
+    let calls = openai.calls();
+    let triage_call = calls
+        .iter()
+        .find(|c| c.last_user_content().contains("BEGIN ALERT"))
+        .unwrap();
+    let format = triage_call
+        .response_format
+        .as_ref()
+        .expect("a response format");
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["name"], "triage");
+    assert_eq!(format["json_schema"]["strict"], true);
+    let handler_call = calls
+        .iter()
+        .find(|c| c.last_user_content().starts_with("Who handles"))
+        .unwrap();
+    assert_eq!(
+        handler_call.response_format, None,
+        "only triage is structured"
+    );
+    wait_for_approval_request(&world).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_structured_output_is_asked_for_markdown_from_then_on() {
+    let (_world, openai) = openai_world().await;
+    openai.refuse_json_schema(true);
+    let client = triage_bot::clients::openai::OpenAiClient::new(&OpenAiSettings {
+        base_url: openai.base_url(),
+        api_key: Some(triage_bot::secret::Secret::new("sk-test-key".to_string())),
+        model: "llama3.1:8b".into(),
+        timeout: std::time::Duration::from_secs(10),
+        structured_output: true,
+        tls: Default::default(),
+    })
+    .unwrap()
+    .with_retries(2);
+    let r = client.ask_triage("triage this alert", None).await.unwrap();
+    let parsed = triage_bot::pipeline::triage::parser::parse_answer(&r.text);
+    assert_eq!(
+        parsed.investigation.len(),
+        5,
+        "the markdown answer is parsed"
+    );
+    assert_eq!(openai.recorder().read().refused_formats, 1);
+    let calls = openai.calls();
+    assert_eq!(
+        calls.len(),
+        1,
+        "refused once, then answered without the format"
+    );
+    assert_eq!(calls[0].response_format, None);
+    client.ask_triage("and this one", None).await.unwrap();
+    assert_eq!(
+        openai.recorder().read().refused_formats,
+        1,
+        "the format is not offered again"
+    );
+    assert_eq!(openai.calls().len(), 2);
 }
 
 #[tokio::test]
@@ -314,5 +427,42 @@ async fn kibana_chat_complete_without_streaming() {
         .unwrap();
     assert!(!triage_call.is_stream);
     assert_eq!(triage_call.conversation_id, incident.conversation_id);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_closing_json_block_the_prompt_asks_for_is_preferred_on_any_backend() {
+    let world = World::start().await.unwrap();
+    let markdown = triage_bot::samples::triage_answer();
+    world.kibana.set_responder(move |call| {
+        if call.last_user_content.starts_with("Who handles") {
+            format!("{HANDLER_NAME}.")
+        } else if call.last_user_content.contains("fenced JSON block") {
+            format!(
+                "{markdown}\n```json\n{}\n```\n",
+                serde_json::json!({
+                    "summary": "Run-key persistence by WmiPrvSE.exe on WS-FIN-042 (10.20.4.42).",
+                    "investigation": ["Get-Process -Id 3312"],
+                    "remediation": ["Stop-Process -Id 3312 -Force"],
+                })
+            )
+        } else {
+            markdown.clone()
+        }
+    });
+    let app = world
+        .start_app_with(&[("PROMPT_JSON_BLOCK", "true")])
+        .await
+        .unwrap();
+    let incident = wait_for_state(&app, IncidentState::AwaitingApproval, T)
+        .await
+        .unwrap();
+    let triage = incident.triage().unwrap();
+    assert_eq!(
+        triage.summary,
+        "Run-key persistence by WmiPrvSE.exe on WS-FIN-042 (10.20.4.42)."
+    );
+    assert_eq!(triage.investigation, vec!["Get-Process -Id 3312"]);
+    assert_eq!(triage.remediation, vec!["Stop-Process -Id 3312 -Force"]);
     app.stop().await;
 }

@@ -120,3 +120,74 @@ async fn no_answer_and_no_group_is_unassigned() {
     assert!(blocks.contains("*Handler:* unassigned"), "{blocks}");
     app.stop().await;
 }
+
+fn handler_questions(world: &World) -> usize {
+    world
+        .kibana
+        .calls()
+        .iter()
+        .filter(|c| c.last_user_content.starts_with("Who handles"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_storm_of_windows_alerts_asks_who_handles_them_once_even_after_a_restart() {
+    let world = World::start().await.unwrap();
+    for i in 1..=5 {
+        index_alert_on(&world, &format!("storm-{i}"), &format!("WS-STORM-{i:02}"));
+    }
+    let app = world.start_app().await.unwrap();
+    let incidents = wait_for_incidents(&app, IncidentState::AwaitingApproval, 6, T)
+        .await
+        .unwrap();
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i.handler_slack_id.as_deref() == Some(HANDLER_ID)),
+        "every incident tags the handler the one answer named"
+    );
+    let triages = world
+        .kibana
+        .calls()
+        .iter()
+        .filter(|c| c.last_user_content.contains("BEGIN ALERT"))
+        .count();
+    assert_eq!(triages, 6);
+    assert_eq!(handler_questions(&world), 1, "one answer per OS family");
+    let metrics = metrics_page(&app).await;
+    for purpose in ["triage", "handler"] {
+        assert!(
+            metrics.contains(&format!(
+                "triage_bot_ai_calls_total{{purpose=\"{purpose}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    app.stop().await;
+
+    // The answer is kept in the database: after a restart a new alert does not ask again.
+    index_alert_on(&world, "storm-7", "WS-STORM-07");
+    let app = world.start_app().await.unwrap();
+    wait_for_incidents(&app, IncidentState::AwaitingApproval, 7, T)
+        .await
+        .unwrap();
+    assert_eq!(handler_questions(&world), 1);
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn with_the_cache_off_every_alert_asks_who_handles_it() {
+    let world = World::start().await.unwrap();
+    for i in 1..=2 {
+        index_alert_on(&world, &format!("nocache-{i}"), &format!("WS-NOCACHE-{i}"));
+    }
+    let app = world
+        .start_app_with(&[("HANDLER_CACHE_SECS", "0")])
+        .await
+        .unwrap();
+    wait_for_incidents(&app, IncidentState::AwaitingApproval, 3, T)
+        .await
+        .unwrap();
+    assert_eq!(handler_questions(&world), 3);
+    app.stop().await;
+}

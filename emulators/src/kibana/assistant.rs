@@ -256,6 +256,7 @@ pub(super) async fn chat_complete(state: &Arc<Recorder<KibanaState>>, req: &Req)
     let Some(answer) = queued.or_else(|| responder.map(|f| f(&call))) else {
         return assistant_error(500, "no scripted answer");
     };
+    think(state).await;
 
     if let Some(id) = &conversation_id {
         // New conversations hold all request messages; continued ones only the new input.
@@ -298,6 +299,26 @@ pub(super) async fn chat_complete(state: &Arc<Recorder<KibanaState>>, req: &Req)
         out["conversationId"] = json!(id);
     }
     json_response(200, &out)
+}
+
+/// The model's latency: the configured delay, then as long as answers are held. Counted in
+/// `answering` / `max_answering` so tests and the benchmark see how many calls overlap.
+async fn think(state: &Arc<Recorder<KibanaState>>) {
+    let delay = state.update(|s| {
+        s.answering += 1;
+        s.max_answering = s.max_answering.max(s.answering);
+        s.answer_delay
+    });
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    // Held for at most an hour: a test that forgets to release fails on its own deadline.
+    let _ = state
+        .wait_until("held answers released", Duration::from_secs(3600), |s| {
+            !s.hold_answers
+        })
+        .await;
+    state.update(|s| s.answering -= 1);
 }
 
 /// Splits an answer into NDJSON `content` lines plus one unknown-type line, then cuts the bytes

@@ -2,8 +2,9 @@
 //! with Kibana's request rules (`kbn-xsrf`, optional auth, `/s/{space}` prefixes) and its two error
 //! shapes (core `{statusCode,error,message}` and assistant `{message,status_code}`).
 //!
-//! It owns the scripted assistant answers, stored conversations and cases, and the record of every
-//! call. It does not run a model, anonymize fields, enforce licences or privileges, or emulate
+//! It owns the scripted assistant answers (with an optional latency, or held until a test
+//! releases them, and a count of how many are being answered at once), stored conversations and
+//! cases, and the record of every call. It does not run a model, anonymize fields, enforce licences or privileges, or emulate
 //! case configuration (custom field keys are stored as given).
 //!
 //! Wire facts (kibana.md §0–3) it reproduces because clients trip over them:
@@ -164,6 +165,32 @@ impl KibanaEmulator {
     /// Pause between the chunks of a streamed answer (`None`: only yield to the runtime).
     pub fn set_chunk_delay(&self, delay: Option<Duration>) {
         self.state.update(|s| s.chunk_delay = delay);
+    }
+
+    /// Every `chat/complete` answer starts after `delay` (`None`: at once), like a model's
+    /// latency.
+    pub fn set_answer_delay(&self, delay: Option<Duration>) {
+        self.state.update(|s| s.answer_delay = delay);
+    }
+
+    /// Holds every `chat/complete` answer (its call is recorded first) until
+    /// [`Self::release_answers`]: a model that is slow for exactly as long as a test needs.
+    pub fn hold_answers(&self) {
+        self.state.update(|s| s.hold_answers = true);
+    }
+
+    pub fn release_answers(&self) {
+        self.state.update(|s| s.hold_answers = false);
+    }
+
+    /// `chat/complete` calls being answered right now (held or delayed).
+    pub fn answering(&self) -> usize {
+        self.state.read().answering
+    }
+
+    /// The most `chat/complete` calls that were ever being answered at the same time.
+    pub fn max_answering(&self) -> usize {
+        self.state.read().max_answering
     }
 
     /// All stored conversations (ConversationResponse objects), in creation order.
@@ -407,6 +434,62 @@ mod tests {
             body["message"],
             "[security_exception]: unable to authenticate user"
         );
+    }
+
+    #[tokio::test]
+    async fn held_answers_wait_for_release_and_overlap_is_counted() {
+        let k = KibanaEmulator::start().await.unwrap();
+        k.set_responder(|c| format!("answer to {}", c.last_user_content));
+        k.hold_answers();
+        let ask = |q: &'static str| {
+            let url = format!("{}/api/security_ai_assistant/chat/complete", k.url());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .header("kbn-xsrf", "true")
+                    .json(&json!({"connectorId": "c", "persist": false,
+                                  "messages": [{"role": "user", "content": q}]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        };
+        let (a, b) = (ask("one"), ask("two"));
+        k.wait_until("two held answers", Duration::from_secs(10), |s| {
+            s.answering == 2
+        })
+        .await
+        .unwrap();
+        assert!(!a.is_finished() && !b.is_finished(), "held until released");
+        k.release_answers();
+        assert_eq!(a.await.unwrap()["data"], "answer to one");
+        assert_eq!(b.await.unwrap()["data"], "answer to two");
+        assert_eq!((k.answering(), k.max_answering()), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn the_answer_delay_is_the_models_latency() {
+        let k = KibanaEmulator::start().await.unwrap();
+        k.set_answer_delay(Some(Duration::from_millis(300)));
+        k.push_answer("late");
+        let url = format!("{}/api/security_ai_assistant/chat/complete", k.url());
+        let started = std::time::Instant::now();
+        let v: Value = reqwest::Client::new()
+            .post(url)
+            .header("kbn-xsrf", "true")
+            .json(&json!({"connectorId": "c", "persist": false,
+                          "messages": [{"role": "user", "content": "q"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["data"], "late");
+        assert!(started.elapsed() >= Duration::from_millis(300));
     }
 
     #[tokio::test]

@@ -80,6 +80,15 @@ pub struct KibanaState {
     pub required_auth: Option<String>,
     /// Pause between streamed chunks.
     pub chunk_delay: Option<Duration>,
+    /// How long the model "thinks" before a `chat/complete` answer starts (the latency of a
+    /// real LLM call).
+    pub answer_delay: Option<Duration>,
+    /// While set, `chat/complete` answers wait (after their call is recorded) until it is
+    /// cleared: a model that is slow for as long as a test needs.
+    pub hold_answers: bool,
+    /// `chat/complete` calls being answered right now, and the most there ever were at once.
+    pub answering: usize,
+    pub max_answering: usize,
     /// Source of the opaque case and comment versions (see `cases::next_version`).
     pub(super) version_counter: u64,
 }

@@ -14,7 +14,11 @@
 //!   chunks cut in the middle of events (even inside a multi-byte character);
 //! - errors before the stream are `{"error":{"message","type","param","code"}}` with a 4xx/5xx;
 //!   a scripted mid-stream error is a `data: {"error":{…}}` event followed by the end of the body;
-//! - a missing or wrong `Authorization: Bearer` key gives 401 when a key is required.
+//! - a missing or wrong `Authorization: Bearer` key gives 401 when a key is required;
+//! - `response_format` is checked as the API checks it (`text`, `json_object`, or `json_schema`
+//!   with a `name` and a `schema`; with `strict: true` every object must list all its properties
+//!   in `required` and forbid additional ones), and can be refused the way a model without
+//!   structured outputs refuses it (400, `param: "response_format"`).
 //!
 //! Layout, one way only: this file holds [`OpenAiEmulator`]; `completions.rs` the route, which
 //! uses `sse.rs` for streamed answers; `state.rs` what they share, and imports neither.
@@ -98,6 +102,13 @@ impl OpenAiEmulator {
         self.state.update(|s| s.responder = Some(f));
     }
 
+    /// Refuse `response_format: {type: "json_schema"}` with OpenAI's 400, as a model or server
+    /// without structured outputs does (`false`: accept it; the scripted answer is returned as
+    /// it is, so script a JSON answer for structured requests).
+    pub fn refuse_json_schema(&self, refuse: bool) {
+        self.state.update(|s| s.refuse_json_schema = refuse);
+    }
+
     /// The next `n` requests fail with `status` before streaming.
     pub fn fail_next(&self, n: usize, status: u16) {
         self.state
@@ -141,5 +152,55 @@ mod tests {
         assert_eq!(r.status(), 401);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "invalid_api_key");
+    }
+
+    #[tokio::test]
+    async fn response_formats_are_checked_recorded_or_refused() {
+        let emu = OpenAiEmulator::start().await.unwrap();
+        emu.set_responder(|_| "{}".into());
+        let http = reqwest::Client::new();
+        let post = |format: Value| {
+            http.post(format!("{}/chat/completions", emu.base_url()))
+                .json(
+                    &json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+                              "response_format": format}),
+                )
+                .send()
+        };
+        let strict = json!({"type": "json_schema", "json_schema": {"name": "triage", "strict": true,
+            "schema": {"type": "object", "additionalProperties": false, "required": ["a"],
+                       "properties": {"a": {"type": "array", "items": {"type": "string"}}}}}});
+        let r = post(strict.clone()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(emu.calls()[0].response_format.as_ref(), Some(&strict));
+
+        let loose = json!({"type": "json_schema", "json_schema": {"name": "triage", "strict": true,
+            "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}});
+        let r = post(loose).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'additionalProperties' is required"),
+            "{v}"
+        );
+        let r = post(json!({"type": "xml"})).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let r = post(json!({"type": "json_schema", "json_schema": {"schema": {}}}))
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "response_format.json_schema.name");
+
+        emu.refuse_json_schema(true);
+        let r = post(strict).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "response_format");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(emu.calls().len(), 1, "refused requests are not answered");
+        assert_eq!(emu.recorder().read().refused_formats, 1);
     }
 }

@@ -16,6 +16,8 @@ pub struct OpenAiCall {
     pub messages: Vec<(String, String)>,
     /// The `Authorization` header as sent.
     pub authorization: Option<String>,
+    /// The `response_format` as sent (structured output), when there was one.
+    pub response_format: Option<serde_json::Value>,
 }
 
 impl OpenAiCall {
@@ -51,4 +53,9 @@ pub struct OpenAiState {
     pub failures: VecDeque<u16>,
     /// When set, requests must carry `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
+    /// Answer a `json_schema` response format with 400, as a model or server without
+    /// structured outputs does.
+    pub refuse_json_schema: bool,
+    /// Requests answered with that refusal.
+    pub refused_formats: usize,
 }

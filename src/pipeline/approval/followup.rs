@@ -7,6 +7,7 @@
 
 use serde_json::json;
 
+use crate::clients::ai::{self, Purpose};
 use crate::domain::{Alert, IncidentId, Triage, incident::approval_hash};
 use crate::pipeline::triage::{parser::parse_answer, safety};
 use crate::pipeline::{Ctx, JobError};
@@ -26,6 +27,7 @@ pub async fn answer(
         .prompts
         .followup(&alert, question)
         .map_err(JobError::permanent)?;
+    ai::count_call(Purpose::FollowUp);
     let reply = ctx
         .assistant
         .ask(&prompt, incident.conversation_id.as_deref())

@@ -3,6 +3,13 @@
 //! answer to the handler question, resolved to a Slack user by e-mail (`users.lookupByEmail`) or
 //! by name (`users.list`, cached), else "unassigned" with the fallback group
 //! (`SLACK_FALLBACK_GROUP`) mentioned so the alert still reaches people.
+//!
+//! The handler question ("Who handles windows alerts?") has one answer per OS family, not per
+//! alert, so the service keeps it ([`resolve_cached`]: in the database, for
+//! `HANDLER_CACHE_SECS`) and asks it once at a time: the triage jobs of an alert storm that miss
+//! the cache together wait for the first one's answer instead of each asking.
+
+use std::time::Duration;
 
 use crate::clients::slack::SlackClient;
 use crate::domain::Alert;
@@ -10,10 +17,12 @@ use crate::domain::HandlerTag;
 use crate::domain::alert::field;
 
 use super::prompt::Prompts;
-use crate::clients::ai::Assistant;
+use crate::clients::ai::{self, Assistant, AssistantError, Purpose};
 use crate::config::{Route, RouteMatch, RouteTarget, RoutingSettings};
+use crate::pipeline::Ctx;
 
-/// Resolves the handler of `alert`. Never fails: every problem degrades to the next source.
+/// Resolves the handler of `alert`, asking the assistant every time the table does not decide
+/// (the replay command). Never fails: every problem degrades to the next source.
 pub async fn resolve(
     routing: &RoutingSettings,
     slack: &SlackClient,
@@ -21,13 +30,105 @@ pub async fn resolve(
     prompts: &Prompts,
     alert: &Alert,
 ) -> HandlerTag {
-    if let Some(route) = best_route(&routing.routes, alert) {
-        tracing::debug!(route = ?route.matches, "handler from the routing table");
-        if let Some(tag) = resolve_target(slack, &route.target).await {
-            return tag;
+    if let Some(tag) = routed(routing, slack, alert).await {
+        return tag;
+    }
+    let answer = match prompts.handler_question(alert) {
+        Ok(question) => ask_handler(assistant, &question).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
+            None
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "handler prompt failed");
+            None
+        }
+    };
+    from_answer(routing, slack, answer).await
+}
+
+/// Resolves the handler of `alert` for the service: the routing table, else the assistant's
+/// answer to the handler question, reused for `HANDLER_CACHE_SECS` (asked every time when that
+/// is 0). Never fails.
+pub async fn resolve_cached(ctx: &Ctx, alert: &Alert) -> HandlerTag {
+    let routing = &ctx.settings.triage.routing;
+    if let Some(tag) = routed(routing, &ctx.slack, alert).await {
+        return tag;
+    }
+    let question = match ctx.prompts.handler_question(alert) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, "handler prompt failed");
+            return from_answer(routing, &ctx.slack, None).await;
+        }
+    };
+    let answer = match routing.handler_cache {
+        Some(ttl) => cached_answer(ctx, &question, ttl).await,
+        None => ask_handler(ctx.assistant.as_ref(), &question)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
+                None
+            }),
+    };
+    from_answer(routing, &ctx.slack, answer).await
+}
+
+/// The stored answer to `question` when it is younger than `ttl`, else the assistant's, stored.
+/// Only one question is asked at a time, so concurrent misses share the first answer. A failed
+/// question is not stored: the next alert asks again.
+async fn cached_answer(ctx: &Ctx, question: &str, ttl: Duration) -> Option<String> {
+    let lookup = || async {
+        match ctx.store.cached_handler_answer(question, ttl).await {
+            Ok(hit) => hit,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the handler-answer cache");
+                None
+            }
+        }
+    };
+    if let Some(answer) = lookup().await {
+        return answer;
+    }
+    let _one_at_a_time = ctx.handler_question.lock().await;
+    if let Some(answer) = lookup().await {
+        return answer;
+    }
+    match ask_handler(ctx.assistant.as_ref(), question).await {
+        Ok(answer) => {
+            if let Err(e) = ctx
+                .store
+                .cache_handler_answer(question, answer.as_deref())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot store the handler answer");
+            }
+            answer
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
+            None
         }
     }
-    match ask_assistant(assistant, prompts, alert).await {
+}
+
+/// The handler the routing table names, when it names one that resolves.
+async fn routed(
+    routing: &RoutingSettings,
+    slack: &SlackClient,
+    alert: &Alert,
+) -> Option<HandlerTag> {
+    let route = best_route(&routing.routes, alert)?;
+    tracing::debug!(route = ?route.matches, "handler from the routing table");
+    resolve_target(slack, &route.target).await
+}
+
+/// The handler the assistant's answer names (resolved in Slack when possible), else unassigned.
+async fn from_answer(
+    routing: &RoutingSettings,
+    slack: &SlackClient,
+    answer: Option<String>,
+) -> HandlerTag {
+    match answer {
         Some(answer) => {
             let target = if answer.contains('@') && answer.contains('.') {
                 RouteTarget::Email(answer.clone())
@@ -155,25 +256,14 @@ async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<Han
     }
 }
 
-async fn ask_assistant(
+/// Asks the handler question: `Ok(Some(name))`, or `Ok(None)` when the answer names nobody.
+async fn ask_handler(
     assistant: &dyn Assistant,
-    prompts: &Prompts,
-    alert: &Alert,
-) -> Option<String> {
-    let question = match prompts.handler_question(alert) {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::warn!(error = %e, "handler prompt failed");
-            return None;
-        }
-    };
-    match assistant.ask(&question, None).await {
-        Ok(r) => clean_name(&r.text),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
-            None
-        }
-    }
+    question: &str,
+) -> Result<Option<String>, AssistantError> {
+    ai::count_call(Purpose::Handler);
+    let reply = assistant.ask(question, None).await?;
+    Ok(clean_name(&reply.text))
 }
 
 /// "**Alice Analyst.**" → "Alice Analyst"; an answer that is not a short name is ignored.
@@ -252,6 +342,7 @@ mod tests {
         let g = unassigned(&RoutingSettings {
             routes: vec![],
             fallback_group: Some("S0SOCTEAM".into()),
+            handler_cache: None,
         });
         assert_eq!(g.mention(), "<!subteam^S0SOCTEAM>");
     }

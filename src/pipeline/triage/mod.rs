@@ -16,6 +16,7 @@ pub mod safety;
 use serde_json::json;
 
 use crate::clients::Retryable;
+use crate::clients::ai::{self, Purpose};
 use crate::domain::{Alert, HandlerTag, IncidentState, Triage, incident::approval_hash};
 use crate::pipeline::{Ctx, JobError, MAX_ATTEMPTS};
 use crate::store::incidents::{IncidentField, TriageRecord};
@@ -68,7 +69,12 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
     };
 
     let prompt = ctx.prompts.triage(&alert).map_err(JobError::permanent)?;
-    let reply = match ctx.assistant.ask(&prompt, conversation.as_deref()).await {
+    ai::count_call(Purpose::Triage);
+    let reply = match ctx
+        .assistant
+        .ask_triage(&prompt, conversation.as_deref())
+        .await
+    {
         Ok(r) => r,
         Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
             return Err(JobError::retry(e));
@@ -101,14 +107,7 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
-    let handler = handler::resolve(
-        &ctx.settings.triage.routing,
-        &ctx.slack,
-        ctx.assistant.as_ref(),
-        &ctx.prompts,
-        &alert,
-    )
-    .await;
+    let handler = handler::resolve_cached(ctx, &alert).await;
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
 }
 

@@ -43,6 +43,8 @@ pub const DEFAULT_ALERT_BUDGET: usize = 12_000;
 pub struct Prompts {
     env: Environment<'static>,
     alert_budget: usize,
+    /// Ask for a closing fenced JSON block with the summary and the commands.
+    json_block: bool,
 }
 
 /// One line of the shift digest.
@@ -63,7 +65,10 @@ impl Prompts {
             Some(dir) => Self::from_dir(dir)?,
             None => Self::embedded()?,
         };
-        Ok(p.with_alert_budget(settings.triage.prompt_alert_budget_bytes))
+        Ok(
+            p.with_alert_budget(settings.triage.prompt_alert_budget_bytes)
+                .with_json_block(settings.triage.prompt_json_block),
+        )
     }
 
     /// The templates shipped inside the binary.
@@ -76,6 +81,7 @@ impl Prompts {
         Ok(Self {
             env,
             alert_budget: DEFAULT_ALERT_BUDGET,
+            json_block: false,
         })
     }
 
@@ -92,11 +98,18 @@ impl Prompts {
         Ok(Self {
             env,
             alert_budget: DEFAULT_ALERT_BUDGET,
+            json_block: false,
         })
     }
 
     pub fn with_alert_budget(mut self, bytes: usize) -> Self {
         self.alert_budget = bytes;
+        self
+    }
+
+    /// The triage prompt also asks for a closing fenced JSON block (`PROMPT_JSON_BLOCK`).
+    pub fn with_json_block(mut self, on: bool) -> Self {
+        self.json_block = on;
         self
     }
 
@@ -120,6 +133,7 @@ impl Prompts {
                 "host_ip": alert.primary_ip(),
                 "os_family": alert.os_family,
                 "rule_name": alert.rule_name,
+                "json_block": self.json_block,
             }),
         )
     }
@@ -340,6 +354,16 @@ mod tests {
         assert!(t.contains("10.0.0.9"));
         assert!(t.contains("Investigation Commands:") && t.contains("Remediation Commands:"));
         assert!(!t.contains("were left out"), "nothing trimmed: {t}");
+        assert!(
+            !t.contains("```json\n{\"summary\""),
+            "no JSON block unless asked"
+        );
+        let with_block = Prompts::embedded()
+            .unwrap()
+            .with_json_block(true)
+            .triage(&alert)
+            .unwrap();
+        assert!(with_block.contains("```json\n{\"summary\""), "{with_block}");
         assert_eq!(
             p.handler_question(&alert).unwrap(),
             "Who handles windows alerts? Respond with just their name."
