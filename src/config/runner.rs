@@ -51,15 +51,7 @@ impl HostPattern {
     }
 
     pub fn matches(&self, host: &str) -> bool {
-        glob(self.0.as_bytes(), host.to_ascii_lowercase().as_bytes())
-    }
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+        crate::text::glob(&self.0, &host.to_ascii_lowercase())
     }
 }
 

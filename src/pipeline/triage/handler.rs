@@ -15,6 +15,7 @@ use crate::clients::slack::SlackClient;
 use crate::domain::Alert;
 use crate::domain::HandlerTag;
 use crate::domain::alert::field;
+use crate::text::glob;
 
 use super::prompt::Prompts;
 use crate::clients::ai::{self, Assistant, AssistantError, Purpose};
@@ -195,31 +196,6 @@ fn rule_tags(alert: &Alert) -> Vec<String> {
             _ => Vec::new(),
         })
         .collect()
-}
-
-/// `*` any run, `?` one character; both sides already lowercased.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<HandlerTag> {

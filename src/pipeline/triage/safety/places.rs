@@ -9,6 +9,7 @@
 //! (`DisableRealtimeMonitoring = 1`) or the analyst's fix (`= 0`).
 
 use super::effects::Effect;
+use crate::text::glob;
 
 /// One spelling for a path: lowercase, backslashes, registry hives short (`hklm\…`),
 /// environment variables expanded to their defaults, no quotes and no trailing backslash.
@@ -228,33 +229,6 @@ fn product_in(name: &str, table: &[&'static str]) -> Option<&'static str> {
         .iter()
         .copied()
         .find(|p| n == *p || n.contains(*p) && p.len() >= 5 || (n.len() >= 4 && p.contains(n)))
-}
-
-/// `*` and `?` wildcard match (PowerShell's `-like`), case already folded.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 /// A registry value's data as on or off: `1`, `0x1`, `$true` are on; `0`, `$false` are off.
