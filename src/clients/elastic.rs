@@ -44,14 +44,126 @@ pub struct Hit {
     pub sort: Vec<Value>,
 }
 
+/// A hit that could not be decoded (an unpaired surrogate escape, JSON nested too deep, …):
+/// what is known of it, so it can be recorded and paged past instead of failing the search.
+#[derive(Debug, Clone)]
+pub struct UndecodableHit {
+    pub id: String,
+    pub index: String,
+    pub sort: Vec<Value>,
+    pub reason: String,
+    /// The start of the hit as sent, for the rejection record.
+    pub excerpt: String,
+}
+
+/// One hit of a page: decoded, or not.
+#[derive(Debug, Clone)]
+pub enum SearchHit {
+    Decoded(Hit),
+    Undecodable(UndecodableHit),
+}
+
+impl SearchHit {
+    pub fn sort(&self) -> &[Value] {
+        match self {
+            SearchHit::Decoded(h) => &h.sort,
+            SearchHit::Undecodable(u) => &u.sort,
+        }
+    }
+}
+
+/// The envelope, with each hit kept as raw text: one bad document must not fail the page (or,
+/// polled every interval, blind the source for good).
 #[derive(Debug, Deserialize)]
-struct SearchResponse {
-    hits: Hits,
+struct SearchResponse<'a> {
+    #[serde(borrow)]
+    hits: Hits<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Hits {
-    hits: Vec<Hit>,
+struct Hits<'a> {
+    #[serde(borrow)]
+    hits: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// What can be read of a hit whatever its `_source` holds (the source is skipped, not parsed).
+#[derive(Debug, Deserialize)]
+struct HitHeader {
+    #[serde(rename = "_index", default)]
+    index: String,
+    #[serde(rename = "_id", default)]
+    id: String,
+    #[serde(default)]
+    sort: Vec<Value>,
+}
+
+/// Decodes one hit; an unpaired UTF-16 surrogate escape (which Windows file and registry names
+/// can hold) becomes U+FFFD rather than failing the document.
+fn decode_hit(raw: &str) -> SearchHit {
+    let first = match serde_json::from_str::<Hit>(raw) {
+        Ok(hit) => return SearchHit::Decoded(hit),
+        Err(e) => e,
+    };
+    let lossy = replace_lone_surrogates(raw);
+    if let Some(text) = &lossy
+        && let Ok(hit) = serde_json::from_str::<Hit>(text)
+    {
+        return SearchHit::Decoded(hit);
+    }
+    let header: Option<HitHeader> = serde_json::from_str(raw).ok();
+    let header = header.unwrap_or(HitHeader {
+        index: String::new(),
+        id: String::new(),
+        sort: Vec::new(),
+    });
+    SearchHit::Undecodable(UndecodableHit {
+        id: header.id,
+        index: header.index,
+        sort: header.sort,
+        reason: format!("the document cannot be decoded: {first}"),
+        excerpt: raw.chars().take(2000).collect(),
+    })
+}
+
+/// `\uD800`-`\uDFFF` escapes that are not a high surrogate followed by a low one, replaced by
+/// `\uFFFD`; `None` when there are none.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let hex = |i: usize| -> Option<u16> {
+        let s = text.get(i..i + 4)?;
+        u16::from_str_radix(s, 16).ok()
+    };
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut last, mut changed) = (0, 0, false);
+    while i + 1 < b.len() {
+        if b[i] == b'\\' {
+            if b[i + 1] == b'u'
+                && let Some(unit) = hex(i + 2)
+                && (0xD800..=0xDFFF).contains(&unit)
+            {
+                let paired = (0xD800..=0xDBFF).contains(&unit)
+                    && text.get(i + 6..i + 8) == Some("\\u")
+                    && hex(i + 8).is_some_and(|lo| (0xDC00..=0xDFFF).contains(&lo));
+                if paired {
+                    i += 12;
+                    continue;
+                }
+                out.push_str(&text[last..i]);
+                out.push_str("\\uFFFD");
+                i += 6;
+                last = i;
+                changed = true;
+                continue;
+            }
+            i += 2; // any other escape, `\\` included
+            continue;
+        }
+        i += 1;
+    }
+    changed.then(|| {
+        out.push_str(&text[last..]);
+        out
+    })
 }
 
 #[derive(Clone)]
@@ -98,8 +210,9 @@ impl ElasticClient {
         })
     }
 
-    /// Runs a search against `index` (a pattern is fine) and returns the hits.
-    pub async fn search(&self, index: &str, body: Value) -> Result<Vec<Hit>, ElasticError> {
+    /// Runs a search against `index` (a pattern is fine) and returns the hits, each decoded on
+    /// its own.
+    pub async fn search(&self, index: &str, body: Value) -> Result<Vec<SearchHit>, ElasticError> {
         let response = self
             .es
             .search(SearchParts::Index(&[index]))
@@ -119,10 +232,52 @@ impl ElasticClient {
                 .unwrap_or_else(|| body.to_string());
             return Err(ElasticError::Status { status, reason });
         }
-        let parsed: SearchResponse = response
-            .json()
+        let bytes = response
+            .bytes()
             .await
-            .map_err(|e| ElasticError::Decode(e.to_string()))?;
-        Ok(parsed.hits.hits)
+            .map_err(|e| ElasticError::Transport(e.to_string()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let parsed: SearchResponse =
+            serde_json::from_str(&text).map_err(|e| ElasticError::Decode(e.to_string()))?;
+        Ok(parsed
+            .hits
+            .hits
+            .iter()
+            .map(|raw| decode_hit(raw.get()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_surrogate_becomes_a_replacement_character_and_pairs_stay() {
+        let raw = r#"{"_index":"i","_id":"a","_source":{"f":"C:\\x\uD800y","ok":"\uD83D\uDE00","q":"\\uD800"}}"#;
+        let SearchHit::Decoded(hit) = decode_hit(raw) else {
+            panic!("decoded lossily")
+        };
+        assert_eq!(hit.source["f"], "C:\\x\u{FFFD}y");
+        assert_eq!(hit.source["ok"], "😀");
+        assert_eq!(
+            hit.source["q"], "\\uD800",
+            "an escaped backslash is not an escape"
+        );
+    }
+
+    #[test]
+    fn a_document_nested_too_deep_is_undecodable_but_named() {
+        let raw = format!(
+            r#"{{"_index":"i","_id":"deep","_source":{{"x":{}{}}},"sort":[1,"deep"]}}"#,
+            "[".repeat(400),
+            "]".repeat(400)
+        );
+        let SearchHit::Undecodable(u) = decode_hit(&raw) else {
+            panic!("too deep to decode")
+        };
+        assert_eq!((u.id.as_str(), u.index.as_str()), ("deep", "i"));
+        assert_eq!(u.sort.len(), 2);
+        assert!(u.reason.contains("cannot be decoded"), "{}", u.reason);
     }
 }

@@ -178,3 +178,81 @@ async fn without_a_grouping_window_every_alert_is_its_own_incident() {
     assert_eq!(world.kibana.cases().len(), 2);
     finish(&world, app).await;
 }
+
+/// A document an attacker can shape — a file name with an unpaired UTF-16 surrogate escape, or
+/// JSON nested hundreds deep — is kept in `ingest_rejections` with its id and reason, and the
+/// good alert after it is still triaged: one document cannot blind the bot.
+#[tokio::test]
+async fn poison_documents_are_rejected_one_by_one_and_the_good_alert_still_arrives() {
+    let world = World::start().await.unwrap();
+    world.es.delete_doc(ALERT_INDEX, ALERT_ID);
+    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(30)).to_rfc3339();
+    let now = chrono::Utc::now().to_rfc3339();
+    // Queries match on a clean copy; `_source` goes out as the raw bytes Elasticsearch stored.
+    let surrogate_doc = triage_bot::samples::alert_document("poison-surrogate", &earlier);
+    let mut raw = surrogate_doc.to_string();
+    raw = raw.replacen("odupd.exe", "odupd\\uD800.exe", 1);
+    world
+        .es
+        .index_raw(ALERT_INDEX, "poison-surrogate", surrogate_doc, &raw);
+    let deep_doc = triage_bot::samples::alert_document("poison-deep", &earlier);
+    let mut raw = deep_doc.to_string();
+    raw.pop(); // the closing brace
+    raw.push_str(&format!(r#","x":{}{}}}"#, "[".repeat(600), "]".repeat(600)));
+    world
+        .es
+        .index_raw(ALERT_INDEX, "poison-deep", deep_doc, &raw);
+    world.es.index_doc(
+        ALERT_INDEX,
+        "good-after",
+        triage_bot::samples::alert_document("good-after", &now),
+    );
+    let app = world
+        .start_app_with(&[("POLICY_GROUP_WINDOW_SECS", "0")])
+        .await
+        .unwrap();
+
+    // The lossy document is an alert (its name carries U+FFFD); the deep one is rejected.
+    let rejected = {
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let r = app.ctx.store.rejections().await.unwrap();
+            if !r.is_empty() {
+                break r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no rejection recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].0, "poison-deep");
+    assert!(rejected[0].1.contains("cannot be decoded"), "{rejected:?}");
+    let deadline = tokio::time::Instant::now() + T;
+    let incidents = loop {
+        let incidents = app.ctx.store.incidents().await.unwrap();
+        if incidents.len() >= 2 {
+            break incidents;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{incidents:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let ids: Vec<&str> = incidents.iter().map(|i| i.alert_id.as_str()).collect();
+    assert!(
+        ids.contains(&"good-after"),
+        "the good alert is triaged: {ids:?}"
+    );
+    assert!(ids.contains(&"poison-surrogate"), "read lossily: {ids:?}");
+    let lossy = incidents
+        .iter()
+        .find(|i| i.alert_id == "poison-surrogate")
+        .unwrap();
+    assert!(
+        lossy.alert_json.contains("odupd\u{FFFD}.exe"),
+        "{}",
+        lossy.alert_json
+    );
+    app.stop().await;
+}

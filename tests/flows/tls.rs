@@ -75,7 +75,12 @@ async fn elasticsearch_with_a_private_ca() {
         .search(index, search_body())
         .await
         .unwrap();
-    assert!(hits.iter().any(|h| h.id == ALERT_ID), "{hits:?}");
+    assert!(
+        hits.iter().any(
+            |h| matches!(h, triage_bot::clients::elastic::SearchHit::Decoded(d) if d.id == ALERT_ID)
+        ),
+        "{hits:?}"
+    );
 
     let hits = ElasticClient::new(&insecure.elastic)
         .unwrap()

@@ -165,7 +165,26 @@ pub(super) async fn handle(
         };
         let s = state.read();
         return match search(&s, &target, &body, &params, Utc::now()) {
-            Ok(v) => respond(&headers, 200, &v),
+            Ok(v) => {
+                let mut resp = respond(&headers, 200, &v);
+                // Documents indexed as raw bytes go out exactly as stored.
+                let mut text = v.to_string();
+                let mut spliced = false;
+                for d in s.indices.values().flatten() {
+                    if let Some(raw) = &d.raw_source {
+                        let placeholder = Value::String(super::state::raw_placeholder(d.seq));
+                        let quoted = placeholder.to_string();
+                        if text.contains(&quoted) {
+                            text = text.replace(&quoted, raw);
+                            spliced = true;
+                        }
+                    }
+                }
+                if spliced {
+                    *resp.body_mut() = Body::from(text);
+                }
+                resp
+            }
             Err(e) => respond_err(&headers, &e),
         };
     }
@@ -206,6 +225,7 @@ pub(super) async fn handle(
                             id: id.clone(),
                             source,
                             seq,
+                            raw_source: None,
                         });
                         false
                     }

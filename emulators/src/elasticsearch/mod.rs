@@ -107,12 +107,29 @@ impl ElasticEmulator {
                 Some(existing) => {
                     existing.source = source;
                     existing.seq = seq;
+                    existing.raw_source = None;
                 }
                 None => docs.push(StoredDoc {
                     id: id.to_string(),
                     source,
                     seq,
+                    raw_source: None,
                 }),
+            }
+        });
+    }
+
+    /// Stores a document whose `_source` is returned as exactly these bytes (`raw`, which need
+    /// not be valid JSON for every parser), while queries match on `matchable`.
+    pub fn index_raw(&self, index: &str, id: &str, matchable: Value, raw: &str) {
+        self.index_doc(index, id, matchable);
+        self.state.update(|s| {
+            if let Some(d) = s
+                .indices
+                .get_mut(index)
+                .and_then(|docs| docs.iter_mut().find(|d| d.id == id))
+            {
+                d.raw_source = Some(raw.to_string());
             }
         });
     }

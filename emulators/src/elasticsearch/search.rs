@@ -291,7 +291,11 @@ pub(super) fn search(
                 if sorted { Value::Null } else { json!(1.0) },
             );
             if include_source {
-                hit.insert("_source".into(), d.source.clone());
+                let source = match &d.raw_source {
+                    Some(_) => json!(super::state::raw_placeholder(d.seq)),
+                    None => d.source.clone(),
+                };
+                hit.insert("_source".into(), source);
             }
             if !field_patterns.is_empty() {
                 let mut flat = BTreeMap::new();
@@ -370,6 +374,7 @@ mod tests {
                     id: id.to_string(),
                     source: src.clone(),
                     seq,
+                    raw_source: None,
                 });
         }
         s

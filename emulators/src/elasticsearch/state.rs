@@ -16,6 +16,15 @@ pub struct StoredDoc {
     pub source: Value,
     /// Global insertion sequence; used for `_doc` sorting and stable tie-breaking.
     pub seq: u64,
+    /// The stored bytes, when they are not what `source` would serialise to: Elasticsearch
+    /// returns `_source` exactly as it was indexed — an unpaired surrogate escape or JSON nested
+    /// hundreds deep included — and a client must survive that.
+    pub raw_source: Option<String>,
+}
+
+/// What a hit's `_source` is replaced with until the body is written (see `raw_source`).
+pub fn raw_placeholder(seq: u64) -> String {
+    format!("\u{0}raw-source:{seq}")
 }
 
 /// One recorded `_search` request.

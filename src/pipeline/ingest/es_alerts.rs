@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::clients::elastic::SearchHit;
 use crate::config::{AlertSource, SeverityFilter};
 use crate::domain::Alert;
 use crate::pipeline::Ctx;
@@ -96,30 +97,43 @@ impl<'a> SourcePoll<'a> {
         let hits = ctx.elastic.search(&source.index, body).await?;
         let mut page = Page::default();
         for hit in &hits {
-            match Alert::from_document(&hit.id, &hit.index, &hit.source, &source.timestamp_field) {
-                Ok(alert) => page.alerts.push(alert),
-                Err(e) => {
-                    page.rejected += 1;
-                    if ctx
-                        .store
-                        .reject_document(
-                            &source.name,
-                            &hit.id,
-                            &hit.index,
-                            &e.to_string(),
-                            &hit.source,
-                        )
-                        .await?
-                    {
-                        metrics::counter!("triage_bot_alerts_rejected_total", "source" => source.name.clone()).increment(1);
-                        tracing::warn!(source = %source.name, doc.id = %hit.id, doc.index = %hit.index, reason = %e, "AlertRejected: kept in ingest_rejections");
+            let rejected = match hit {
+                SearchHit::Decoded(hit) => {
+                    match Alert::from_document(
+                        &hit.id,
+                        &hit.index,
+                        &hit.source,
+                        &source.timestamp_field,
+                    ) {
+                        Ok(alert) => {
+                            page.alerts.push(alert);
+                            continue;
+                        }
+                        Err(e) => (&hit.id, &hit.index, e.to_string(), hit.source.clone()),
                     }
                 }
+                // Kept with its reason; the cursor still moves past it.
+                SearchHit::Undecodable(u) => (
+                    &u.id,
+                    &u.index,
+                    u.reason.clone(),
+                    json!({ "undecodable_excerpt": u.excerpt }),
+                ),
+            };
+            let (id, index, reason, doc) = rejected;
+            page.rejected += 1;
+            if ctx
+                .store
+                .reject_document(&source.name, id, index, &reason, &doc)
+                .await?
+            {
+                metrics::counter!("triage_bot_alerts_rejected_total", "source" => source.name.clone()).increment(1);
+                tracing::warn!(source = %source.name, doc.id = %id, doc.index = %index, reason = %reason, "AlertRejected: kept in ingest_rejections");
             }
         }
         match hits.last() {
-            Some(last) if hits.len() >= batch_size && !last.sort.is_empty() => {
-                self.after = Some(last.sort.clone())
+            Some(last) if hits.len() >= batch_size && !last.sort().is_empty() => {
+                self.after = Some(last.sort().to_vec())
             }
             _ => self.done = true,
         }
