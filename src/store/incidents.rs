@@ -204,23 +204,38 @@ impl Store {
         )
     }
 
-    pub async fn checkpoint(&self, source: &str) -> anyhow::Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT last_ts_ms FROM checkpoints WHERE source = ?")
+    /// Where a source's last poll stopped: the newest alert time and the `search_after` cursor
+    /// of the last hit handed on (`None` before the first poll; no cursor from older versions).
+    pub async fn checkpoint(
+        &self,
+        source: &str,
+    ) -> anyhow::Result<Option<(i64, Option<Vec<serde_json::Value>>)>> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT last_ts_ms, cursor FROM checkpoints WHERE source = ?")
                 .bind(source)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(ts, cursor)| {
+            let cursor = cursor.and_then(|c| serde_json::from_str(&c).ok());
+            (ts, cursor)
+        }))
     }
 
-    /// Moves the checkpoint forward only (a slow page never rewinds it).
-    pub async fn save_checkpoint(&self, source: &str, ts_ms: i64) -> anyhow::Result<()> {
+    /// Records where the poll got to: the time and the cursor of the last hit handed on.
+    pub async fn save_checkpoint(
+        &self,
+        source: &str,
+        ts_ms: i64,
+        cursor: &[serde_json::Value],
+    ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO checkpoints (source, last_ts_ms, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT(source) DO UPDATE SET last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), updated_at = excluded.updated_at",
+            "INSERT INTO checkpoints (source, last_ts_ms, cursor, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(source) DO UPDATE SET last_ts_ms = excluded.last_ts_ms,
+                 cursor = excluded.cursor, updated_at = excluded.updated_at",
         )
         .bind(source)
         .bind(ts_ms)
+        .bind(serde_json::Value::from(cursor.to_vec()).to_string())
         .bind(now_text())
         .execute(&self.pool)
         .await?;

@@ -256,3 +256,50 @@ async fn poison_documents_are_rejected_one_by_one_and_the_good_alert_still_arriv
     );
     app.stop().await;
 }
+
+/// An alert storm larger than one poll can read (here 120 alerts a millisecond apart, pages of 2,
+/// at most 50 pages a poll): every alert is ingested over the following polls — the cursor goes
+/// on where the last poll stopped instead of re-reading the same first pages.
+#[tokio::test]
+async fn a_storm_larger_than_one_poll_is_read_to_the_end() {
+    let world = World::start().await.unwrap();
+    world.es.delete_doc(ALERT_INDEX, ALERT_ID);
+    let base = chrono::Utc::now() - chrono::Duration::seconds(10);
+    let n = 120;
+    for i in 0..n {
+        let id = format!("storm-{i:03}");
+        let at = (base + chrono::Duration::milliseconds(i)).to_rfc3339();
+        world.es.index_doc(
+            ALERT_INDEX,
+            &id,
+            triage_bot::samples::alert_document(&id, &at),
+        );
+    }
+    let app = world
+        .start_app_with(&[
+            ("POLL_BATCH_SIZE", "2"),
+            ("POLICY_GROUP_WINDOW_SECS", "3600"),
+        ])
+        .await
+        .unwrap();
+    // Same rule, same host: one incident, every other alert grouped into it — none lost.
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let incidents = app.ctx.store.incidents().await.unwrap();
+        let grouped = match incidents.first() {
+            Some(i) => app.ctx.store.grouped_alerts(&i.id).await.unwrap().len(),
+            None => 0,
+        };
+        if incidents.len() + grouped == n as usize {
+            assert_eq!(incidents.len(), 1);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} alerts ingested",
+            incidents.len() + grouped
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

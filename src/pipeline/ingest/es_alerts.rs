@@ -1,11 +1,13 @@
 //! Reads the Elasticsearch alert indices for new alerts of the configured severity.
 //!
-//! Each source has a checkpoint (the newest alert time seen). A poll reads from the checkpoint
-//! minus an overlap — alerts can be indexed a little after their timestamp — sorted by time and a
-//! tie-breaker, paging with `search_after`; the seen set (the incidents' unique alert ids, kept
-//! by the policy stage) makes the overlap harmless. A restart therefore neither re-triages nor
-//! skips an alert. A document that is not a usable alert is kept in `ingest_rejections` with the
-//! reason, and never stops the poll.
+//! Each source has a checkpoint: the `search_after` cursor (time + tie-breaker) of the last hit
+//! handed on. A poll first continues from the cursor, sorted by time and tie-breaker — so a storm
+//! of any size is read to its end over as many polls as it takes, never re-reading the same first
+//! pages — and then sweeps the window just behind the checkpoint for alerts indexed after their
+//! timestamp (late arrivals), a bounded number of pages. The seen set (the incidents' unique alert
+//! ids, kept by the policy stage) makes re-reads harmless. A restart therefore neither re-triages
+//! nor skips an alert. A document that is not a usable alert — or cannot even be decoded — is
+//! kept in `ingest_rejections` with the reason, and the cursor moves past it.
 
 use std::time::Duration;
 
@@ -19,12 +21,16 @@ use crate::pipeline::Ctx;
 
 /// Late-arriving alerts within this window behind the checkpoint are still picked up.
 const OVERLAP: Duration = Duration::from_secs(300);
+/// Pages the cursor pass reads per poll; the next poll goes on from where it stopped.
 const MAX_PAGES_PER_POLL: usize = 50;
+/// Pages the late-arrival sweep reads per poll (it re-reads the window each time).
+const MAX_SWEEP_PAGES: usize = 10;
 
 /// The search body of one page.
 pub fn query(
     source: &AlertSource,
     since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     size: usize,
     after: Option<&[Value]>,
 ) -> Value {
@@ -45,10 +51,28 @@ pub fn query(
             { source.tiebreak_field.as_str(): { "order": "asc", "unmapped_type": "keyword" } }
         ]
     });
+    if let Some(until) = until
+        && let Some(range) = body
+            .pointer_mut(&format!(
+                "/query/bool/filter/1/range/{}",
+                pointer_key(&source.timestamp_field)
+            ))
+            .and_then(Value::as_object_mut)
+    {
+        range.insert(
+            "lte".into(),
+            json!(until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
     if let Some(after) = after {
         body["search_after"] = json!(after);
     }
     body
+}
+
+/// A field name as one JSON-pointer segment (`~` and `/` escaped).
+fn pointer_key(field: &str) -> String {
+    field.replace('~', "~0").replace('/', "~1")
 }
 
 /// One page of a source: its usable alerts, in order.
@@ -57,43 +81,77 @@ pub struct Page {
     pub alerts: Vec<Alert>,
     /// Documents kept in `ingest_rejections` instead.
     pub rejected: usize,
+    /// The cursor after this page (the last hit's sort values), when it moves the checkpoint:
+    /// pages of the cursor pass do, pages of the late sweep do not.
+    cursor: Option<(i64, Vec<Value>)>,
 }
 
-/// One poll of one source: pages from the checkpoint (minus the overlap) on, at most
-/// `MAX_PAGES_PER_POLL` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Onwards from the checkpoint's cursor.
+    Cursor,
+    /// Back over the overlap window behind where the poll started, for late arrivals.
+    Sweep,
+    Done,
+}
+
+/// One poll of one source: the cursor pass, then the late-arrival sweep.
 pub struct SourcePoll<'a> {
     source: &'a AlertSource,
+    /// Where the cursor pass starts: the checkpoint time (or the initial lookback).
     since: DateTime<Utc>,
     after: Option<Vec<Value>>,
+    /// The checkpoint this poll started from, for the sweep's window (`None`: first poll).
+    start: Option<DateTime<Utc>>,
+    pass: Pass,
     pages: usize,
-    done: bool,
 }
 
 impl<'a> SourcePoll<'a> {
     /// Starts where the source's checkpoint says (or the initial lookback, the first time).
     pub async fn start(ctx: &Ctx, source: &'a AlertSource) -> anyhow::Result<Self> {
-        let since = match ctx.store.checkpoint(&source.name).await? {
-            Some(ms) => DateTime::from_timestamp_millis(ms).unwrap_or_else(Utc::now) - OVERLAP,
-            None => Utc::now() - ctx.settings.elastic.initial_lookback,
+        let checkpoint = ctx.store.checkpoint(&source.name).await?;
+        let start = checkpoint
+            .as_ref()
+            .and_then(|(ms, _)| DateTime::from_timestamp_millis(*ms));
+        let (since, after) = match checkpoint {
+            // A checkpoint without a cursor (written by an older version) re-reads the overlap.
+            Some((_, None)) => (start.unwrap_or_else(Utc::now) - OVERLAP, None),
+            Some((_, cursor)) => (start.unwrap_or_else(Utc::now), cursor),
+            None => (Utc::now() - ctx.settings.elastic.initial_lookback, None),
         };
         Ok(Self {
             source,
             since,
-            after: None,
+            after,
+            start,
+            pass: Pass::Cursor,
             pages: 0,
-            done: false,
         })
     }
 
-    /// Reads the next page, or `None` when the poll is over. Undecodable documents are
-    /// recorded as rejections here.
+    /// Reads the next page, or `None` when the poll is over. Documents that are not usable
+    /// alerts are recorded as rejections here.
     pub async fn next_page(&mut self, ctx: &Ctx) -> anyhow::Result<Option<Page>> {
-        if self.done || self.pages >= MAX_PAGES_PER_POLL {
-            return Ok(None);
+        let limit = match self.pass {
+            Pass::Cursor => MAX_PAGES_PER_POLL,
+            Pass::Sweep => MAX_SWEEP_PAGES,
+            Pass::Done => return Ok(None),
+        };
+        if self.pages >= limit {
+            self.next_pass();
+            return Box::pin(self.next_page(ctx)).await;
         }
         self.pages += 1;
         let (source, batch_size) = (self.source, ctx.settings.elastic.batch_size);
-        let body = query(source, self.since, batch_size, self.after.as_deref());
+        let (since, until) = match self.pass {
+            Pass::Sweep => {
+                let start = self.start.unwrap_or_else(Utc::now);
+                (start - OVERLAP, Some(start))
+            }
+            _ => (self.since, None),
+        };
+        let body = query(source, since, until, batch_size, self.after.as_deref());
         let hits = ctx.elastic.search(&source.index, body).await?;
         let mut page = Page::default();
         for hit in &hits {
@@ -131,20 +189,46 @@ impl<'a> SourcePoll<'a> {
                 tracing::warn!(source = %source.name, doc.id = %id, doc.index = %index, reason = %reason, "AlertRejected: kept in ingest_rejections");
             }
         }
-        match hits.last() {
-            Some(last) if hits.len() >= batch_size && !last.sort().is_empty() => {
-                self.after = Some(last.sort().to_vec())
+        if let Some(last) = hits.last()
+            && !last.sort().is_empty()
+        {
+            self.after = Some(last.sort().to_vec());
+            if self.pass == Pass::Cursor {
+                let ts = last
+                    .sort()
+                    .first()
+                    .and_then(Value::as_i64)
+                    .or_else(|| {
+                        page.alerts
+                            .iter()
+                            .map(|a| a.timestamp.timestamp_millis())
+                            .max()
+                    })
+                    .unwrap_or_else(|| self.since.timestamp_millis());
+                page.cursor = Some((ts, last.sort().to_vec()));
             }
-            _ => self.done = true,
+        }
+        if hits.len() < batch_size || hits.last().is_none_or(|h| h.sort().is_empty()) {
+            self.next_pass();
         }
         Ok(Some(page))
     }
 
-    /// Moves the checkpoint to the newest alert of a page whose alerts were all handed on.
+    fn next_pass(&mut self) {
+        self.pass = match self.pass {
+            // The first poll of a source has no window behind it to sweep.
+            Pass::Cursor if self.start.is_some() => Pass::Sweep,
+            _ => Pass::Done,
+        };
+        self.after = None;
+        self.pages = 0;
+    }
+
+    /// Moves the checkpoint past a page whose alerts were all handed on.
     pub async fn checkpoint(&self, ctx: &Ctx, page: &Page) -> anyhow::Result<()> {
-        if let Some(newest) = page.alerts.iter().map(|a| a.timestamp).max() {
+        if let Some((ts, cursor)) = &page.cursor {
             ctx.store
-                .save_checkpoint(&self.source.name, newest.timestamp_millis())
+                .save_checkpoint(&self.source.name, *ts, cursor)
                 .await?;
         }
         Ok(())
