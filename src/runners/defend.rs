@@ -10,6 +10,7 @@ use crate::clients::kibana::KibanaHttp;
 use crate::clients::kibana::endpoint::{ActionDetails, ActionRequest, EndpointClient};
 use crate::config::{DefendSettings, Settings};
 use crate::domain::Alert;
+use crate::domain::alert::str_field;
 
 /// Polling goes on this long past the action's own timeout: the agent reports back after it.
 pub const WAIT_MARGIN: Duration = Duration::from_secs(60);
@@ -139,17 +140,6 @@ impl CommandRunner for DefendRunner {
     }
 }
 
-fn alert_agent(raw: &serde_json::Value) -> (Option<String>, Option<String>) {
-    let field = |path: &str| {
-        raw.get(path)
-            .or_else(|| path.split('.').try_fold(raw, |v, k| v.get(k)))
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    (field("agent.id"), field("agent.type"))
-}
-
 /// Whether the approval message may offer **Isolate host** for this alert: the policy allows it
 /// (`DEFEND_ALLOW_ISOLATE`), and the alert comes from an Elastic Defend agent (it carries
 /// `agent.id`, and `agent.type` is `endpoint` when present). The approval stage calls this when
@@ -158,7 +148,8 @@ pub fn isolate_offer(settings: &Settings, alert: &Alert) -> bool {
     if !settings.runner.defend.allow_isolate {
         return false;
     }
-    let (agent, kind) = alert_agent(&alert.raw);
+    let agent = str_field(&alert.raw, "agent.id");
+    let kind = str_field(&alert.raw, "agent.type");
     agent.is_some() && kind.as_deref().is_none_or(|k| k == "endpoint")
 }
 

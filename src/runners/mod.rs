@@ -18,6 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::clients::Retryable;
+use crate::domain::Alert;
+use crate::domain::alert::str_field;
 use crate::store::IncidentRow;
 
 pub use defend::{DefendRunner, isolate_offer};
@@ -102,32 +104,26 @@ impl Target {
         }
     }
 
-    /// The target of an incident: its host, and the agent id and alert id read from the alert.
+    /// The target of an incident: its host, and the addresses, agent id and alert id its alert
+    /// carries.
     pub fn of_incident(incident: &IncidentRow) -> Self {
-        let alert: serde_json::Value =
-            serde_json::from_str(&incident.alert_json).unwrap_or_default();
-        // The stored alert is the normalised Alert with the original document under `raw`;
-        // ECS fields may be nested objects or dotted keys.
-        let raw = alert.get("raw").unwrap_or(&alert);
-        let field = |path: &str| -> Option<String> {
-            raw.get(path)
-                .or_else(|| path.split('.').try_fold(raw, |v, k| v.get(k)))
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let ips = alert
-            .get("host_ips")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        match incident.alert() {
+            Ok(alert) => Self::of_alert(incident, &alert),
+            Err(_) => Self {
+                host: incident.host_name.clone(),
+                alert_id: Some(incident.alert_id.clone()),
+                case_id: incident.case_id.clone(),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// [`Self::of_incident`] when the alert is already read.
+    pub fn of_alert(incident: &IncidentRow, alert: &Alert) -> Self {
+        let field = |path: &str| str_field(&alert.raw, path);
         Self {
             host: incident.host_name.clone(),
-            ips,
+            ips: alert.host_ips.clone(),
             agent_id: field("agent.id").or_else(|| field("elastic.agent.id")),
             alert_id: Some(incident.alert_id.clone()),
             case_id: incident.case_id.clone(),

@@ -75,7 +75,7 @@ pub async fn approval_body(
         outcome: (!open).then(|| decision_line(ctx, incident)),
         note: if open { note.or(followup_note) } else { None },
         offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
-        runs_on: ctx.runner.describe(&Target::of_incident(incident)),
+        runs_on: ctx.runner.describe(&Target::of_alert(incident, &alert)),
     };
     Ok(blocks::approval_message(&view))
 }

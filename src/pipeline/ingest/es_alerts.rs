@@ -133,14 +133,17 @@ impl<'a> SourcePoll<'a> {
     /// Reads the next page, or `None` when the poll is over. Documents that are not usable
     /// alerts are recorded as rejections here.
     pub async fn next_page(&mut self, ctx: &Ctx) -> anyhow::Result<Option<Page>> {
-        let limit = match self.pass {
-            Pass::Cursor => MAX_PAGES_PER_POLL,
-            Pass::Sweep => MAX_SWEEP_PAGES,
-            Pass::Done => return Ok(None),
-        };
-        if self.pages >= limit {
+        // A pass that used up its pages hands over to the next one.
+        loop {
+            let limit = match self.pass {
+                Pass::Cursor => MAX_PAGES_PER_POLL,
+                Pass::Sweep => MAX_SWEEP_PAGES,
+                Pass::Done => return Ok(None),
+            };
+            if self.pages < limit {
+                break;
+            }
             self.next_pass();
-            return Box::pin(self.next_page(ctx)).await;
         }
         self.pages += 1;
         let (source, batch_size) = (self.source, ctx.settings.elastic.batch_size);

@@ -70,7 +70,12 @@ pub fn new_case(
     let assignees = &ctx.settings.cases.assignees;
     NewCase {
         title: case_title(alert),
-        description: description(incident, alert, commands, runs_on(ctx, incident).as_deref()),
+        description: description(
+            incident,
+            alert,
+            commands,
+            runs_on(ctx, incident, alert).as_deref(),
+        ),
         tags,
         severity: alert.severity,
         category: tactics.first().cloned(),
@@ -303,7 +308,7 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
         incident,
         &alert,
         &commands,
-        runs_on(ctx, incident).as_deref(),
+        runs_on(ctx, incident, &alert).as_deref(),
     );
     let mut fields = json!({ "description": text });
     if ctx.settings.cases.close_on_success && incident.state == IncidentState::Executed {
@@ -337,9 +342,9 @@ fn split_text(text: &str, max: usize) -> Vec<String> {
 /// The case description: alert facts, AI summary, commands with their risk, the decision, and
 /// every command's output — outputs cut evenly so the whole stays within 30,000 characters.
 /// How the incident's commands reach its host (runner and address), for the record.
-fn runs_on(ctx: &Ctx, incident: &IncidentRow) -> Option<String> {
+fn runs_on(ctx: &Ctx, incident: &IncidentRow, alert: &Alert) -> Option<String> {
     ctx.runner
-        .describe(&crate::runners::Target::of_incident(incident))
+        .describe(&crate::runners::Target::of_alert(incident, alert))
 }
 
 pub fn description(

@@ -12,6 +12,62 @@ use super::places::{
     registry_delete, registry_write, remote_access_service, security_product, truth,
 };
 
+/// A Defender preference whose value either weakens protection or strengthens it.
+struct Toggle {
+    /// Which (lowercased) parameter names it covers.
+    names: fn(&str) -> bool,
+    /// The values listed; `values_weaken` says whether they are the weakening ones (otherwise
+    /// they are the strengthening ones and every other value weakens).
+    values: &'static [&'static str],
+    values_weaken: bool,
+    /// What each direction does, in words for the analyst (`{param}`: the parameter as written).
+    weakens: &'static str,
+    strengthens: &'static str,
+}
+
+const DEFENDER_TOGGLES: &[Toggle] = &[
+    Toggle {
+        names: |n| n == "mapsreporting",
+        values: &["0", "disabled"],
+        values_weaken: true,
+        weakens: "disables or weakens security tooling (turns off Defender cloud reporting, MAPS)",
+        strengthens: "turns Defender cloud reporting (MAPS) on",
+    },
+    Toggle {
+        names: |n| n == "submitsamplesconsent",
+        values: &["2", "neversend"],
+        values_weaken: true,
+        weakens: "disables or weakens security tooling (stops Defender sample submission)",
+        strengthens: "turns Defender sample submission on",
+    },
+    Toggle {
+        names: |n| {
+            matches!(
+                n,
+                "puaprotection" | "enablecontrolledfolderaccess" | "enablenetworkprotection"
+            )
+        },
+        values: &["1", "enabled"],
+        values_weaken: false,
+        weakens: "disables or weakens security tooling (Microsoft Defender {param})",
+        strengthens: "turns Microsoft Defender protection on ({param})",
+    },
+    Toggle {
+        names: |n| n == "cloudblocklevel",
+        values: &["0", "default"],
+        values_weaken: true,
+        weakens: "disables or weakens security tooling (Defender cloud block level)",
+        strengthens: "raises Defender's cloud block level",
+    },
+    Toggle {
+        names: |n| n.starts_with("attacksurfacereductionrules_actions"),
+        values: &["1", "enabled"],
+        values_weaken: false,
+        weakens: "disables or weakens security tooling (attack-surface-reduction rules)",
+        strengthens: "turns attack-surface-reduction rules on",
+    },
+];
+
 fn grant(effect: Effect, what: impl Into<String>, grants: Vec<String>) -> Finding {
     Finding {
         effect,
@@ -747,50 +803,15 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
                     ),
                 ),
             }
-        } else if n == "mapsreporting" {
-            if matches!(val.as_str(), "0" | "disabled") {
-                finding(
-                    Effect::Weakens,
-                    "disables or weakens security tooling (turns off Defender cloud reporting, MAPS)",
-                )
+        } else if let Some(t) = DEFENDER_TOGGLES.iter().find(|t| (t.names)(n)) {
+            let param = param.to_string();
+            if t.values.contains(&val.as_str()) == t.values_weaken {
+                finding(Effect::Weakens, t.weakens.replace("{param}", &param))
             } else {
                 finding(
                     Effect::Strengthens,
-                    "turns Defender cloud reporting (MAPS) on",
+                    t.strengthens.replace("{param}", &param),
                 )
-            }
-        } else if n == "submitsamplesconsent" {
-            if matches!(val.as_str(), "2" | "neversend") {
-                finding(
-                    Effect::Weakens,
-                    "disables or weakens security tooling (stops Defender sample submission)",
-                )
-            } else {
-                finding(Effect::Strengthens, "turns Defender sample submission on")
-            }
-        } else if matches!(
-            n,
-            "puaprotection" | "enablecontrolledfolderaccess" | "enablenetworkprotection"
-        ) {
-            if matches!(val.as_str(), "1" | "enabled") {
-                finding(
-                    Effect::Strengthens,
-                    format!("turns Microsoft Defender protection on ({param})"),
-                )
-            } else {
-                finding(
-                    Effect::Weakens,
-                    format!("disables or weakens security tooling (Microsoft Defender {param})"),
-                )
-            }
-        } else if n == "cloudblocklevel" {
-            if matches!(val.as_str(), "0" | "default") {
-                finding(
-                    Effect::Weakens,
-                    "disables or weakens security tooling (Defender cloud block level)",
-                )
-            } else {
-                finding(Effect::Strengthens, "raises Defender's cloud block level")
             }
         } else if n.ends_with("defaultaction") || n.starts_with("threatiddefaultaction_actions") {
             if matches!(
@@ -806,18 +827,6 @@ fn mp_preference(c: &str, a: &Args, out: &mut Vec<Finding>) {
                 finding(
                     Effect::Strengthens,
                     "makes Defender act on detected threats",
-                )
-            }
-        } else if n.starts_with("attacksurfacereductionrules_actions") {
-            if matches!(val.as_str(), "1" | "enabled") {
-                finding(
-                    Effect::Strengthens,
-                    "turns attack-surface-reduction rules on",
-                )
-            } else {
-                finding(
-                    Effect::Weakens,
-                    "disables or weakens security tooling (attack-surface-reduction rules)",
                 )
             }
         } else if n == "scanscheduleday" {
