@@ -189,3 +189,16 @@ async fn the_command_exits_non_zero_and_prints_json_for_machines() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
 }
+
+#[tokio::test]
+async fn read_only_cases_are_caught_and_the_write_test_leaves_nothing_behind() {
+    let world = World::start().await.unwrap();
+    let healthy = checks(&world, &[]).await;
+    assert!(healthy.iter().all(|c| c.ok), "{healthy:#?}");
+    assert!(world.kibana.cases().is_empty(), "the test case was deleted");
+
+    world.kibana.forbid_case_writes();
+    let checks = checks(&world, &[]).await;
+    let c = failed(&checks, "kibana: cases");
+    assert!(fix(c).contains("write cases"), "{c:#?}");
+}

@@ -432,3 +432,47 @@ pub(super) fn find_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Respo
         }),
     )
 }
+
+/// `DELETE /api/cases?ids=…`: the ids as repeated parameters or as one JSON array; 204.
+pub(super) fn delete_cases(state: &Arc<Recorder<KibanaState>>, req: &Req) -> Response {
+    let mut ids: Vec<String> = Vec::new();
+    for (k, v) in form_urlencoded_pairs(&req.query) {
+        if k == "ids" {
+            match serde_json::from_str::<Vec<String>>(&v) {
+                Ok(list) => ids.extend(list),
+                Err(_) => ids.push(v),
+            }
+        }
+    }
+    if ids.is_empty() {
+        return core_error(400, "[request query.ids]: expected value of type [array]");
+    }
+    let space = req.space.clone();
+    let missing: Vec<String> = state.update(|s| {
+        let missing = ids
+            .iter()
+            .filter(|id| {
+                !s.cases
+                    .iter()
+                    .any(|c| c.space == space && c.case["id"] == id.as_str())
+            })
+            .cloned()
+            .collect();
+        s.cases
+            .retain(|c| !(c.space == space && ids.iter().any(|id| c.case["id"] == id.as_str())));
+        missing
+    });
+    if !missing.is_empty() {
+        return core_error(
+            404,
+            format!("Saved object [cases/{}] not found", missing[0]),
+        );
+    }
+    let mut r = Response::new(axum::body::Body::empty());
+    *r.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    r
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).unwrap_or_default()
+}

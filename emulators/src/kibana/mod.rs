@@ -46,7 +46,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use self::assistant::{chat_complete, create_conversation, find_conversations, get_conversation};
-use self::cases::{add_comment, create_case, find_cases, find_comments, get_case, patch_cases};
+use self::cases::{
+    add_comment, create_case, delete_cases, find_cases, find_comments, get_case, patch_cases,
+};
 use self::endpoint::EndpointEmulator;
 pub use self::state::{ChatCompleteCall, KibanaRequest, KibanaState, Responder, StoredCase};
 use self::state::{Req, assistant_error, core_error, parse_json_body};
@@ -121,6 +123,12 @@ impl KibanaEmulator {
             name.to_string(),
         );
         self.state.update(|s| s.connectors.push(c));
+    }
+
+    /// From now on every Cases write (create, update, delete) is refused with 403, as for a user
+    /// with read-only Cases privileges.
+    pub fn forbid_case_writes(&self) {
+        self.state.update(|s| s.case_writes_forbidden = true);
     }
 
     /// Queues an assistant answer (FIFO); each `chat/complete` call consumes one.
@@ -365,11 +373,18 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
             if let Some(status) = take(state, |s| &mut s.fail_cases) {
                 return core_error(status, "emulated failure");
             }
+            if m != Method::GET && state.read().case_writes_forbidden {
+                return core_error(
+                    403,
+                    "Unauthorized to create, update or delete case with owners: \"securitySolution\"",
+                );
+            }
             // A write whose response is lost: it is applied, then the client sees a 502.
             let lose = m != Method::GET && take(state, |s| &mut s.lose_case_responses).is_some();
             let response = match (m, rest) {
                 (&Method::POST, []) => create_case(state, &req, &body),
                 (&Method::PATCH, []) => patch_cases(state, &req, &body),
+                (&Method::DELETE, []) => delete_cases(state, &req),
                 (&Method::GET, ["_find"]) => find_cases(state, &req),
                 (&Method::GET, [id]) => get_case(state, &req, id),
                 (&Method::GET, [id, "comments", "_find"]) => find_comments(state, &req, id),

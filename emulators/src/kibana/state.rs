@@ -59,6 +59,8 @@ pub struct KibanaRequest {
 /// Everything the emulator holds. Public so tests can `wait_until` on it.
 #[derive(Default)]
 pub struct KibanaState {
+    /// Cases writes are refused with 403 (read-only Cases privileges).
+    pub case_writes_forbidden: bool,
     /// Connectors listed by `GET /api/actions/connectors` (`id`, `connector_type_id`, name).
     pub connectors: Vec<(String, String, String)>,
     pub calls: Vec<ChatCompleteCall>,

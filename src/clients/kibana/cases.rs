@@ -79,6 +79,15 @@ impl CasesClient {
             .await
     }
 
+    /// `DELETE /api/cases?ids=…` (needs the Cases `delete` sub-privilege).
+    pub async fn delete(&self, case_id: &str) -> Result<(), KibanaError> {
+        let rb = self
+            .http
+            .request(Method::DELETE, "/api/cases")
+            .query(&[("ids", case_id)]);
+        self.http.send(rb).await.map(|_| ())
+    }
+
     pub async fn comment(&self, case_id: &str, text: &str) -> Result<CaseResponse, KibanaError> {
         let body = CommentRequest::User {
             comment: clip(text, MAX_TEXT),
