@@ -141,7 +141,8 @@ impl RunningApp {
 
     /// Stops accepting work and lets work in flight finish and record its outcome, for at most
     /// `SHUTDOWN_GRACE_SECS`; what is still running then is cut off (a command batch cut off is
-    /// marked interrupted at the next start, never silently re-run).
+    /// resumed at the next start — the running command's outcome collected from its host —
+    /// never silently re-run).
     pub async fn stop(self) {
         let grace = self.ctx.settings.shutdown_grace;
         self.trigger.trigger();
@@ -156,6 +157,9 @@ impl RunningApp {
                 grace_secs = grace.as_secs_f64(),
                 "ShutdownGraceExpired: work still in flight was cut off; it is recovered at the next start"
             );
+            // A command still running on a host is left there, not terminated halfway: the
+            // next start collects its outcome (`pipeline::execute::resume_interrupted`).
+            self.ctx.runner.leave_running_on_cancel();
             for t in &tasks {
                 t.abort();
             }

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::clients::Retryable;
+pub use crate::clients::winrm::{RemoteCommand, ShellJournal};
 use crate::domain::Alert;
 use crate::domain::alert::str_field;
 use crate::store::IncidentRow;
@@ -142,6 +143,39 @@ pub trait CommandRunner: Send + Sync {
     fn run_on<'a>(&'a self, target: &'a Target, command: &'a str) -> RunFuture<'a> {
         self.run(&target.host, command)
     }
+
+    /// [`Self::run_on`], recording where the command runs in `journal` before it is sent, so a
+    /// process that dies mid-command can be followed by one that collects its outcome
+    /// ([`Self::reattach`]). Runners that cannot find a command again ignore the journal.
+    fn run_tracked<'a>(
+        &'a self,
+        target: &'a Target,
+        command: &'a str,
+        _journal: &'a dyn ShellJournal,
+    ) -> RunFuture<'a> {
+        self.run_on(target, command)
+    }
+
+    /// Collects the outcome of a command that a process which died had started, from where
+    /// `run_tracked` recorded it. `None`: this runner cannot, and the outcome stays unknown.
+    fn reattach<'a>(
+        &'a self,
+        _target: &'a Target,
+        _remote: &'a RemoteCommand,
+    ) -> Option<RunFuture<'a>> {
+        None
+    }
+
+    /// Whether `run_tracked` records where each command runs on `host` before sending it —
+    /// so a command with nothing recorded was never sent.
+    fn can_reattach(&self, _host: &str) -> bool {
+        false
+    }
+
+    /// From now on, a run cancelled by dropping its future leaves its command running on the
+    /// host (for the next start to collect) instead of terminating it: called when a shutdown's
+    /// grace runs out.
+    fn leave_running_on_cancel(&self) {}
 
     /// Which runner handles `host` (for messages and the audit trail).
     fn runner_name(&self, _host: &str) -> &'static str {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    BoxFuture, CommandRunner, DefendRunner, DryRunRunner, RunError, RunFuture, Target, WinRmRunner,
+    BoxFuture, CommandRunner, DefendRunner, DryRunRunner, RemoteCommand, RunError, RunFuture,
+    ShellJournal, Target, WinRmRunner,
 };
 use crate::config::{RunnerKind, RunnerSettings};
 
@@ -152,6 +153,36 @@ impl CommandRunner for SelectingRunner {
             Ok(r) => r.run_on(target, command),
             Err(e) => Box::pin(async move { Err(RunError::permanent(e)) }),
         }
+    }
+
+    fn run_tracked<'a>(
+        &'a self,
+        target: &'a Target,
+        command: &'a str,
+        journal: &'a dyn ShellJournal,
+    ) -> RunFuture<'a> {
+        match self.pick(&target.host) {
+            Ok(r) => r.run_tracked(target, command, journal),
+            Err(e) => Box::pin(async move { Err(RunError::permanent(e)) }),
+        }
+    }
+
+    fn reattach<'a>(
+        &'a self,
+        target: &'a Target,
+        remote: &'a RemoteCommand,
+    ) -> Option<RunFuture<'a>> {
+        self.pick(&target.host).ok()?.reattach(target, remote)
+    }
+
+    fn leave_running_on_cancel(&self) {
+        if let Some(winrm) = &self.winrm {
+            winrm.leave_running_on_cancel();
+        }
+    }
+
+    fn can_reattach(&self, host: &str) -> bool {
+        self.pick(host).is_ok_and(|r| r.can_reattach(host))
     }
 
     fn runner_name(&self, host: &str) -> &'static str {

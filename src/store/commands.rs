@@ -28,6 +28,8 @@ pub struct CommandRow {
     #[sqlx(try_from = "String")]
     pub risk: Risk,
     pub risk_reasons: String,
+    /// Where the command runs on its host (JSON), recorded before it was sent.
+    pub remote: Option<String>,
 }
 
 impl CommandRow {
@@ -119,6 +121,63 @@ impl Store {
         Ok(())
     }
 
+    /// Where a started command runs on its host (JSON from the runner), before it is sent.
+    pub async fn set_command_remote(
+        &self,
+        incident: &str,
+        seq: i64,
+        remote: &str,
+    ) -> anyhow::Result<()> {
+        let r = sqlx::query(
+            "UPDATE commands SET remote = ? WHERE incident_id = ? AND seq = ? AND status = 'running'",
+        )
+        .bind(remote)
+        .bind(incident)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        anyhow::ensure!(
+            r.rows_affected() == 1,
+            "command {seq} of incident {incident} is not running"
+        );
+        Ok(())
+    }
+
+    /// A command that was running when the process died and whose outcome could not be
+    /// collected from the host: `interrupted`, with the reason.
+    pub async fn command_outcome_unknown(
+        &self,
+        incident: &str,
+        seq: i64,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE commands SET status = 'interrupted', finished_at = ?, error = ?
+             WHERE incident_id = ? AND seq = ? AND status = 'running'",
+        )
+        .bind(now_text())
+        .bind(reason)
+        .bind(incident)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A command marked running whose host ids were never recorded was never sent: back to
+    /// `proposed`, as if it had not been started.
+    pub async fn command_not_sent(&self, incident: &str, seq: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE commands SET status = 'proposed', started_at = NULL
+             WHERE incident_id = ? AND seq = ? AND status = 'running' AND remote IS NULL",
+        )
+        .bind(incident)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// A blocked command is recorded as such and never started.
     pub async fn block_command(&self, incident: &str, seq: i64) -> anyhow::Result<()> {
         sqlx::query(
@@ -140,7 +199,7 @@ impl Store {
         conn: &mut SqliteConnection,
         incident: &str,
     ) -> anyhow::Result<u64> {
-        let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = ?, error = 'triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = ? AND status = 'running'")
+        let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = ?, error = 'outcome unknown: triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = ? AND status = 'running'")
             .bind(now_text())
             .bind(incident)
             .execute(&mut *conn)
@@ -175,7 +234,7 @@ impl Store {
     ) -> Result<Vec<(CommandKind, String)>, sqlx::Error> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT kind, text FROM commands WHERE incident_id = ?
-               AND (status = 'interrupted' OR (status = 'skipped' AND error IS NULL)) ORDER BY seq",
+               AND status = 'skipped' AND error IS NULL ORDER BY seq",
         )
         .bind(incident)
         .fetch_all(&mut *conn)

@@ -48,6 +48,9 @@ pub enum Job {
     CaseStatus { status: String },
     /// Run the approved command batch.
     Execute,
+    /// After a crash cut a batch short: collect the outcome of the commands that were running
+    /// from their host, record the rest as interrupted, and offer what never started again.
+    ResumeInterrupted,
     /// Isolate the host through Elastic Defend (an approver's "Isolate host" click).
     Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
@@ -153,7 +156,7 @@ impl Job {
             | Job::FinalizeCase
             | Job::CaseStatus { .. }
             | Job::AttachAlert { .. } => Lane::Case,
-            Job::Execute => Lane::Exec,
+            Job::Execute | Job::ResumeInterrupted => Lane::Exec,
             Job::Isolate => Lane::Defend,
         }
     }
@@ -172,6 +175,7 @@ impl Job {
             Job::CaseStatus { .. } => "case_status",
             Job::AttachAlert { .. } => "attach_alert",
             Job::Execute => "execute",
+            Job::ResumeInterrupted => "resume_interrupted",
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
         }

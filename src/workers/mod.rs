@@ -190,6 +190,7 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::CaseStatus { status } => record::set_status(ctx, &incident, &status).await,
         Job::FinalizeCase => record::finalize(ctx, &incident).await,
         Job::Execute => execute::run_batch(ctx, &incident).await,
+        Job::ResumeInterrupted => execute::resume_interrupted(ctx, &incident).await,
         Job::Isolate => execute::isolate(ctx, &incident).await,
         Job::FollowUp { question, user } => {
             followup::answer(ctx, &incident, &question, &user, row.id).await

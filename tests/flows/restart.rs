@@ -66,14 +66,20 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
     let incident = app.ctx.store.incidents().await.unwrap().remove(0);
     app.stop().await;
 
-    // Simulate a kill -9 in the middle of the batch: approved, executing, command 1 started and
-    // never finished, the execute job still marked running.
+    // Simulate a kill -9 in the middle of the batch: approved, executing, command 1 sent to a
+    // shell the host no longer has (it restarted meanwhile) and never finished, the execute job
+    // still marked running.
     let store = triage_bot::store::Store::connect(&world.database_url())
+        .await
+        .unwrap();
+    let remote = serde_json::json!({"endpoint": world.winrm.url(), "shell_id": "0D7C3A5E-0000-4000-8000-000000000001", "command_id": "0D7C3A5E-0000-4000-8000-000000000002"});
+    sqlx::query("UPDATE commands SET status = 'running', started_at = '2026-01-01T00:00:01Z', remote = ? WHERE seq = 1")
+        .bind(remote.to_string())
+        .execute(&store.pool)
         .await
         .unwrap();
     for sql in [
         "UPDATE incidents SET state = 'executing', decision = 'approved', decided_by = 'U0ALICE', decided_at = '2026-01-01T00:00:00Z'",
-        "UPDATE commands SET status = 'running', started_at = '2026-01-01T00:00:01Z' WHERE seq = 1",
         "INSERT INTO outbox (incident_id, lane, kind, payload, status, attempts, not_before, created_at) SELECT id, 'exec', 'execute', '{\"kind\":\"execute\"}', 'running', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM incidents",
     ] {
         sqlx::query(sql).execute(&store.pool).await.unwrap();
@@ -85,11 +91,19 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
         .await
         .unwrap();
     wait_for_message(&world, "the interruption notice", |m| {
-        m.text.contains("restarted while running")
+        m.text.contains("restarted while running") && m.text.contains("Outcome unknown for 1")
     })
     .await;
     let commands = app.ctx.store.commands(&incident.id).await.unwrap();
     assert_eq!(commands[0].status, CommandStatus::Interrupted);
+    assert!(
+        commands[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no longer has the command")),
+        "{:?}",
+        commands[0].error
+    );
     assert!(
         commands[1..]
             .iter()
@@ -109,14 +123,20 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
                 && m.blocks.to_string().contains(ACTION_APPROVE)
         })
         .expect("a fresh approval block in the thread");
-    assert!(offer.blocks.to_string().contains("fresh approval"));
+    let blocks = offer.blocks.to_string();
+    assert!(blocks.contains("had not started"), "{blocks}");
+    // The command whose outcome is unknown is named apart, and is not part of the offer.
+    assert!(
+        blocks.contains("Outcome unknown, not offered again"),
+        "{blocks}"
+    );
     let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
     world
         .click_value(&app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
         .await
         .unwrap();
     wait_for_message(&world, "the resumed batch's summary", |m| {
-        m.text.contains("8 succeeded, 0 failed")
+        m.text.contains("7 succeeded, 0 failed")
     })
     .await;
     let ran: Vec<String> = world
@@ -125,7 +145,10 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
         .into_iter()
         .filter_map(|e| e.script)
         .collect();
-    let expected: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
-    assert_eq!(ran, expected, "run once, after the fresh approval");
+    let expected: Vec<String> = COMMANDS[1..].iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(
+        ran, expected,
+        "only what never started, once, after the fresh approval"
+    );
     finish(&world, app).await;
 }

@@ -52,8 +52,19 @@ pub(super) fn command(s: &mut WinRmState, req: &Request, shell_id: &str) -> Repl
     }
 
     let outer_script = decode_powershell(&command_line);
-    let command_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    // A client may choose the id (`CommandId` on `rsp:CommandLine`, WSManRunShellCommandEx,
+    // Windows 8 / Server 2012 and later); the server uses it and refuses one already in use.
+    let chosen = line.attr("CommandId").map(str::to_uppercase);
     let shell = s.shells.get(shell_id).expect("checked by dispatch");
+    if let Some(id) = &chosen
+        && shell.commands.contains_key(id)
+    {
+        return Reply::Fault(FaultSpec::schema(
+            Some(req.message_id.clone()),
+            format!("A command with the identifier {id} already exists in the shell."),
+        ));
+    }
+    let command_id = chosen.unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_uppercase());
     let mut record = ExecutedCommand {
         shell_id: shell_id.to_owned(),
         command_id: command_id.clone(),

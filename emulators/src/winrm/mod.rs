@@ -211,6 +211,24 @@ impl WinRmEmulator {
         self.shared.rec.update(|s| s.timed_out_hold = hold);
     }
 
+    /// Lets every command still held back by [`Self::set_delay`] finish at its next Receive, as
+    /// a slow command on a host eventually does.
+    pub fn release_running(&self) {
+        self.shared.rec.update(|s| {
+            for shell in s.shells.values_mut() {
+                for cmd in shell.commands.values_mut() {
+                    cmd.timeouts_left = 0;
+                }
+            }
+        });
+    }
+
+    /// Forgets every shell and its commands, as a host reboot or the shell's idle timeout
+    /// does: a later Receive on them gets `w:InvalidSelectors`.
+    pub fn forget_shells(&self) {
+        self.shared.rec.update(|s| s.shells.clear());
+    }
+
     /// The next `n` requests get `status` with an empty body, before any auth or parsing.
     pub fn fail_next(&self, n: usize, status: u16) {
         self.shared.rec.update(|s| {

@@ -130,6 +130,11 @@ pub enum WinRmError {
     #[error("WinRM protocol error: {0}")]
     Protocol(String),
 
+    /// Where the command would run could not be recorded, so it was not sent (a command whose
+    /// shell and command ids are not on record could not be found again after a crash).
+    #[error("the command was not sent: its shell could not be recorded ({0})")]
+    Journal(String),
+
     /// The encoded PowerShell command line exceeds what cmd.exe accepts; raised before sending.
     #[error("PowerShell command line would be {len} characters, over the {max}-character limit")]
     CommandTooLong { len: usize, max: usize },
@@ -171,6 +176,7 @@ impl WinRmError {
             | WinRmError::Auth { .. }
             | WinRmError::Fault { .. }
             | WinRmError::Protocol(_)
+            | WinRmError::Journal(_)
             | WinRmError::CommandTooLong { .. } => false,
         }
     }
@@ -181,6 +187,12 @@ impl WinRmError {
             WinRmError::Fault { wsman_code, .. } => *wsman_code,
             _ => None,
         }
+    }
+
+    /// `w:InvalidSelectors`: the shell or command no longer exists on the host (deleted, the
+    /// shell's idle timeout passed, the host restarted).
+    pub fn is_gone(&self) -> bool {
+        self.wsman_code() == Some(WSMAN_INVALID_SELECTORS)
     }
 
     /// A `w:TimedOut` fault: on Receive this just means "no output yet".

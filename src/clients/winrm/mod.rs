@@ -20,6 +20,7 @@ pub mod transport;
 pub(crate) mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::Instrument as _;
@@ -54,6 +55,10 @@ pub struct WinRmConfig {
     pub command_timeout: Duration,
     /// Most bytes kept of stdout and of stderr each; the rest is dropped and `truncated` set.
     pub max_output_bytes: usize,
+    /// When set, a run cancelled by dropping its future (a shutdown whose grace ran out) leaves
+    /// the command running on the host instead of terminating it: the next start collects its
+    /// outcome ([`WinRmClient::reattach`]). A deadline still terminates the command.
+    pub keep_on_cancel: Arc<AtomicBool>,
 }
 
 impl WinRmConfig {
@@ -70,6 +75,7 @@ impl WinRmConfig {
             read_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             max_output_bytes: 1024 * 1024,
+            keep_on_cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -147,6 +153,23 @@ pub struct CommandOutput {
     pub exit_code: i64,
     /// True when stdout or stderr went over `max_output_bytes` and was cut.
     pub truncated: bool,
+}
+
+/// Where a started command lives on its host — enough for another process to Receive its
+/// outcome after a crash ([`WinRmClient::reattach`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteCommand {
+    pub endpoint: String,
+    pub shell_id: String,
+    pub command_id: String,
+}
+
+/// Records where a command runs. [`WinRmClient::run_approved_tracked`] awaits it after the shell
+/// exists and *before* the Command request is sent (with a client-chosen CommandId), and again
+/// if the host answers with an id of its own; when recording fails, nothing is sent.
+#[async_trait::async_trait]
+pub trait ShellJournal: Send + Sync {
+    async fn record(&self, remote: &RemoteCommand) -> Result<(), String>;
 }
 
 /// A WinRM client for one host. Cheap to clone; each run uses its own shell.
@@ -231,24 +254,89 @@ impl WinRmClient {
             .await
     }
 
+    /// [`Self::run_approved`], recording the shell and command ids in `journal` before the
+    /// command is sent, so that a process that dies mid-command can be followed by one that
+    /// collects its outcome ([`Self::reattach`]) instead of running it again.
+    pub async fn run_approved_tracked(
+        &self,
+        command: &str,
+        journal: &dyn ShellJournal,
+    ) -> Result<CommandOutput, WinRmError> {
+        let inv = powershell::invoke_approved(command)?;
+        self.run_command_line(&inv, Some(journal))
+            .instrument(self.span())
+            .await
+    }
+
     /// Runs one prepared powershell.exe invocation (see [`PowerShellInvocation`]).
     pub async fn run_invocation(
         &self,
         inv: PowerShellInvocation,
     ) -> Result<CommandOutput, WinRmError> {
+        self.run_command_line(&inv, None)
+            .instrument(self.span())
+            .await
+    }
+
+    /// Collects the outcome of a command started by another process (one that died): Receive on
+    /// the same shell and command until Done, then terminate and delete the shell. Output the
+    /// dead process already received is not sent again, so stdout may lack its beginning.
+    /// `w:InvalidSelectors` ([`WinRmError::is_gone`]) means the host no longer has it.
+    pub async fn reattach(&self, remote: &RemoteCommand) -> Result<CommandOutput, WinRmError> {
         let span = tracing::info_span!(
+            "winrm.reattach",
+            host.name = %self.inner.host_name,
+            winrm.endpoint = %self.inner.transport.endpoint(),
+            winrm.shell_id = %remote.shell_id,
+            winrm.command_id = %remote.command_id,
+        );
+        async {
+            let inner = &self.inner;
+            let mut session = inner.transport.session();
+            let outcome = match tokio::time::timeout(
+                inner.cfg.command_timeout,
+                self.receive_all(session.as_mut(), &remote.shell_id, &remote.command_id),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(WinRmError::Timeout {
+                    phase: Phase::Run,
+                    after: inner.cfg.command_timeout,
+                }),
+            };
+            if matches!(outcome, Err(WinRmError::Timeout { .. })) {
+                session = inner.transport.session();
+            }
+            if !matches!(&outcome, Err(e) if e.is_gone()) {
+                cleanup(
+                    inner,
+                    session.as_mut(),
+                    &remote.shell_id,
+                    Some(&remote.command_id),
+                )
+                .await;
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
             "winrm.run",
             host.name = %self.inner.host_name,
             winrm.endpoint = %self.inner.transport.endpoint(),
             winrm.shell_id = tracing::field::Empty,
             winrm.command_id = tracing::field::Empty,
-        );
-        self.run_command_line(&inv).instrument(span).await
+        )
     }
 
     async fn run_command_line(
         &self,
         inv: &PowerShellInvocation,
+        journal: Option<&dyn ShellJournal>,
     ) -> Result<CommandOutput, WinRmError> {
         let inner = &self.inner;
         let started = tokio::time::Instant::now();
@@ -266,7 +354,13 @@ impl WinRmClient {
         let deadline = inner.cfg.command_timeout;
         let outcome = match tokio::time::timeout(
             deadline,
-            self.execute(session.as_mut(), &shell_id, inv, &mut guard.command_id),
+            self.execute(
+                session.as_mut(),
+                &shell_id,
+                inv,
+                journal,
+                &mut guard.command_id,
+            ),
         )
         .await
         {
@@ -329,20 +423,43 @@ impl WinRmClient {
         session: &mut dyn TransportSession,
         shell_id: &str,
         inv: &PowerShellInvocation,
+        journal: Option<&dyn ShellJournal>,
         command_id: &mut Option<String>,
     ) -> Result<CommandOutput, WinRmError> {
         let inner = &self.inner;
+        let remote = |command_id: &str| RemoteCommand {
+            endpoint: inner.transport.endpoint().to_owned(),
+            shell_id: shell_id.to_owned(),
+            command_id: command_id.to_owned(),
+        };
+        // Tracked runs choose the id so that it is on record before the command can start.
+        let chosen = journal.map(|_| uuid::Uuid::new_v4().to_string().to_uppercase());
+        if let (Some(journal), Some(id)) = (journal, &chosen) {
+            journal
+                .record(&remote(id))
+                .await
+                .map_err(WinRmError::Journal)?;
+        }
         let env = exchange(
             inner,
             session,
             Phase::Command,
             soap::ACTION_COMMAND,
-            |ctx| soap::command(ctx, shell_id, &inv.command_line),
+            |ctx| soap::command(ctx, shell_id, &inv.command_line, chosen.as_deref()),
         )
         .await?;
         let cmd_id = soap::parse_command_id(&env)?;
         tracing::Span::current().record("winrm.command_id", cmd_id.as_str());
         *command_id = Some(cmd_id.clone());
+        if let Some(journal) = journal
+            && chosen.as_deref() != Some(cmd_id.as_str())
+        {
+            // An older host chose its own id: record that one (it is running already, so a
+            // failure here is logged, not returned — the command must not be left unwatched).
+            if let Err(e) = journal.record(&remote(&cmd_id)).await {
+                tracing::warn!(error = %e, "could not record the host's command id");
+            }
+        }
         if let Some(stdin) = &inv.stdin {
             // Chunks well under MaxEnvelopeSize once base64 adds its third (winrm.md §1.7).
             let chunks: Vec<&[u8]> = if stdin.is_empty() {
@@ -359,6 +476,17 @@ impl WinRmClient {
             }
         }
 
+        self.receive_all(session, shell_id, &cmd_id).await
+    }
+
+    /// The Receive loop of one command, until Done.
+    async fn receive_all(
+        &self,
+        session: &mut dyn TransportSession,
+        shell_id: &str,
+        cmd_id: &str,
+    ) -> Result<CommandOutput, WinRmError> {
+        let inner = &self.inner;
         let mut stdout = Collected::new(inner.cfg.max_output_bytes);
         let mut stderr = Collected::new(inner.cfg.max_output_bytes);
         let mut polls = 0u32;
@@ -369,7 +497,7 @@ impl WinRmClient {
                 session,
                 Phase::Receive,
                 soap::ACTION_RECEIVE,
-                |ctx| soap::receive(ctx, shell_id, &cmd_id),
+                |ctx| soap::receive(ctx, shell_id, cmd_id),
             )
             .await;
             let env = match reply {
@@ -477,6 +605,10 @@ struct CleanupGuard {
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
         if !self.armed {
+            return;
+        }
+        if self.inner.cfg.keep_on_cancel.load(Ordering::SeqCst) {
+            tracing::info!(shell_id = %self.shell_id, "run cancelled by a shutdown; the command is left running on the host for the next start to collect");
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {

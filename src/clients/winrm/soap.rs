@@ -203,7 +203,19 @@ pub fn send_stdin(
 
 /// `shell/Command` with the whole command line in `rsp:Command` and no `rsp:Arguments`, as
 /// pywinrm's `run_ps` does; Windows runs it through `cmd.exe /c` (WINRS_SKIP_CMD_SHELL=FALSE).
-pub fn command(ctx: &RequestContext<'_>, shell_id: &str, command_line: &str) -> String {
+///
+/// `command_id`, when given, is a client-chosen id (`CommandId` on `rsp:CommandLine`, as
+/// WSManRunShellCommandEx and WinRb send it): known before the command is sent, so it can be
+/// recorded first. Hosts older than Windows 8 / Server 2012 ignore it and answer their own.
+pub fn command(
+    ctx: &RequestContext<'_>,
+    shell_id: &str,
+    command_line: &str,
+    command_id: Option<&str>,
+) -> String {
+    let id_attr = command_id
+        .map(|id| format!(r#" CommandId="{}""#, escape(id)))
+        .unwrap_or_default();
     envelope(
         ctx,
         ACTION_COMMAND,
@@ -213,7 +225,7 @@ pub fn command(ctx: &RequestContext<'_>, shell_id: &str, command_line: &str) -> 
             ("WINRS_SKIP_CMD_SHELL", "FALSE"),
         ],
         &format!(
-            "<rsp:CommandLine><rsp:Command>{}</rsp:Command></rsp:CommandLine>",
+            "<rsp:CommandLine{id_attr}><rsp:Command>{}</rsp:Command></rsp:CommandLine>",
             escape(command_line)
         ),
     )
@@ -1053,7 +1065,7 @@ mod tests {
         let c = ctx();
         for xml in [
             create_shell(&c, CODEPAGE_UTF8),
-            command(&c, "SHELL", "cmd /c echo a & b <c>"),
+            command(&c, "SHELL", "cmd /c echo a & b <c>", None),
             receive(&c, "SHELL", "CMD\"1"),
             signal_terminate(&c, "SHELL", "CMD"),
             delete_shell(&c, "SHELL"),
@@ -1076,7 +1088,7 @@ mod tests {
                 "PT20S"
             );
         }
-        let env = Envelope::parse(&command(&c, "SHELL", "cmd /c echo a & b <c>")).unwrap();
+        let env = Envelope::parse(&command(&c, "SHELL", "cmd /c echo a & b <c>", None)).unwrap();
         assert_eq!(
             env.body().unwrap().find(ns::SHELL, "Command").unwrap().text,
             "cmd /c echo a & b <c>"

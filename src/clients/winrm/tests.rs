@@ -568,3 +568,93 @@ async fn https_certificates_are_validated_by_default() {
         .unwrap();
     assert_eq!(out.stdout, "WIN-EMU01\r\n");
 }
+
+/// A journal that keeps what it was told, or refuses to record.
+struct Journal {
+    seen: std::sync::Mutex<Vec<RemoteCommand>>,
+    refuse: bool,
+}
+
+#[async_trait::async_trait]
+impl ShellJournal for Journal {
+    async fn record(&self, remote: &RemoteCommand) -> Result<(), String> {
+        if self.refuse {
+            return Err("database is locked".into());
+        }
+        self.seen.lock().unwrap().push(remote.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_tracked_run_records_its_ids_before_sending_and_the_host_uses_the_chosen_id() {
+    let emu = emulator().await;
+    emu.set_response("Get-Date", "today\r\n", "", 0);
+    let journal = Journal {
+        seen: Default::default(),
+        refuse: false,
+    };
+    let out = client(&emu)
+        .run_approved_tracked("Get-Date", &journal)
+        .await
+        .expect("runs");
+    assert_eq!(out.stdout, "today\r\n");
+    let seen = journal.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one record: the host took the chosen id");
+    let executed = emu.executed();
+    assert_eq!(seen[0].shell_id, executed[0].shell_id);
+    assert_eq!(seen[0].command_id, executed[0].command_id);
+    assert_eq!(seen[0].endpoint, emu.url());
+}
+
+#[tokio::test]
+async fn when_the_ids_cannot_be_recorded_nothing_is_sent() {
+    let emu = emulator().await;
+    let journal = Journal {
+        seen: Default::default(),
+        refuse: true,
+    };
+    let err = client(&emu)
+        .run_approved_tracked("Stop-Process -Id 4242 -Force", &journal)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WinRmError::Journal(_)), "{err}");
+    assert!(!err.is_retryable());
+    assert!(
+        emu.executed().is_empty(),
+        "the command never reached the host"
+    );
+    assert_eq!(emu.open_shells(), 0, "the shell was deleted");
+}
+
+#[tokio::test]
+async fn reattach_collects_a_command_started_by_another_client_or_reports_it_gone() {
+    let emu = emulator().await;
+    emu.set_response("Get-Date", "today\r\n", "", 0);
+    emu.set_delay("Get-Date", 1_000_000);
+    let journal = Journal {
+        seen: Default::default(),
+        refuse: false,
+    };
+    // The first client dies mid-command (its future dropped with cleanup kept off, as when a
+    // process is killed): the host keeps the shell and the command.
+    let first = client(&emu);
+    first.config().keep_on_cancel.store(true, Ordering::SeqCst);
+    let run = first.run_approved_tracked("Get-Date", &journal);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), run)
+            .await
+            .is_err()
+    );
+    let remote = journal.seen.lock().unwrap()[0].clone();
+    assert_eq!(emu.open_shells(), 1);
+
+    emu.release_running();
+    let out = client(&emu).reattach(&remote).await.expect("collected");
+    assert_eq!(out.stdout, "today\r\n");
+    assert_eq!(emu.executed().len(), 1, "not run again");
+    assert_eq!(emu.open_shells(), 0, "and its shell deleted");
+
+    let err = client(&emu).reattach(&remote).await.unwrap_err();
+    assert!(err.is_gone(), "{err}");
+}

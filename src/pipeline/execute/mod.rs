@@ -7,6 +7,7 @@
 //! skipped. [`isolate`] is the "Isolate host" action through Elastic Defend.
 
 mod isolate;
+mod resume;
 
 use std::time::Instant;
 
@@ -15,11 +16,12 @@ use serde_json::json;
 use crate::domain::{CommandStatus, IncidentState, incident::approval_hash};
 use crate::pipeline::Ctx;
 use crate::pipeline::JobError;
-use crate::runners::Target;
+use crate::runners::{RemoteCommand, ShellJournal, Target};
 use crate::store::commands::CommandResult;
 use crate::store::{IncidentRow, Job, Store, outbox};
 
 pub use isolate::isolate;
+pub use resume::resume_interrupted;
 
 /// The approved batch of one incident.
 pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError> {
@@ -91,7 +93,12 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
         }
         let t0 = Instant::now();
         tracing::info!(incident.id = %incident.id, host.name = %host, command.seq = cmd.seq, runner = runner_name, "CommandStarted");
-        let run = ctx.runner.run_on(&target, &cmd.text);
+        let journal = RemoteJournal {
+            store: &ctx.store,
+            incident: &incident.id,
+            seq: cmd.seq,
+        };
+        let run = ctx.runner.run_tracked(&target, &cmd.text, &journal);
         let outcome = match tokio::time::timeout_at(batch_deadline, run).await {
             Ok(r) => r,
             // Dropping the run cancels it; the WinRM client still signals and deletes its shell.
@@ -219,6 +226,24 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
         .map_err(JobError::retry)?;
     tx.commit().await.map_err(JobError::retry)?;
     Ok(())
+}
+
+/// Writes where a command runs on its host into its row, before it is sent.
+struct RemoteJournal<'a> {
+    store: &'a Store,
+    incident: &'a str,
+    seq: i64,
+}
+
+#[async_trait::async_trait]
+impl ShellJournal for RemoteJournal<'_> {
+    async fn record(&self, remote: &RemoteCommand) -> Result<(), String> {
+        let json = serde_json::to_string(remote).map_err(|e| e.to_string())?;
+        self.store
+            .set_command_remote(self.incident, self.seq, &json)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 struct ResultText {
