@@ -19,6 +19,9 @@ pub enum ElasticError {
     Status { status: u16, reason: String },
     #[error("unexpected Elasticsearch response: {0}")]
     Decode(String),
+    /// A 2xx answer that could not be read (cut off, not JSON): worth asking again.
+    #[error("Elasticsearch's answer could not be read: {0}")]
+    Unreadable(String),
 }
 
 impl Retryable for ElasticError {
@@ -27,6 +30,7 @@ impl Retryable for ElasticError {
             ElasticError::Transport(_) => true,
             ElasticError::Status { status, .. } => retryable_status(*status),
             ElasticError::Decode(_) => false,
+            ElasticError::Unreadable(_) => true,
         }
     }
 }
@@ -237,8 +241,13 @@ impl ElasticClient {
             .await
             .map_err(|e| ElasticError::Transport(e.to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
-        let parsed: SearchResponse =
-            serde_json::from_str(&text).map_err(|e| ElasticError::Decode(e.to_string()))?;
+        let parsed: SearchResponse = serde_json::from_str(&text).map_err(|e| {
+            if super::unreadable(&e) {
+                ElasticError::Unreadable(e.to_string())
+            } else {
+                ElasticError::Decode(e.to_string())
+            }
+        })?;
         Ok(parsed
             .hits
             .hits

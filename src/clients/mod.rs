@@ -20,3 +20,11 @@ pub trait Retryable {
 pub fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
+
+/// Whether a 2xx body that failed to parse was *unreadable* — cut off, not JSON, broken while
+/// read — rather than well-formed JSON of an unexpected shape. An unreadable answer is a fault
+/// of the wire, not of the request: asking again can help (reads are idempotent; writes are
+/// reconciled by the jobs, which look before they post again). A wrong shape will not change.
+pub fn unreadable(e: &serde_json::Error) -> bool {
+    !matches!(e.classify(), serde_json::error::Category::Data)
+}

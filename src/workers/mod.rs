@@ -59,10 +59,22 @@ impl Pools {
     }
 }
 
-/// Exponential backoff from the configured base, capped at five minutes.
-fn backoff(base: Duration, attempt: i64) -> Duration {
-    base.saturating_mul(1u32 << attempt.clamp(0, 12) as u32)
-        .min(Duration::from_secs(300))
+/// Exponential backoff from the configured base, capped at five minutes, with "equal jitter":
+/// the wait is half the exponential step plus a random part of the other half (`jitter` in
+/// `[0, 1)`), so the jobs of an outage that all failed together do not all retry together.
+fn backoff(base: Duration, attempt: i64, jitter: f64) -> Duration {
+    let step = base
+        .saturating_mul(1u32 << attempt.clamp(0, 12) as u32)
+        .min(Duration::from_secs(300));
+    step / 2 + (step / 2).mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// A random fraction in `[0, 1)` for [`backoff`], from the v4 UUID generator the crate
+/// already uses (no other random source needed).
+fn jitter() -> f64 {
+    // The low 56 bits of a v4 UUID are all random (its version and variant bits are higher).
+    let bits = uuid::Uuid::new_v4().as_u128() & ((1u128 << 53) - 1);
+    bits as f64 / (1u64 << 53) as f64
 }
 
 /// Runs the outbox until shutdown.
@@ -137,7 +149,7 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
         {
             let delay = e
                 .retry_after
-                .unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts));
+                .unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts, jitter()));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
             store.retry_later(row.id, delay, &e.message).await
         }
@@ -169,12 +181,17 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::Triage => triage::run(ctx, &incident, row.attempts).await,
         Job::PostApproval => notify::post_approval(ctx, &incident, row.attempts).await,
         Job::UpdateApprovalMessage => notify::update_approval_message(ctx, &incident).await,
-        Job::ThreadReply { text } => notify::thread_reply(ctx, &incident, &text).await,
+        Job::ThreadReply { text } => {
+            notify::thread_reply(ctx, &incident, &text, row.id, row.attempts).await
+        }
         Job::AlertGroupedNote {
             alert_id,
             at,
             alerts,
-        } => notify::alert_grouped_note(ctx, &incident, &alert_id, at, alerts).await,
+        } => {
+            let job = (row.id, row.attempts);
+            notify::alert_grouped_note(ctx, &incident, &alert_id, at, alerts, job).await
+        }
         Job::Ephemeral {
             channel,
             user,
@@ -221,5 +238,31 @@ async fn report_failure(ctx: &Ctx, row: &OutboxRow, message: &str) {
         && let Err(e) = ctx.store.enqueue(&row.incident_id, &job).await
     {
         tracing::error!(error = %e, "cannot queue the failure report");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jitters_within_the_upper_half() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 1, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff(base, 3, 0.5), Duration::from_millis(600));
+        assert_eq!(backoff(base, 40, 1.0), Duration::from_secs(300));
+        let waits: std::collections::HashSet<_> =
+            (0..50).map(|_| backoff(base, 4, jitter())).collect();
+        assert!(
+            waits.len() > 40,
+            "retries spread out: {} distinct",
+            waits.len()
+        );
+        assert!(
+            waits
+                .iter()
+                .all(|w| *w >= Duration::from_millis(800) && *w <= Duration::from_millis(1600))
+        );
     }
 }

@@ -27,6 +27,9 @@ pub enum KibanaError {
     Status { status: u16, message: String },
     #[error("unexpected Kibana response: {0}")]
     Decode(String),
+    /// A 2xx answer that could not be read (cut off, not JSON): worth asking again.
+    #[error("Kibana's answer could not be read: {0}")]
+    Unreadable(String),
     #[error("the assistant's answer was empty")]
     EmptyAnswer,
 }
@@ -37,6 +40,7 @@ impl Retryable for KibanaError {
             KibanaError::Transport(_) => true,
             KibanaError::Status { status, .. } => retryable_status(*status),
             KibanaError::Decode(_) => false,
+            KibanaError::Unreadable(_) => true,
             // An empty stream is how newer Kibana reports a mid-stream model error; try again.
             KibanaError::EmptyAnswer => true,
         }
@@ -108,10 +112,15 @@ impl KibanaHttp {
         let resp = self.send(rb).await?;
         let bytes = resp.bytes().await.map_err(KibanaError::transport)?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            KibanaError::Decode(format!(
+            let detail = format!(
                 "{e}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-            ))
+            );
+            if crate::clients::unreadable(&e) {
+                KibanaError::Unreadable(detail)
+            } else {
+                KibanaError::Decode(detail)
+            }
         })
     }
 }

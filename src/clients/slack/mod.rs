@@ -35,6 +35,25 @@ pub enum SlackError {
     },
     #[error("unexpected Slack response to {method}: {detail}")]
     Decode { method: String, detail: String },
+    /// A 2xx answer that could not be read (cut off, not JSON): worth asking again.
+    #[error("Slack's answer to {method} could not be read: {detail}")]
+    Unreadable { method: String, detail: String },
+}
+
+/// A 2xx body as JSON: a body cut off or broken while read is [`SlackError::Unreadable`].
+async fn read_body(method: &str, resp: reqwest::Response) -> Result<Value, SlackError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| SlackError::Transport(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let (method, detail) = (method.to_owned(), e.to_string());
+        if crate::clients::unreadable(&e) {
+            SlackError::Unreadable { method, detail }
+        } else {
+            SlackError::Decode { method, detail }
+        }
+    })
 }
 
 impl Retryable for SlackError {
@@ -51,6 +70,7 @@ impl Retryable for SlackError {
                     | "request_timeout"
             ),
             SlackError::Decode { .. } => false,
+            SlackError::Unreadable { .. } => true,
         }
     }
 }
@@ -186,10 +206,7 @@ impl SlackClient {
                 status,
             });
         }
-        let v: Value = resp.json().await.map_err(|e| SlackError::Decode {
-            method: method.into(),
-            detail: e.to_string(),
-        })?;
+        let v = read_body(method, resp).await?;
         if v.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(v);
         }
@@ -242,10 +259,7 @@ impl SlackClient {
                     .filter(|s| !s.is_empty())
                     .collect()
             });
-        let v: Value = resp.json().await.map_err(|e| SlackError::Decode {
-            method: method.into(),
-            detail: e.to_string(),
-        })?;
+        let v = read_body(method, resp).await?;
         if v.get("ok").and_then(Value::as_bool) != Some(true) {
             return Err(SlackError::Api {
                 method: method.into(),
@@ -367,6 +381,20 @@ impl SlackClient {
         incident: &str,
         thread: Option<&str>,
     ) -> Result<Option<String>, SlackError> {
+        self.find_by_metadata(channel, thread, "incident_id", incident)
+            .await
+    }
+
+    /// The ts of the message whose metadata payload has `field` = `value`, in the channel's
+    /// history or (`thread`) among that thread's replies — how a retried post finds out whether
+    /// the earlier attempt, whose answer was lost, had in fact posted.
+    pub async fn find_by_metadata(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<String>, SlackError> {
         let mut params = vec![
             ("channel", channel.to_string()),
             ("limit", "200".to_string()),
@@ -385,9 +413,11 @@ impl SlackClient {
             .and_then(Value::as_array)
             .and_then(|msgs| {
                 msgs.iter().find(|m| {
-                    m.pointer("/metadata/event_payload/incident_id")
+                    m.get("metadata")
+                        .and_then(|md| md.get("event_payload"))
+                        .and_then(|p| p.get(field))
                         .and_then(Value::as_str)
-                        == Some(incident)
+                        == Some(value)
                 })
             });
         Ok(found

@@ -230,6 +230,7 @@ pub async fn alert_grouped_note(
     alert_id: &str,
     at: chrono::DateTime<chrono::Utc>,
     alerts: i64,
+    (job_id, attempt): (i64, i64),
 ) -> Result<(), JobError> {
     let text = format!(
         ":repeat: Another alert for this rule on {}: `{}` at {} — grouped into this incident ({alerts} alerts so far) and attached to its case; no new approval request. Ask here if new commands are needed.",
@@ -237,21 +238,43 @@ pub async fn alert_grouped_note(
         escape(alert_id),
         at.format("%Y-%m-%d %H:%M:%S UTC"),
     );
-    thread_reply(ctx, incident, &text).await
+    thread_reply(ctx, incident, &text, job_id, attempt).await
 }
 
-pub async fn thread_reply(ctx: &Ctx, incident: &IncidentRow, text: &str) -> Result<(), JobError> {
+/// A reply in the incident's thread. It carries its job id in its metadata, and a retry first
+/// looks for it among the thread's replies: an earlier attempt whose answer was lost may have
+/// posted it, and a reply must not appear twice.
+pub async fn thread_reply(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    text: &str,
+    job_id: i64,
+    attempt: i64,
+) -> Result<(), JobError> {
     let (Some(channel), Some(ts)) = (&incident.slack_channel, incident.thread_ts()) else {
         return Err(JobError::retry(
             "the incident message has not been posted yet",
         ));
     };
+    let key = job_id.to_string();
+    if attempt > 1
+        && ctx
+            .slack
+            .find_by_metadata(channel, Some(ts), "reply_job", &key)
+            .await
+            .map_err(JobError::from_client)?
+            .is_some()
+    {
+        tracing::info!(incident.id = %incident.id, job.id = job_id, "thread reply already posted by an earlier attempt");
+        return Ok(());
+    }
     let body = json!({
         "channel": channel,
         "thread_ts": ts,
         "text": blocks::fit(text, 3900),
         "unfurl_links": false,
         "unfurl_media": false,
+        "metadata": {"event_type": "triage_bot_reply", "event_payload": {"reply_job": key}},
     });
     ctx.slack
         .post_message(&body)
