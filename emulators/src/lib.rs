@@ -20,6 +20,7 @@
 //! state rather than on sleeps.
 
 pub mod elasticsearch;
+pub mod faults;
 pub mod kibana;
 pub mod openai;
 pub mod pycheck;

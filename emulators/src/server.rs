@@ -11,6 +11,8 @@ use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::faults::Faults;
+
 /// A JSON response with the status given (`application/json; charset=utf-8`, as Kibana and
 /// Slack send it).
 pub fn json_response(status: u16, body: &Value) -> Response {
@@ -23,9 +25,14 @@ pub fn json_response(status: u16, body: &Value) -> Response {
     resp
 }
 
-/// Binds `router` on `127.0.0.1:0` and serves it on a background task.
-/// Returns the bound address; the server lives as long as the runtime.
-pub async fn spawn(router: axum::Router) -> anyhow::Result<SocketAddr> {
+/// Binds `router` on `127.0.0.1:0` and serves it on a background task, every request first
+/// through `faults` (off until a test turns it on). Returns the bound address; the server lives
+/// as long as the runtime.
+pub async fn spawn(router: axum::Router, faults: &Faults) -> anyhow::Result<SocketAddr> {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        faults.clone(),
+        crate::faults::inject,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

@@ -10,6 +10,7 @@ mod approval_yes;
 mod case_record;
 mod check_config;
 mod execute_runners;
+mod faults;
 mod ingest;
 mod isolation;
 mod observability;

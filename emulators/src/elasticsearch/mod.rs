@@ -49,6 +49,8 @@ use crate::server::{self, Recorder};
 /// In-process Elasticsearch. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct ElasticEmulator {
+    /// Failures injected into its answers (off by default).
+    pub faults: crate::faults::Faults,
     state: Arc<Recorder<EsState>>,
     url: String,
 }
@@ -67,8 +69,10 @@ impl ElasticEmulator {
                 async move { handle(state, method, uri, headers, body).await }
             }
         });
-        let addr = server::spawn(router).await?;
+        let faults = crate::faults::Faults::default();
+        let addr = server::spawn(router, &faults).await?;
         Ok(Self {
+            faults,
             state,
             url: format!("http://{addr}"),
         })

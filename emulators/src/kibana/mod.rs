@@ -58,6 +58,8 @@ use crate::server::{self, Recorder};
 /// In-process Kibana. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct KibanaEmulator {
+    /// Failures injected into its answers (off by default).
+    pub faults: crate::faults::Faults,
     state: Arc<Recorder<KibanaState>>,
     url: String,
 }
@@ -79,8 +81,10 @@ impl KibanaEmulator {
                 }
             });
         let router = endpoint::merge(router, &state);
-        let addr = server::spawn(router).await?;
+        let faults = crate::faults::Faults::default();
+        let addr = server::spawn(router, &faults).await?;
         Ok(Self {
+            faults,
             state,
             url: format!("http://{addr}"),
         })

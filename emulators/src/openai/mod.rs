@@ -43,6 +43,8 @@ use crate::server::{self, Recorder};
 /// In-process OpenAI-compatible server. Cheap to clone; clones share one state.
 #[derive(Clone)]
 pub struct OpenAiEmulator {
+    /// Failures injected into its answers (off by default).
+    pub faults: crate::faults::Faults,
     state: Arc<Recorder<OpenAiState>>,
     url: String,
 }
@@ -64,8 +66,10 @@ impl OpenAiEmulator {
                 }
             }),
         );
-        let addr = server::spawn(router).await?;
+        let faults = crate::faults::Faults::default();
+        let addr = server::spawn(router, &faults).await?;
         Ok(Self {
+            faults,
             state,
             url: format!("http://{addr}"),
         })

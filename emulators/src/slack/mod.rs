@@ -51,6 +51,8 @@ use crate::server::{self, Recorder};
 /// In-process Slack. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct SlackEmulator {
+    /// Failures injected into its answers (off by default).
+    pub faults: crate::faults::Faults,
     state: Arc<Recorder<SlackState>>,
     base: String,
 }
@@ -80,8 +82,10 @@ impl SlackEmulator {
                 async move { handle(state, method, uri, headers, body) }
             }
         });
-        let addr = server::spawn(router).await?;
+        let faults = crate::faults::Faults::default();
+        let addr = server::spawn(router, &faults).await?;
         Ok(Self {
+            faults,
             state,
             base: format!("http://{addr}"),
         })

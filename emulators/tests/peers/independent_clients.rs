@@ -74,7 +74,7 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
             }
         }),
     );
-    let addr = emulators::server::spawn(app)
+    let addr = emulators::server::spawn(app, &Default::default())
         .await
         .expect("spawn stand-in app");
     let ts = chrono::Utc::now().timestamp();

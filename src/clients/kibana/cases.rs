@@ -199,6 +199,15 @@ impl CasesClient {
                         "PATCH /api/cases returned no case".into(),
                     ));
                 }
+                // Kibana refuses a patch that changes nothing (406 "All update fields are
+                // identical to current version."): the case already says this — typically an
+                // earlier attempt whose answer was lost wrote it. That is success.
+                Err(KibanaError::Status {
+                    status: 406,
+                    message,
+                }) if message.contains("identical to current version") => {
+                    return self.get(case_id).await;
+                }
                 Err(KibanaError::Status { status: 409, .. }) if attempt < 3 => {
                     attempt += 1;
                     version = self.get(case_id).await?.version;

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use crate::clients::Retryable as _;
 use crate::clients::slack::SlackClient;
 use crate::domain::Alert;
 use crate::domain::HandlerTag;
@@ -31,7 +32,7 @@ pub async fn resolve(
     prompts: &Prompts,
     alert: &Alert,
 ) -> HandlerTag {
-    if let Some(tag) = routed(routing, slack, alert).await {
+    if let Ok(Some(tag)) = routed(routing, slack, alert, false).await {
         return tag;
     }
     let answer = match prompts.handler_question(alert) {
@@ -44,40 +45,60 @@ pub async fn resolve(
             None
         }
     };
-    from_answer(routing, slack, answer).await
+    from_answer(routing, slack, answer, false)
+        .await
+        .unwrap_or_else(|_| unassigned(routing))
 }
+
+/// A lookup that failed in a way a retry can fix (Slack or the assistant briefly unavailable):
+/// the triage job is tried again rather than tagging nobody — an untagged card would leave the
+/// rightful handler unable to approve.
+#[derive(Debug)]
+pub struct TryAgain(pub String);
 
 /// Resolves the handler of `alert` for the service: the routing table, else the assistant's
 /// answer to the handler question, reused for `HANDLER_CACHE_SECS` (asked every time when that
-/// is 0). Never fails.
-pub async fn resolve_cached(ctx: &Ctx, alert: &Alert) -> HandlerTag {
+/// is 0). With `may_retry`, a failure a retry can fix is returned ([`TryAgain`]); without it (the
+/// job's last attempts), every problem degrades to the next source.
+pub async fn resolve_cached(
+    ctx: &Ctx,
+    alert: &Alert,
+    may_retry: bool,
+) -> Result<HandlerTag, TryAgain> {
     let routing = &ctx.settings.triage.routing;
-    if let Some(tag) = routed(routing, &ctx.slack, alert).await {
-        return tag;
+    if let Some(tag) = routed(routing, &ctx.slack, alert, may_retry).await? {
+        return Ok(tag);
     }
     let question = match ctx.prompts.handler_question(alert) {
         Ok(q) => q,
         Err(e) => {
             tracing::warn!(error = %e, "handler prompt failed");
-            return from_answer(routing, &ctx.slack, None).await;
+            return from_answer(routing, &ctx.slack, None, may_retry).await;
         }
     };
     let answer = match routing.handler_cache {
-        Some(ttl) => cached_answer(ctx, &question, ttl).await,
-        None => ask_handler(ctx.assistant.as_ref(), &question)
-            .await
-            .unwrap_or_else(|e| {
+        Some(ttl) => cached_answer(ctx, &question, ttl, may_retry).await?,
+        None => match ask_handler(ctx.assistant.as_ref(), &question).await {
+            Ok(a) => a,
+            Err(e) if may_retry && e.is_retryable() => return Err(TryAgain(e.to_string())),
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
                 None
-            }),
+            }
+        },
     };
-    from_answer(routing, &ctx.slack, answer).await
+    from_answer(routing, &ctx.slack, answer, may_retry).await
 }
 
 /// The stored answer to `question` when it is younger than `ttl`, else the assistant's, stored.
 /// Only one question is asked at a time, so concurrent misses share the first answer. A failed
 /// question is not stored: the next alert asks again.
-async fn cached_answer(ctx: &Ctx, question: &str, ttl: Duration) -> Option<String> {
+async fn cached_answer(
+    ctx: &Ctx,
+    question: &str,
+    ttl: Duration,
+    may_retry: bool,
+) -> Result<Option<String>, TryAgain> {
     let lookup = || async {
         match ctx.store.cached_handler_answer(question, ttl).await {
             Ok(hit) => hit,
@@ -88,11 +109,11 @@ async fn cached_answer(ctx: &Ctx, question: &str, ttl: Duration) -> Option<Strin
         }
     };
     if let Some(answer) = lookup().await {
-        return answer;
+        return Ok(answer);
     }
     let _one_at_a_time = ctx.handler_question.lock().await;
     if let Some(answer) = lookup().await {
-        return answer;
+        return Ok(answer);
     }
     match ask_handler(ctx.assistant.as_ref(), question).await {
         Ok(answer) => {
@@ -103,11 +124,12 @@ async fn cached_answer(ctx: &Ctx, question: &str, ttl: Duration) -> Option<Strin
             {
                 tracing::warn!(error = %e, "cannot store the handler answer");
             }
-            answer
+            Ok(answer)
         }
+        Err(e) if may_retry && e.is_retryable() => Err(TryAgain(e.to_string())),
         Err(e) => {
             tracing::warn!(error = %e, "cannot ask the assistant who handles the alert");
-            None
+            Ok(None)
         }
     }
 }
@@ -117,10 +139,13 @@ async fn routed(
     routing: &RoutingSettings,
     slack: &SlackClient,
     alert: &Alert,
-) -> Option<HandlerTag> {
-    let route = best_route(&routing.routes, alert)?;
+    may_retry: bool,
+) -> Result<Option<HandlerTag>, TryAgain> {
+    let Some(route) = best_route(&routing.routes, alert) else {
+        return Ok(None);
+    };
     tracing::debug!(route = ?route.matches, "handler from the routing table");
-    resolve_target(slack, &route.target).await
+    resolve_target(slack, &route.target, may_retry).await
 }
 
 /// The handler the assistant's answer names (resolved in Slack when possible), else unassigned.
@@ -128,15 +153,16 @@ async fn from_answer(
     routing: &RoutingSettings,
     slack: &SlackClient,
     answer: Option<String>,
-) -> HandlerTag {
-    match answer {
+    may_retry: bool,
+) -> Result<HandlerTag, TryAgain> {
+    Ok(match answer {
         Some(answer) => {
             let target = if answer.contains('@') && answer.contains('.') {
                 RouteTarget::Email(answer.clone())
             } else {
                 RouteTarget::Name(answer.clone())
             };
-            match resolve_target(slack, &target).await {
+            match resolve_target(slack, &target, may_retry).await? {
                 Some(tag) => tag,
                 // Named but not found in Slack: tag by name (and the group, if any).
                 None => HandlerTag {
@@ -146,7 +172,7 @@ async fn from_answer(
             }
         }
         None => unassigned(routing),
-    }
+    })
 }
 
 /// Nobody could be resolved: the fallback group is mentioned when there is one.
@@ -198,8 +224,12 @@ fn rule_tags(alert: &Alert) -> Vec<String> {
         .collect()
 }
 
-async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<HandlerTag> {
-    match target {
+async fn resolve_target(
+    slack: &SlackClient,
+    target: &RouteTarget,
+    may_retry: bool,
+) -> Result<Option<HandlerTag>, TryAgain> {
+    Ok(match target {
         RouteTarget::User(id) | RouteTarget::Group(id) => Some(HandlerTag {
             slack_id: Some(id.clone()),
             name: None,
@@ -213,6 +243,7 @@ async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<Han
                 tracing::warn!("no Slack user has the routed e-mail address");
                 None
             }
+            Err(e) if may_retry && e.is_retryable() => return Err(TryAgain(e.to_string())),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look the handler up by e-mail");
                 None
@@ -224,12 +255,13 @@ async fn resolve_target(slack: &SlackClient, target: &RouteTarget) -> Option<Han
                 name: Some(name.clone()),
             }),
             Ok(None) => None,
+            Err(e) if may_retry && e.is_retryable() => return Err(TryAgain(e.to_string())),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look the handler up in Slack");
                 None
             }
         },
-    }
+    })
 }
 
 /// Asks the handler question: `Ok(Some(name))`, or `Ok(None)` when the answer names nobody.

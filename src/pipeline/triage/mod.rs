@@ -107,8 +107,29 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
-    let handler = handler::resolve_cached(ctx, &alert).await;
+    let handler = resolve_handler(ctx, &alert, attempt).await?;
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
+}
+
+/// Who handles the alert. A lookup a retry can fix (Slack or the assistant briefly failing) is
+/// tried again here a few times, then by retrying the job; only the job's last attempt tags
+/// whoever can be found — an untagged card would leave the rightful handler unable to approve.
+async fn resolve_handler(ctx: &Ctx, alert: &Alert, attempt: i64) -> Result<HandlerTag, JobError> {
+    let last_attempt = attempt >= MAX_ATTEMPTS - 1;
+    let mut wait = ctx.settings.retry_base;
+    for _ in 0..3 {
+        match handler::resolve_cached(ctx, alert, !last_attempt).await {
+            Ok(tag) => return Ok(tag),
+            Err(e) => {
+                tracing::warn!(error = %e.0, "cannot resolve the handler yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    handler::resolve_cached(ctx, alert, !last_attempt)
+        .await
+        .map_err(|e| JobError::retry(format!("cannot resolve the handler yet: {}", e.0)))
 }
 
 async fn succeed(
