@@ -9,6 +9,7 @@ pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod incidents;
 pub mod parse;
 pub mod replay;
 pub mod safety;
@@ -89,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         action: CaseCommand,
     },
+    /// Incidents in the local database: list them (`--state failed` for those whose jobs gave
+    /// up), show one, or queue its failed jobs again.
+    Incidents {
+        #[command(subcommand)]
+        action: incidents::IncidentsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,
+            Command::Incidents { action } => incidents::run(action).await,
         }
     });
     match result {

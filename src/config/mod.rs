@@ -200,6 +200,9 @@ pub struct Settings {
     pub cases: CaseSettings,
     /// First retry delay of a failed job; doubles on each attempt, capped at five minutes.
     pub retry_base: Duration,
+    /// How long a Slack or case job keeps retrying through an outage before it gives up and
+    /// waits in the dead letters for `triage-bot incidents retry` (`JOB_GIVE_UP_SECS`).
+    pub give_up_after: Duration,
 }
 
 /// Who may decide, for how long, and what happens when nobody does.
@@ -405,6 +408,7 @@ impl Settings {
                 socket_ping: env.secs("SLACK_SOCKET_PING_SECS", 30.0)?,
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
+            give_up_after: env.secs("JOB_GIVE_UP_SECS", 86_400.0)?,
             cases: CaseSettings {
                 close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
                 assignees: env.map("CASE_ASSIGNEES")?,

@@ -194,6 +194,8 @@ pub struct OutboxRow {
     pub status: JobStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When the job was queued (again, after `incidents retry`).
+    pub created_at: String,
 }
 
 impl OutboxRow {
@@ -255,7 +257,7 @@ impl Store {
                     WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.id < o.id
                       AND e.status IN ('pending', 'running'))
                 ORDER BY o.id LIMIT 1)
-             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error",
+             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at",
         )
         .bind(now_text())
         .bind(lane)
@@ -312,7 +314,7 @@ impl Store {
     /// After a restart: jobs that were running when the process died. They are returned so the
     /// caller can decide (a command batch must not simply run again).
     pub async fn orphaned_jobs(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error FROM outbox WHERE status = 'running' ORDER BY id")
+        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error, created_at FROM outbox WHERE status = 'running' ORDER BY id")
             .fetch_all(&self.pool)
             .await?)
     }
@@ -330,6 +332,43 @@ impl Store {
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')")
             .fetch_one(&self.pool)
             .await
+    }
+
+    /// Jobs that gave up after their retries (dead letters), oldest first; `incident` narrows
+    /// the list to one incident.
+    pub async fn dead_jobs(&self, incident: Option<&str>) -> anyhow::Result<Vec<OutboxRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, incident_id, lane, kind, payload, status, attempts, last_error, created_at FROM outbox
+             WHERE status = 'failed' AND (?1 IS NULL OR incident_id = ?1) ORDER BY id",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Queues an incident's dead jobs again, attempts from zero, and clears its error — except
+    /// command batches (`execute`), which only a fresh approval may start. Returns what was
+    /// queued.
+    pub async fn retry_dead_jobs(&self, incident: &str) -> anyhow::Result<Vec<OutboxRow>> {
+        let mut tx = self.write_tx().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, not_before = ?1,
+                    created_at = ?1
+             WHERE incident_id = ?2 AND status = 'failed' AND kind != 'execute'
+             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at",
+        )
+        .bind(now_text())
+        .bind(incident)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !rows.is_empty() {
+            sqlx::query("UPDATE incidents SET error = NULL WHERE id = ?")
+                .bind(incident)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Gives up on a job inside the caller's transaction (recovery: a batch that a restart cut

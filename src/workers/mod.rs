@@ -69,6 +69,18 @@ fn backoff(base: Duration, attempt: i64, jitter: f64) -> Duration {
     step / 2 + (step / 2).mul_f64(jitter.clamp(0.0, 1.0))
 }
 
+/// How long ago the job was queued.
+fn queued_for(row: &OutboxRow) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(&row.created_at)
+        .ok()
+        .and_then(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// A random fraction in `[0, 1)` for [`backoff`], from the v4 UUID generator the crate
 /// already uses (no other random source needed).
 fn jitter() -> f64 {
@@ -140,12 +152,14 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
     let store = &ctx.store;
     let outcome = match result {
         Ok(()) => store.complete(row.id).await,
-        // Records and messages must not be lost to an outage: retry those for as long as it
-        // lasts (the backoff is capped); other work gives up after MAX_ATTEMPTS.
+        // Records and messages must not be lost to an outage: retry those through it (the
+        // backoff is capped) for up to JOB_GIVE_UP_SECS; other work gives up after
+        // MAX_ATTEMPTS. A job that gives up waits in the dead letters (`incidents retry`).
         Err(e)
             if e.retryable
                 && (row.attempts < MAX_ATTEMPTS
-                    || matches!(row.lane, Lane::Case | Lane::Slack)) =>
+                    || (matches!(row.lane, Lane::Case | Lane::Slack)
+                        && queued_for(&row) < ctx.settings.give_up_after)) =>
         {
             let delay = e
                 .retry_after

@@ -140,3 +140,70 @@ async fn at_twenty_percent_faults_every_incident_completes_once() {
     }
     finish(&world, app).await;
 }
+
+/// `triage-bot incidents …` as the operator runs it, on the app's database.
+async fn incidents_cli(world: &World, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_triage-bot"))
+        .arg("incidents")
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", world.database_url())
+        .env("USER", "oncall-eng")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_job_that_gives_up_waits_in_the_dead_letters_until_the_operator_retries_it() {
+    let world = World::start().await.unwrap();
+    // Slack refuses every message for longer than the give-up budget (the directory still works,
+    // so the handler is found).
+    world.slack.faults.exempt("/api/users.");
+    world.slack.faults.set(1.0, 7, &[FaultKind::Unavailable]);
+    let app = world
+        .start_app_with(&[("JOB_GIVE_UP_SECS", "0.5"), ("RETRY_BASE_SECS", "0.02")])
+        .await
+        .unwrap();
+    let incident = wait_for_state(&app, IncidentState::AwaitingApproval, T)
+        .await
+        .unwrap();
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    assert!(top_level(&world).is_empty());
+
+    let failed = incidents_cli(&world, &["list", "--state", "failed"]).await;
+    assert!(failed.contains(&incident.id), "{failed}");
+    assert!(failed.contains("gave up: post_approval"), "{failed}");
+    assert!(failed.contains("Slack"), "the reason is shown: {failed}");
+    let shown = incidents_cli(&world, &["show", &incident.id]).await;
+    assert!(shown.contains("Jobs that gave up"), "{shown}");
+    let executed = incidents_cli(&world, &["list", "--state", "executed"]).await;
+    assert!(executed.is_empty(), "{executed}");
+
+    // The operator fixes Slack and retries: the card is posted, once, and the retry audited.
+    world.slack.faults.off();
+    let retried = incidents_cli(&world, &["retry", &incident.id]).await;
+    assert!(retried.contains("Queued"), "{retried}");
+    wait_for_approval_request(&world).await;
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    assert_eq!(top_level(&world).len(), 1);
+    assert!(
+        incidents_cli(&world, &["list", "--state", "failed"])
+            .await
+            .is_empty()
+    );
+    let trail = app.ctx.store.audit_trail(&incident.id).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|a| a.event == "JobsRetried" && a.actor == "cli:oncall-eng"),
+        "{trail:?}"
+    );
+    finish(&world, app).await;
+}
