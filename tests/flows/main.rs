@@ -8,6 +8,7 @@ mod approval_options;
 mod approval_refusals;
 mod approval_yes;
 mod case_record;
+mod chaos;
 mod check_config;
 mod execute_runners;
 mod faults;

@@ -44,6 +44,12 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
             "the stored commands do not match the approval; nothing was run",
         ));
     }
+    let host = incident.host_name.clone();
+    let target = Target::of_incident(incident);
+    let runner_settings = &ctx.settings.runner;
+    // Commands on one host run in order, also across incidents; hosts run in parallel, bounded.
+    // A batch waiting here has not begun: it stays `approved`, so a restart simply starts it.
+    let _permit = ctx.runner.lock_host(&host).await;
     {
         let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
         Store::transition(&mut tx, &incident.id, IncidentState::Executing)
@@ -51,11 +57,6 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
             .map_err(JobError::permanent)?;
         tx.commit().await.map_err(JobError::retry)?;
     }
-    let host = incident.host_name.clone();
-    let target = Target::of_incident(incident);
-    let runner_settings = &ctx.settings.runner;
-    // Commands on one host run in order, also across incidents; hosts run in parallel, bounded.
-    let _permit = ctx.runner.lock_host(&host).await;
     let started = Instant::now();
     let batch_deadline = tokio::time::Instant::now() + runner_settings.batch_timeout;
     let runner_name = ctx.runner.runner_name(&host);
