@@ -7,6 +7,7 @@ mod common;
 mod approval_options;
 mod approval_refusals;
 mod approval_yes;
+mod bad_input;
 mod case_record;
 mod chaos;
 mod check_config;
