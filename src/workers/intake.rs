@@ -1,10 +1,13 @@
 //! Alert intake: every `POLL_INTERVAL_SECS`, each source is read (the ingest stage) and each
 //! alert handed to the action policy (the policy stage); a page's checkpoint moves only after all
-//! its alerts were handed on, so a crash re-reads rather than skips.
+//! its alerts were handed on, so a crash re-reads rather than skips. Every intake path — this
+//! poll, the Kibana webhook push, the index-action worker — hands its alerts on through
+//! [`accept`], the one call of the policy stage.
 
 use std::sync::Arc;
 
 use crate::config::AlertSource;
+use crate::domain::Alert;
 use crate::pipeline::Ctx;
 use crate::pipeline::ingest::es_alerts::SourcePoll;
 use crate::pipeline::policy::{self, Admitted};
@@ -20,6 +23,15 @@ pub struct PollStats {
     pub rejected: usize,
 }
 
+impl PollStats {
+    pub fn add(&mut self, other: PollStats) {
+        self.new += other.new;
+        self.grouped += other.grouped;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+    }
+}
+
 /// Polls every source until shutdown.
 pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     loop {
@@ -31,7 +43,6 @@ pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
             match polled {
                 Ok(stats) if stats.new + stats.grouped > 0 => {
                     tracing::info!(source = %source.name, new = stats.new, duplicates = stats.duplicates, rejected = stats.rejected, "AlertsPolled");
-                    ctx.wake.notify_one();
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -47,29 +58,41 @@ pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     }
 }
 
-/// One poll of one source: every page, every alert through the policy.
+/// One poll of one source: every page, every alert through [`accept`].
 pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<PollStats> {
     let mut stats = PollStats::default();
     let mut poll = SourcePoll::start(ctx, source).await?;
     while let Some(page) = poll.next_page(ctx).await? {
+        stats.add(accept(ctx, &source.name, &page.alerts).await?);
         stats.rejected += page.rejected;
-        for alert in &page.alerts {
-            let window = ctx.settings.elastic.group_window;
-            match policy::admit(&ctx.store, &source.name, alert, window).await? {
-                Admitted::New(id) => {
-                    stats.new += 1;
-                    metrics::counter!("triage_bot_alerts_ingested_total", "source" => source.name.clone()).increment(1);
-                    tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, rule = %alert.rule_name, "AlertReceived");
-                }
-                Admitted::Grouped(id) => {
-                    stats.grouped += 1;
-                    metrics::counter!("triage_bot_alerts_grouped_total", "source" => source.name.clone()).increment(1);
-                    tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, "AlertGrouped");
-                }
-                Admitted::Duplicate => stats.duplicates += 1,
-            }
-        }
         poll.checkpoint(ctx, &page).await?;
+    }
+    Ok(stats)
+}
+
+/// Hands alerts that arrived by any path (the alert poll, the Kibana webhook, the index-action
+/// worker) to the policy stage: the one place the policy is called. An alert already seen by
+/// another path is a duplicate there (the seen set is keyed by alert id), so it is triaged once.
+pub async fn accept(ctx: &Ctx, source: &str, alerts: &[Alert]) -> anyhow::Result<PollStats> {
+    let mut stats = PollStats::default();
+    let window = ctx.settings.elastic.group_window;
+    for alert in alerts {
+        match policy::admit(&ctx.store, source, alert, window).await? {
+            Admitted::New(id) => {
+                stats.new += 1;
+                metrics::counter!("triage_bot_alerts_ingested_total", "source" => source.to_string()).increment(1);
+                tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, rule = %alert.rule_name, "AlertReceived");
+            }
+            Admitted::Grouped(id) => {
+                stats.grouped += 1;
+                metrics::counter!("triage_bot_alerts_grouped_total", "source" => source.to_string()).increment(1);
+                tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, "AlertGrouped");
+            }
+            Admitted::Duplicate => stats.duplicates += 1,
+        }
+    }
+    if stats.new + stats.grouped > 0 {
+        ctx.wake.notify_one();
     }
     Ok(stats)
 }
