@@ -1,4 +1,4 @@
-//! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
+//! The command line: one file per subcommand — [`serve`], [`index_action`], [`demo`], [`check_config`],
 //! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
@@ -9,6 +9,7 @@ pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod index_action;
 pub mod parse;
 pub mod replay;
 pub mod safety;
@@ -36,6 +37,10 @@ enum Command {
     Serve,
     /// Run the whole loop once against in-process emulators and print the timeline.
     Demo,
+    /// Poll the index a Kibana Index connector writes rule actions to, and record each hit as an
+    /// alert (run beside `serve` on the same database; `serve` does this itself when
+    /// INDEX_ACTION_INDEX is set).
+    IndexActionWorker(index_action::IndexActionArgs),
     /// WinRM tools: `winrm run` runs one command on a host (connectivity and credential check).
     Winrm {
         #[command(subcommand)]
@@ -119,6 +124,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve::run().await,
+            Command::IndexActionWorker(args) => index_action::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo => demo::run().await,
             #[cfg(not(feature = "demo"))]

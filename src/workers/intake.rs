@@ -5,6 +5,7 @@
 //! [`accept`], the one call of the policy stage.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::AlertSource;
 use crate::domain::Alert;
@@ -32,30 +33,69 @@ impl PollStats {
     }
 }
 
-/// Polls every source until shutdown.
-pub async fn run(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
+/// The longest wait between polls while Elasticsearch keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Polls every alert source until shutdown.
+pub async fn run(ctx: Arc<Ctx>, shutdown: Shutdown) {
+    let sources = ctx.settings.elastic.sources.clone();
+    let interval = ctx.settings.elastic.poll_interval;
+    run_sources(ctx, sources, interval, shutdown).await
+}
+
+/// Polls `sources` every `interval` until shutdown. While polls fail (Elasticsearch down,
+/// credentials revoked) the wait doubles up to five minutes and ONE warning says so; the next
+/// success says it recovered — an outage is two log lines, not one per interval.
+pub async fn run_sources(
+    ctx: Arc<Ctx>,
+    sources: Vec<AlertSource>,
+    interval: Duration,
+    mut shutdown: Shutdown,
+) {
+    // Per source: consecutive failed polls.
+    let mut failures = vec![0u32; sources.len()];
     loop {
-        for source in &ctx.settings.elastic.sources {
-            let polled = poll_source(&ctx, source).await;
-            if polled.is_ok() {
-                ctx.health.poll_succeeded(&source.name);
-            }
-            match polled {
-                Ok(stats) if stats.new + stats.grouped > 0 => {
-                    tracing::info!(source = %source.name, new = stats.new, duplicates = stats.duplicates, rejected = stats.rejected, "AlertsPolled");
+        for (source, failed) in sources.iter().zip(failures.iter_mut()) {
+            match poll_source(&ctx, source).await {
+                Ok(stats) => {
+                    ctx.health.poll_succeeded(&source.name);
+                    if *failed > 0 {
+                        tracing::info!(source = %source.name, failed_polls = *failed, "AlertPollRecovered: polling again");
+                    }
+                    *failed = 0;
+                    if stats.new + stats.grouped > 0 {
+                        tracing::info!(source = %source.name, new = stats.new, duplicates = stats.duplicates, rejected = stats.rejected, "AlertsPolled");
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     metrics::counter!("triage_bot_poll_errors_total", "source" => source.name.clone()).increment(1);
-                    tracing::warn!(source = %source.name, error = %e, "alert poll failed; will retry next interval");
+                    if *failed == 0 {
+                        tracing::warn!(source = %source.name, index = %source.index, error = %e, "AlertPollFailing: retrying with backoff (up to every {}s); logged again when it recovers", MAX_BACKOFF.as_secs());
+                    } else {
+                        tracing::debug!(source = %source.name, error = %e, "alert poll still failing");
+                    }
+                    *failed = failed.saturating_add(1);
                 }
             }
         }
+        let wait = backoff(interval, failures.iter().copied().max().unwrap_or(0));
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(ctx.settings.elastic.poll_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// The wait after `failures` failed polls in a row: the interval, doubling per failure, at most
+/// [`MAX_BACKOFF`] (never less than the interval).
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let factor = 2u32.saturating_pow(failures.min(16));
+    interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval))
 }
 
 /// One poll of one source: every page, every alert through [`accept`].
@@ -95,4 +135,31 @@ pub async fn accept(ctx: &Ctx, source: &str, alerts: &[Alert]) -> anyhow::Result
         ctx.wake.notify_one();
     }
     Ok(stats)
+}
+
+/// Polls the index a Kibana Index connector writes rule actions to (`INDEX_ACTION_INDEX`), until
+/// shutdown; returns at once when none is configured.
+pub async fn run_index_action(ctx: Arc<Ctx>, shutdown: Shutdown) {
+    let Some(action) = ctx.settings.intake.index_action.clone() else {
+        return;
+    };
+    tracing::info!(index = %action.source.index, interval_secs = action.interval.as_secs_f64(), "index-action worker started");
+    run_sources(ctx, vec![action.source], action.interval, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let i = Duration::from_secs(30);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), Duration::from_secs(60));
+        assert_eq!(backoff(i, 3), Duration::from_secs(240));
+        assert_eq!(backoff(i, 4), MAX_BACKOFF);
+        assert_eq!(backoff(i, 1000), MAX_BACKOFF);
+        let long = Duration::from_secs(600);
+        assert_eq!(backoff(long, 2), long);
+    }
 }

@@ -144,7 +144,11 @@ pub enum CommentRequest {
 
 #[derive(Debug, Serialize)]
 pub struct AlertRule {
+    // Absent rather than null: the schema's fields are strings, not nullable (an alert from a
+    // rule action's hits may carry no rule id).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 

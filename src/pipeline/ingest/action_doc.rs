@@ -37,6 +37,7 @@ pub fn entries(doc_id: &str, index: &str, doc: &Value) -> Result<Entries, String
     let rule_name = str_field(doc, "rule.name")
         .or_else(|| str_field(doc, "kibana.alert.rule.name"))
         .or_else(|| str_field(doc, "context.rule.name"));
+    let rule_id = str_field(doc, "rule.id").or_else(|| str_field(doc, "context.rule.id"));
     let time = str_field(doc, "@timestamp")
         .or_else(|| str_field(doc, "date"))
         .or_else(|| str_field(doc, "context.date"));
@@ -45,7 +46,8 @@ pub fn entries(doc_id: &str, index: &str, doc: &Value) -> Result<Entries, String
         let (id, entry_index, source) = unwrap_hit(item);
         let id = id.unwrap_or_else(|| format!("{doc_id}#{n}"));
         let entry_index = entry_index.unwrap_or_else(|| index.to_string());
-        let source = with_action_fields(source, rule_name.as_deref(), time.as_deref());
+        let rule = (rule_name.as_deref(), rule_id.as_deref());
+        let source = with_action_fields(source, rule, time.as_deref());
         match Alert::from_document(&id, &entry_index, &source, "@timestamp") {
             Ok(alert) => out.alerts.push(alert),
             Err(e) => out.rejected.push(EntryRejection {
@@ -223,8 +225,12 @@ fn unwrap_hit(item: &Value) -> (Option<String>, Option<String>, Value) {
     }
 }
 
-/// The hit's document with the action's rule name and time where it has none of its own.
-fn with_action_fields(mut source: Value, rule_name: Option<&str>, time: Option<&str>) -> Value {
+/// The hit's document with the action's rule (name, id) and time where it has none of its own.
+fn with_action_fields(
+    mut source: Value,
+    (rule_name, rule_id): (Option<&str>, Option<&str>),
+    time: Option<&str>,
+) -> Value {
     let Some(obj) = source.as_object_mut() else {
         return source;
     };
@@ -236,6 +242,13 @@ fn with_action_fields(mut source: Value, rule_name: Option<&str>, time: Option<&
         && !has(obj, "rule.name")
     {
         obj.insert("kibana.alert.rule.name".into(), Value::from(name));
+        // The id only with the name: a hit with a rule of its own keeps that rule's id.
+        if let Some(id) = rule_id
+            && !has(obj, "kibana.alert.rule.uuid")
+            && !has(obj, "rule.id")
+        {
+            obj.insert("kibana.alert.rule.uuid".into(), Value::from(id));
+        }
     }
     if let Some(time) = time
         && !has(obj, "@timestamp")

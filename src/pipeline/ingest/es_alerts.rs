@@ -1,4 +1,7 @@
-//! Reads the Elasticsearch alert indices for new alerts of the configured severity.
+//! Reads the Elasticsearch alert indices for new alerts of the configured severity (and the
+//! source's other conditions: rule names, rule tags, workflow status — all in the query), and the
+//! index a Kibana Index connector writes rule actions to, whose documents each carry a rule's
+//! hits (`SourceKind::IndexAction`, read by [`super::action_doc`]).
 //!
 //! Each source has a checkpoint: the `search_after` cursor (time + tie-breaker) of the last hit
 //! handed on. A poll first continues from the cursor, sorted by time and tie-breaker — so a storm
