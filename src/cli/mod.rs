@@ -1,5 +1,5 @@
 //! The command line: one file per subcommand — [`serve`], [`index_action`], [`demo`], [`check_config`],
-//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
+//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`], [`setup`]. This module only parses arguments,
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
@@ -14,6 +14,7 @@ pub mod parse;
 pub mod replay;
 pub mod safety;
 pub mod serve;
+pub mod setup;
 pub mod winrm;
 
 use std::process::ExitCode;
@@ -89,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         action: safety::SafetyCommand,
     },
+    /// One-time set-up: `setup kibana-connector` creates the Kibana connector rule actions use
+    /// to hand alerts over, and prints the rule action.
+    Setup {
+        #[command(subcommand)]
+        action: setup::SetupCommand,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -159,6 +166,7 @@ pub fn main() -> ExitCode {
                 "the pipeline benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
             Command::Safety { action } => safety::run(action),
+            Command::Setup { action } => setup::run(action).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

@@ -17,6 +17,7 @@ mod isolation;
 mod observability;
 mod outbox_concurrency;
 mod restart;
+mod setup_connector;
 mod slack_transports;
 mod stopping;
 mod thread_questions;

@@ -215,7 +215,7 @@ mod tests {
         let v = serde_json::to_value(c).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r","name":null},"owner":"securitySolution"})
+            serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r"},"owner":"securitySolution"})
         );
     }
 }
@@ -227,4 +227,6 @@ pub struct Connector {
     pub connector_type_id: String,
     #[serde(default)]
     pub name: String,
+    #[serde(default)]
+    pub config: serde_json::Value,
 }

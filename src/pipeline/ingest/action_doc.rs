@@ -33,7 +33,14 @@ pub struct Entries {
 /// for entries without their own). `Err`: the document carries no entries this code can read,
 /// with the reason — the whole document is then one rejection.
 pub fn entries(doc_id: &str, index: &str, doc: &Value) -> Result<Entries, String> {
-    let items = entry_values(doc)?;
+    // `[{{{context.alerts}}}]` around a renderer that already writes brackets nests the array.
+    let items: Vec<Value> = entry_values(doc)?
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(inner) => inner,
+            other => vec![other],
+        })
+        .collect();
     let rule_name = str_field(doc, "rule.name")
         .or_else(|| str_field(doc, "kibana.alert.rule.name"))
         .or_else(|| str_field(doc, "context.rule.name"));
@@ -126,6 +133,12 @@ pub fn parse_list_text(text: &str) -> Result<Vec<Value>, String> {
         Err(e) => e,
     };
     let mut candidate = trimmed.to_string();
+    // Rendered with JSON escaping: the quotes arrive as `\"`; read the text as a JSON string.
+    if candidate.contains("\\\"")
+        && let Ok(unescaped) = serde_json::from_str::<String>(&format!("\"{candidate}\""))
+    {
+        candidate = unescaped.trim().to_string();
+    }
     if candidate.contains("&quot;") {
         candidate = candidate
             .replace("&quot;", "\"")
@@ -299,6 +312,10 @@ mod tests {
         assert_eq!(
             parse_list_text(r#"[{"a":"1,]"},]"#).unwrap(),
             [json!({"a": "1,]"})]
+        );
+        assert_eq!(
+            parse_list_text(r#"[{\"a\":\"x\"},]"#).unwrap(),
+            [json!({"a": "x"})]
         );
         let e = parse_list_text("[{not json").unwrap_err();
         assert!(e.starts_with("not a JSON array of hits"), "{e}");
