@@ -56,10 +56,12 @@ pub async fn run_sources(
     let mut failures = vec![0u32; sources.len()];
     loop {
         for (source, failed) in sources.iter().zip(failures.iter_mut()) {
-            match poll_source(&ctx, source).await {
+            let polled = poll_source(&ctx, source).await;
+            let note = outage_note(*failed, polled.is_ok());
+            match polled {
                 Ok(stats) => {
                     ctx.health.poll_succeeded(&source.name);
-                    if *failed > 0 {
+                    if note == Some(OutageNote::Recovered) {
                         tracing::info!(source = %source.name, failed_polls = *failed, "AlertPollRecovered: polling again");
                     }
                     *failed = 0;
@@ -69,7 +71,7 @@ pub async fn run_sources(
                 }
                 Err(e) => {
                     metrics::counter!("triage_bot_poll_errors_total", "source" => source.name.clone()).increment(1);
-                    if *failed == 0 {
+                    if note == Some(OutageNote::Failing) {
                         tracing::warn!(source = %source.name, index = %source.index, error = %e, "AlertPollFailing: retrying with backoff (up to every {}s); logged again when it recovers", MAX_BACKOFF.as_secs());
                     } else {
                         tracing::debug!(source = %source.name, error = %e, "alert poll still failing");
@@ -83,6 +85,22 @@ pub async fn run_sources(
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// What an outage is worth saying: the first failure, and the first success after failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageNote {
+    Failing,
+    Recovered,
+}
+
+/// The note for a poll that `ok` or not, after `failed_before` failures in a row.
+pub fn outage_note(failed_before: u32, ok: bool) -> Option<OutageNote> {
+    match (ok, failed_before) {
+        (false, 0) => Some(OutageNote::Failing),
+        (true, n) if n > 0 => Some(OutageNote::Recovered),
+        _ => None,
     }
 }
 
@@ -150,6 +168,20 @@ pub async fn run_index_action(ctx: Arc<Ctx>, shutdown: Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An outage of any length is two log lines: when it starts and when it ends.
+    #[test]
+    fn an_outage_is_noted_once_and_its_end_once() {
+        let outcomes = [true, false, false, false, false, true, true, false, true];
+        let mut failed = 0;
+        let mut notes = Vec::new();
+        for ok in outcomes {
+            notes.extend(outage_note(failed, ok));
+            failed = if ok { 0 } else { failed + 1 };
+        }
+        use OutageNote::*;
+        assert_eq!(notes, [Failing, Recovered, Failing, Recovered]);
+    }
 
     #[test]
     fn backoff_doubles_up_to_five_minutes() {

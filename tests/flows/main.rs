@@ -11,6 +11,7 @@ mod case_record;
 mod check_config;
 mod execute_runners;
 mod ingest;
+mod ingest_conditions;
 mod ingest_index_action;
 mod ingest_webhook;
 mod isolation;
