@@ -115,3 +115,82 @@ impl IntakeSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn webhook_is_off_without_a_secret_and_values_are_checked() {
+        let m = env_of(&[]);
+        let env = Env {
+            lookup: &|k| m.get(k).cloned(),
+        };
+        let s = IntakeSettings::from_env(&env, 100, Duration::from_secs(30)).unwrap();
+        assert!(s.webhook.is_none() && s.index_action.is_none());
+
+        let m = env_of(&[
+            ("KIBANA_WEBHOOK_SECRET", "s"),
+            ("INDEX_ACTION_INDEX", "acts"),
+        ]);
+        let env = Env {
+            lookup: &|k| m.get(k).cloned(),
+        };
+        let s = IntakeSettings::from_env(&env, 7, Duration::from_secs(9)).unwrap();
+        let w = s.webhook.unwrap();
+        assert_eq!(
+            (w.header.as_str(), w.max_bytes),
+            (DEFAULT_WEBHOOK_HEADER, 1_048_576)
+        );
+        let a = s.index_action.unwrap();
+        assert_eq!(
+            (a.source.batch_size, a.interval),
+            (7, Duration::from_secs(9))
+        );
+
+        for (var, value, says) in [
+            ("INDEX_ACTION_START_TIME", "yesterday", "RFC 3339"),
+            (
+                "KIBANA_WEBHOOK_HEADER",
+                "bad header",
+                "not a valid HTTP header name",
+            ),
+            ("KIBANA_WEBHOOK_MAX_BYTES", "lots", "a number of bytes"),
+        ] {
+            let m = env_of(&[(var, value)]);
+            let env = Env {
+                lookup: &|k| m.get(k).cloned(),
+            };
+            let e = IntakeSettings::from_env(&env, 1, Duration::from_secs(1)).unwrap_err();
+            assert_eq!(e.var, var);
+            assert!(e.problem.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_severity_word_is_a_threshold() {
+        let f = |v: &str| SeverityFilter::at_least_word("f".into(), v);
+        assert_eq!(
+            f("High"),
+            SeverityFilter::Terms {
+                field: "f".into(),
+                values: vec!["high".into(), "critical".into()]
+            }
+        );
+        assert_eq!(
+            f("sev1"),
+            SeverityFilter::Term {
+                field: "f".into(),
+                value: "sev1".into()
+            }
+        );
+    }
+}
