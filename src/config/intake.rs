@@ -1,6 +1,7 @@
 //! Intake settings besides the alert-index polls: the Kibana webhook push
-//! (`KIBANA_WEBHOOK_*`) and the index-action worker (`INDEX_ACTION_*`), and the time values
-//! (`*_START_TIME`) both kinds of source accept.
+//! (`KIBANA_WEBHOOK_*`), the index-action worker (`INDEX_ACTION_*`), the time values
+//! (`*_START_TIME`) both kinds of source accept, and the optional enrichment of an alert with
+//! what else is known about its host and user (`ENRICHMENT_*`).
 
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct IntakeSettings {
     pub webhook: Option<WebhookSettings>,
     /// The index a Kibana Index connector writes rule actions to; `None`: not polled.
     pub index_action: Option<IndexActionSettings>,
+    /// Before triage, look up other alerts on the host and for the user within this window, and
+    /// open cases naming the host (`ENRICHMENT_ENABLED`, `ENRICHMENT_WINDOW_SECS`); `None`: off.
+    pub enrichment: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,9 +113,11 @@ impl IntakeSettings {
             )?,
         };
         let interval = env.secs("INDEX_ACTION_INTERVAL_SECS", poll_interval.as_secs_f64())?;
+        let window = env.secs("ENRICHMENT_WINDOW_SECS", 86_400.0)?;
         Ok(Self {
             webhook,
             index_action: index.map(|_| IndexActionSettings { source, interval }),
+            enrichment: env.bool("ENRICHMENT_ENABLED", false)?.then_some(window),
         })
     }
 }

@@ -24,6 +24,7 @@ mod stopping;
 mod thread_questions;
 mod tls;
 mod triage_assistants;
+mod triage_enrichment;
 mod triage_failed;
 mod triage_handler;
 mod triage_injection;
