@@ -69,7 +69,7 @@ pub fn settings(
 }
 
 pub async fn run(args: IndexActionArgs) -> anyhow::Result<()> {
-    let settings = settings(&args, &|k| std::env::var(k).ok())?;
+    let settings = settings(&args, &crate::config::intake::process_env)?;
     crate::telemetry::init(settings.log_format, DEFAULT_LOG);
     let ctx = Arc::new(crate::app::build_ctx(settings, None).await?);
     let (trigger, shutdown) = crate::shutdown::channel();

@@ -52,6 +52,12 @@ pub struct IndexActionSettings {
     pub interval: Duration,
 }
 
+/// The process environment as a lookup, for commands that lay their flags over it
+/// (`index-action-worker`).
+pub fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
 /// An RFC 3339 time from `var`, if set.
 pub fn time_opt(env: &Env, var: &str) -> Result<Option<DateTime<Utc>>, ConfigError> {
     match env.opt(var) {
