@@ -177,3 +177,33 @@ async fn an_alert_that_arrives_by_poll_and_by_push_is_triaged_once() {
     assert_eq!(top_level(&world).len(), 2, "one card per alert");
     finish(&world, app).await;
 }
+
+/// The other body a rule can send: `rule.name` with its search hits (here as the string a
+/// `"[{{context.hits}}]"` template renders); each hit is an alert named after the rule.
+#[tokio::test]
+async fn a_push_of_rule_hits_becomes_alerts_named_after_the_rule() {
+    let world = World::start().await.unwrap();
+    world.es.delete_doc(ALERT_INDEX, ALERT_ID);
+    let app = world.start_app_with(&webhook_env()).await.unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let hit = json!({ "_id": "evt-9", "_index": ".ds-logs-system.security-default-000001", "_source": {
+        "@timestamp": now, "event": { "severity": 99 }, "user": { "name": "jdoe" },
+        "host": { "name": HOST, "os": { "family": "windows" } }
+    }});
+    let body =
+        json!({ "rule.name": "Odd logons", "rule.id": "r-7", "context.hits": format!("[{hit},]") });
+    let (status, answer) = push(&app, Some(SECRET), body.to_string()).await;
+    assert_eq!((status, answer["new"].clone()), (202, json!(1)), "{answer}");
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    let alert = incident.alert().unwrap();
+    assert_eq!(
+        (
+            alert.id.0.as_str(),
+            alert.rule_name.as_str(),
+            alert.rule_id.as_deref()
+        ),
+        ("evt-9", "Odd logons", Some("r-7"))
+    );
+    wait_for_approval_request(&world).await;
+    finish(&world, app).await;
+}
