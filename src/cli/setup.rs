@@ -141,6 +141,12 @@ pub async fn kibana_connector(
         .name
         .clone()
         .unwrap_or_else(|| kind.default_name().to_string());
+    // What is missing here is said before Kibana is asked anything.
+    let planned = if args.delete {
+        None
+    } else {
+        Some(create_body(settings, args, kind, &name)?)
+    };
     let existing = connectors::list(&http)
         .await
         .map_err(|e| explain(e, "list the connectors"))?;
@@ -183,7 +189,7 @@ pub async fn kibana_connector(
         ),
         (None, None) => {
             check_type(&http, kind).await?;
-            let body = create_body(settings, args, kind, &name)?;
+            let body = planned.context("a connector to create")?;
             let created = match connectors::create(&http, &body).await {
                 // Kibana before secret headers: the header goes in the config instead.
                 Err(KibanaError::Status { status: 400, message })
