@@ -163,13 +163,17 @@ async fn an_alert_that_arrives_by_poll_and_by_push_is_triaged_once() {
     assert_eq!((status, answer["new"].clone()), (202, json!(1)), "{answer}");
     let doc = triage_bot::samples::alert_document("both-ways", &chrono::Utc::now().to_rfc3339());
     world.es.index_doc(ALERT_INDEX, "both-ways", doc);
-    // Wait until the poll has certainly read it: two more searches after indexing.
-    let before = world.es.searches().len();
-    world
-        .es
-        .wait_until("two more polls", T, |s| s.searches.len() >= before + 2)
-        .await
-        .unwrap();
+    // Wait until the poll has certainly read and handed it on: the source's cursor is past it.
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let checkpoint = app.ctx.store.checkpoint("security_alerts").await.unwrap();
+        let key = checkpoint.and_then(|(_, c)| c).map(|c| c[1].clone());
+        if key == Some(json!("both-ways")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "cursor at {key:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
     let incidents = app.ctx.store.incidents().await.unwrap();
     let ids: Vec<&str> = incidents.iter().map(|i| i.alert_id.as_str()).collect();
