@@ -87,6 +87,10 @@ impl App {
                 }
             }),
             tokio::spawn(crate::workers::intake::run(ctx.clone(), shutdown.clone())),
+            tokio::spawn(crate::workers::intake::run_index_action(
+                ctx.clone(),
+                shutdown.clone(),
+            )),
             tokio::spawn(crate::workers::timers::approval_clock(
                 ctx.clone(),
                 shutdown.clone(),

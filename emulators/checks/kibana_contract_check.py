@@ -17,21 +17,44 @@ from jsonschema import RefResolver  # noqa: E402  (openapi-schema-validator 0.6 
 from openapi_schema_validator import OAS30Validator
 
 
+def drop_discriminators(node):
+    """The connectors bundle's `discriminator`s have no `mapping`, and its values (`.index`) are
+    not schema names, so a validator that follows them fails to resolve `#/components/schemas/.index`.
+    Without them the `oneOf` still picks exactly one schema: each has its own `connector_type_id` enum."""
+    if isinstance(node, dict):
+        node.pop("discriminator", None)
+        for v in node.values():
+            drop_discriminators(v)
+    elif isinstance(node, list):
+        for v in node:
+            drop_discriminators(v)
+    return node
+
+
 def load_specs(spec_dir):
     specs = []
-    for name in ("cases.bundled.json", "elastic_assistant.bundled.yaml", "endpoint_management.bundled.yaml"):
+    for name in ("cases.bundled.json", "elastic_assistant.bundled.yaml", "endpoint_management.bundled.yaml",
+                 "connectors.bundled.json"):
         path = os.path.join(spec_dir, name)
         with open(path) as f:
-            specs.append((name, json.load(f) if name.endswith(".json") else yaml.safe_load(f)))
+            spec = json.load(f) if name.endswith(".json") else yaml.safe_load(f)
+            if name == "connectors.bundled.json":
+                spec = drop_discriminators(spec)
+            specs.append((name, spec))
     return specs
 
 
 def find_operation(specs, method, path):
-    path = re.sub(r"^/s/[^/]+", "", path.split("?")[0])
+    path = path.split("?")[0]
+    # Most bundles list paths without the space; the connectors bundle puts it in every path
+    # (`/s/{spaceId}/api/...`), the default space included.
+    bare = re.sub(r"^/s/[^/]+", "", path)
+    spaced = path if path.startswith("/s/") else "/s/default" + path
     for name, spec in specs:
         for template, ops in spec.get("paths", {}).items():
             pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-            if re.match(pattern, path) and method.lower() in ops:
+            candidate = spaced if template.startswith("/s/{") else bare
+            if re.match(pattern, candidate) and method.lower() in ops:
                 return name, spec, template, ops[method.lower()]
     return None
 

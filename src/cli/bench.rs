@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use crate::domain::Alert;
 use crate::domain::HandlerTag;
 use crate::pipeline::approval::blocks::{self, ApprovalView};
-use crate::pipeline::policy::{self, Admitted};
 use crate::pipeline::triage::parser::parse_answer;
 use crate::store::Store;
 
@@ -89,7 +88,8 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         let id = format!("alert-{i}");
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
-        policy::admit(&store, "bench", &alert, None).await?;
+        crate::workers::intake::admit_all(&store, "bench", std::slice::from_ref(&alert), None)
+            .await?;
     }
     println!(
         "ingest alert (SQLite, WAL, 1 tx each): {}",
@@ -102,7 +102,9 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
         dup +=
-            usize::from(policy::admit(&store, "bench", &alert, None).await? == Admitted::Duplicate);
+            crate::workers::intake::admit_all(&store, "bench", std::slice::from_ref(&alert), None)
+                .await?
+                .duplicates;
     }
     println!(
         "re-poll seen alert (dedupe):           {}",

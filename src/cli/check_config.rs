@@ -108,7 +108,8 @@ async fn elasticsearch(settings: &Settings) -> Vec<Check> {
         }
     };
     let mut checks = Vec::new();
-    for source in &es.sources {
+    let action_source = settings.intake.index_action.as_ref().map(|a| &a.source);
+    for source in es.sources.iter().chain(action_source) {
         let name = format!("elasticsearch: source {} ({})", source.name, source.index);
         let body = json!({ "size": 0, "query": { "match_all": {} } });
         checks.push(match client.search(&source.index, body).await {

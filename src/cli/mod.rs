@@ -1,6 +1,7 @@
-//! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
-//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
-//! loads `.env`, starts the runtime and maps the outcome to an exit status.
+//! The command line: one file per subcommand — [`serve`], [`index_action`], [`demo`],
+//! [`check_config`], [`parse`], [`replay`], [`bench`], [`case`], [`incidents`], [`winrm`],
+//! [`safety`], [`setup`]. This module only parses arguments, loads `.env`, starts the runtime and
+//! maps the outcome to an exit status.
 
 pub mod bench;
 #[cfg(feature = "demo")]
@@ -10,10 +11,12 @@ pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod incidents;
+pub mod index_action;
 pub mod parse;
 pub mod replay;
 pub mod safety;
 pub mod serve;
+pub mod setup;
 pub mod winrm;
 
 use std::process::ExitCode;
@@ -37,6 +40,10 @@ enum Command {
     Serve,
     /// Run the whole loop once against in-process emulators and print the timeline.
     Demo,
+    /// Poll the index a Kibana Index connector writes rule actions to, and record each hit as an
+    /// alert (run beside `serve` on the same database; `serve` does this itself when
+    /// INDEX_ACTION_INDEX is set).
+    IndexActionWorker(index_action::IndexActionArgs),
     /// WinRM tools: `winrm run` runs one command on a host (connectivity and credential check).
     Winrm {
         #[command(subcommand)]
@@ -85,6 +92,12 @@ enum Command {
         #[command(subcommand)]
         action: safety::SafetyCommand,
     },
+    /// One-time set-up: `setup kibana-connector` creates the Kibana connector rule actions use
+    /// to hand alerts over, and prints the rule action.
+    Setup {
+        #[command(subcommand)]
+        action: setup::SetupCommand,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -126,6 +139,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve::run().await,
+            Command::IndexActionWorker(args) => index_action::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo => demo::run().await,
             #[cfg(not(feature = "demo"))]
@@ -160,6 +174,7 @@ pub fn main() -> ExitCode {
                 "the pipeline benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
             Command::Safety { action } => safety::run(action),
+            Command::Setup { action } => setup::run(action).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

@@ -17,7 +17,7 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names it.
-async fn stop_signal() -> anyhow::Result<&'static str> {
+pub(super) async fn stop_signal() -> anyhow::Result<&'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod env;
+pub mod intake;
 pub mod runner;
 pub mod triage;
 pub mod winrm;
 
 pub use env::{ConfigError, Env, err};
+pub use intake::{IndexActionSettings, IntakeSettings, WebhookSettings};
 pub use runner::{DefendSettings, HostPattern, RunnerKind, RunnerSettings};
 pub use triage::{
     AssistantKind, AssistantSettings, OpenAiSettings, Route, RouteMatch, RouteTarget,
@@ -61,6 +63,29 @@ pub struct AlertSource {
     pub tiebreak_field: String,
     /// Which documents of the index are triaged.
     pub filter: SeverityFilter,
+    /// Further conditions, each a field that must hold one of the values (rule names, rule
+    /// tags, workflow status), applied in the query.
+    pub conditions: Vec<TermsCondition>,
+    /// What a document of the index is.
+    pub kind: SourceKind,
+    /// Where the very first poll starts (backfill); unset: `POLL_INITIAL_LOOKBACK_SECS` back.
+    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Documents per page.
+    pub batch_size: usize,
+}
+
+/// A document of a source: an alert, or an index-action document that carries a rule's hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Alerts,
+    IndexAction,
+}
+
+/// `field` must hold one of `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermsCondition {
+    pub field: String,
+    pub values: Vec<String>,
 }
 
 /// The severity condition of a source: Security alerts carry a word
@@ -68,8 +93,40 @@ pub struct AlertSource {
 /// where the Endpoint Security rule maps 99 and above to critical).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeverityFilter {
-    Term { field: String, value: String },
-    AtLeast { field: String, value: f64 },
+    Term {
+        field: String,
+        value: String,
+    },
+    /// One of the words: a threshold such as `high` means high or critical.
+    Terms {
+        field: String,
+        values: Vec<String>,
+    },
+    AtLeast {
+        field: String,
+        value: f64,
+    },
+    /// No severity condition (the index-action source: the rule chose what to write).
+    Any,
+}
+
+impl SeverityFilter {
+    /// `ALERT_SEVERITY`: one of low, medium, high, critical is a threshold (that severity and
+    /// above); any other word is matched exactly.
+    pub fn at_least_word(field: String, value: &str) -> Self {
+        const ORDER: [&str; 4] = ["low", "medium", "high", "critical"];
+        let word = value.trim().to_ascii_lowercase();
+        match ORDER.iter().position(|w| *w == word) {
+            Some(i) => SeverityFilter::Terms {
+                field,
+                values: ORDER[i..].iter().map(|w| w.to_string()).collect(),
+            },
+            None => SeverityFilter::Term {
+                field,
+                value: value.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +241,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub prompts_dir: Option<PathBuf>,
     pub elastic: ElasticSettings,
+    /// The webhook push and the index-action worker (`config::intake`).
+    pub intake: IntakeSettings,
     pub kibana: KibanaSettings,
     pub slack: SlackSettings,
     pub winrm: WinRmSettings,
@@ -269,16 +328,51 @@ impl Settings {
                 ));
             }
         };
+        let batch_size = env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?;
+        let start_time = intake::time_opt(&env, "POLL_START_TIME")?;
+        // A condition per list variable that is set (comma-separated values).
+        let conditions = |pairs: &[(&str, &str, &str)]| -> Vec<TermsCondition> {
+            pairs
+                .iter()
+                .filter_map(|(var, field_var, field)| {
+                    let values = env.list(var);
+                    (!values.is_empty()).then(|| TermsCondition {
+                        field: env.or(field_var, field),
+                        values,
+                    })
+                })
+                .collect()
+        };
         let sources = vec![
             AlertSource {
                 name: "security_alerts".into(),
                 index: env.or("ALERTS_INDEX", ".internal.alerts-security.alerts-default-*"),
                 timestamp_field: env.or("ALERTS_TIMESTAMP_FIELD", "@timestamp"),
                 tiebreak_field: env.or("ALERTS_TIEBREAK_FIELD", "kibana.alert.uuid"),
-                filter: SeverityFilter::Term {
-                    field: env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
-                    value: env.or("ALERT_SEVERITY", "critical"),
-                },
+                filter: SeverityFilter::at_least_word(
+                    env.or("ALERT_SEVERITY_FIELD", "kibana.alert.severity"),
+                    &env.or("ALERT_SEVERITY", "critical"),
+                ),
+                conditions: conditions(&[
+                    (
+                        "ALERT_RULE_NAMES",
+                        "ALERT_RULE_NAME_FIELD",
+                        "kibana.alert.rule.name",
+                    ),
+                    (
+                        "ALERT_RULE_TAGS",
+                        "ALERT_RULE_TAGS_FIELD",
+                        "kibana.alert.rule.tags",
+                    ),
+                    (
+                        "ALERT_WORKFLOW_STATUS",
+                        "ALERT_WORKFLOW_STATUS_FIELD",
+                        "kibana.alert.workflow_status",
+                    ),
+                ]),
+                kind: SourceKind::Alerts,
+                start_time,
+                batch_size,
             },
             AlertSource {
                 name: "endpoint_alerts".into(),
@@ -289,6 +383,14 @@ impl Settings {
                     field: env.or("ENDPOINT_ALERTS_SEVERITY_FIELD", "event.severity"),
                     value: env.num("ENDPOINT_ALERTS_MIN_SEVERITY", 99.0, "a number (0–100)")?,
                 },
+                conditions: conditions(&[(
+                    "ENDPOINT_ALERTS_RULE_NAMES",
+                    "ENDPOINT_ALERTS_RULE_NAME_FIELD",
+                    "rule.name",
+                )]),
+                kind: SourceKind::Alerts,
+                start_time,
+                batch_size,
             },
         ];
         let sources = sources.into_iter().filter(|s| s.index != "-").collect();
@@ -297,6 +399,8 @@ impl Settings {
             Some(id) => Some(CloudId::parse(&id).map_err(|p| err("ELASTICSEARCH_CLOUD_ID", p))?),
             None => None,
         };
+        let poll_interval = env.secs("POLL_INTERVAL_SECS", 30.0)?;
+        let intake = IntakeSettings::from_env(&env, batch_size, poll_interval)?;
         let elastic = ElasticSettings {
             url: match &cloud {
                 Some(c) => env.url("ELASTICSEARCH_URL", Some(&c.elasticsearch))?,
@@ -305,8 +409,8 @@ impl Settings {
             auth: env.auth("ELASTICSEARCH")?,
             tls: env.tls("ELASTICSEARCH")?,
             sources,
-            poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
-            batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
+            poll_interval,
+            batch_size,
             initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
             group_window: match env.num::<f64>(
                 "POLICY_GROUP_WINDOW_SECS",
@@ -378,6 +482,7 @@ impl Settings {
             log_format,
             prompts_dir: env.opt("PROMPTS_DIR").map(PathBuf::from),
             elastic,
+            intake,
             kibana,
             slack,
             winrm,
@@ -556,9 +661,9 @@ mod tests {
         );
         assert_eq!(
             s.elastic.sources[0].filter,
-            SeverityFilter::Term {
+            SeverityFilter::Terms {
                 field: "kibana.alert.severity".into(),
-                value: "critical".into()
+                values: vec!["critical".into()]
             }
         );
         assert_eq!(s.slack.api_url, "https://slack.com/api/");

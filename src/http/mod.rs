@@ -1,5 +1,5 @@
-//! The HTTP surface: Slack's interactivity and Events API endpoints, health and readiness
-//! probes, and Prometheus metrics. [`ApiError`] is the one error type at this edge: a client's
+//! The HTTP surface: Slack's interactivity and Events API endpoints, the Kibana webhook push
+//! ([`webhook`]), health and readiness probes, and Prometheus metrics. [`ApiError`] is the one error type at this edge: a client's
 //! mistake is a 4xx with a message, never a 5xx.
 
 use std::sync::Arc;
@@ -13,12 +13,15 @@ use axum::routing::{get, post};
 use crate::pipeline::Ctx;
 use crate::slack_app::Rejected;
 
+mod webhook;
+
 /// The service's routes. `/metrics` is here unless `METRICS_BIND` gives it an address of its
 /// own ([`metrics_router`]), so it need not be exposed with the public Slack endpoints.
 pub fn router(ctx: Arc<Ctx>) -> Router {
     let mut router = Router::new()
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events))
+        .route("/api/webhook/kibana", post(webhook::kibana))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
     if ctx.settings.metrics_bind.is_none() {

@@ -167,3 +167,41 @@ fn safety_check_prints_each_verdict_with_its_reasons() {
         "a bad setting is named"
     );
 }
+
+#[test]
+fn the_index_action_worker_and_the_connector_setup_name_what_is_missing() {
+    let out = full_env(&mut triage_bot())
+        .arg("index-action-worker")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no action index: pass --index NAME or set INDEX_ACTION_INDEX"),
+        "{stderr}"
+    );
+    let out = full_env(&mut triage_bot())
+        .args([
+            "index-action-worker",
+            "--index",
+            "a",
+            "--start-time",
+            "last week",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INDEX_ACTION_START_TIME: expected an RFC 3339 time"),
+        "{stderr}"
+    );
+    let out = full_env(&mut triage_bot())
+        .env("KIBANA_WEBHOOK_SECRET", "webhook-secret-value")
+        .args(["setup", "kibana-connector", "--kind", "webhook"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--kind webhook needs --url"), "{stderr}");
+    assert!(!stderr.contains("webhook-secret-value"), "{stderr}");
+}

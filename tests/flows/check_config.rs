@@ -202,3 +202,22 @@ async fn read_only_cases_are_caught_and_the_write_test_leaves_nothing_behind() {
     let c = failed(&checks, "kibana: cases");
     assert!(fix(c).contains("write cases"), "{c:#?}");
 }
+
+#[tokio::test]
+async fn the_action_index_is_checked_when_configured() {
+    let world = World::start().await.unwrap();
+    world.es.index_doc(
+        "triage-bot-actions",
+        "a1",
+        serde_json::json!({ "@timestamp": "2026-12-07T10:00:00Z" }),
+    );
+    let settings = world
+        .settings_with(&[("INDEX_ACTION_INDEX", "triage-bot-actions")])
+        .unwrap();
+    let checks = triage_bot::cli::check_config::connect_all(&settings, None).await;
+    let check = checks
+        .iter()
+        .find(|c| c.name == "elasticsearch: source index_action (triage-bot-actions)")
+        .unwrap_or_else(|| panic!("{checks:?}"));
+    assert!(check.ok, "{check:?}");
+}

@@ -126,6 +126,14 @@ pub async fn validate_kibana_requests(world: &World) {
         .into_iter()
         .map(|(method, path, body)| serde_json::json!({ "method": method, "path": path, "body": body }))
         .collect();
+    requests.extend(
+        world
+            .kibana
+            .connector_requests()
+            .into_iter()
+            .filter(|(method, _, _)| method != "GET" && method != "DELETE")
+            .map(|(method, path, body)| serde_json::json!({ "method": method, "path": path, "body": body })),
+    );
     requests.extend(world.kibana.calls().into_iter().map(|c| {
         serde_json::json!({ "method": "POST", "path": "/api/security_ai_assistant/chat/complete", "body": c.body })
     }));

@@ -18,6 +18,15 @@ pub fn field_values<'a>(source: &'a Value, field: &str) -> Vec<&'a Value> {
     let segments: Vec<&str> = field.split('.').collect();
     let mut out = Vec::new();
     collect(source, &segments, &mut out);
+    // Dynamic mapping gives every string field a `.keyword` multi-field: `x.keyword` is the
+    // string values of `x` when the document has no field of that name itself.
+    if out.is_empty()
+        && let Some(base) = field.strip_suffix(".keyword")
+    {
+        let segments: Vec<&str> = base.split('.').collect();
+        collect(source, &segments, &mut out);
+        out.retain(|v| v.is_string());
+    }
     out
 }
 

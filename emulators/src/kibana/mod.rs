@@ -1,4 +1,5 @@
-//! Kibana emulator: the Security AI Assistant (`chat/complete`, conversations) and the Cases API,
+//! Kibana emulator: the Security AI Assistant (`chat/complete`, conversations), the Cases API and
+//! the connectors API (`connectors.rs`),
 //! with Kibana's request rules (`kbn-xsrf`, optional auth, `/s/{space}` prefixes) and its two error
 //! shapes (core `{statusCode,error,message}` and assistant `{message,status_code}`).
 //!
@@ -31,6 +32,7 @@ pub mod agent_builder;
 mod assistant;
 mod cases;
 mod cases_validation;
+pub mod connectors;
 pub mod endpoint;
 mod state;
 
@@ -127,6 +129,34 @@ impl KibanaEmulator {
             name.to_string(),
         );
         self.state.update(|s| s.connectors.push(c));
+    }
+
+    /// The licence Kibana runs under (`basic`, `gold`, `platinum`, `enterprise`); connector types
+    /// it does not include are listed as not enabled in the licence, and refused with 403.
+    pub fn set_licence(&self, licence: &str) {
+        self.state.update(|s| s.licence = Some(licence.to_string()));
+    }
+
+    /// Leaves a connector type out of `xpack.actions.enabledActionTypes`.
+    pub fn disable_connector_type(&self, id: &str) {
+        self.state
+            .update(|s| s.disabled_connector_types.push(id.to_string()));
+    }
+
+    /// Sets `xpack.actions.allowedHosts`: webhook URLs to other hosts are refused with 400.
+    pub fn set_allowed_hosts(&self, hosts: &[&str]) {
+        self.state
+            .update(|s| s.allowed_hosts = Some(hosts.iter().map(|h| h.to_string()).collect()));
+    }
+
+    /// Connectors made through the API: (space, connector as Kibana answers it, secrets as sent).
+    pub fn stored_connectors(&self) -> Vec<connectors::StoredConnector> {
+        self.state.read().stored_connectors.clone()
+    }
+
+    /// `(method, path-with-query, body)` of every connectors API request.
+    pub fn connector_requests(&self) -> Vec<(String, String, Value)> {
+        self.state.read().connector_requests.clone()
     }
 
     /// From now on every Cases write (create, update, delete) is refused with 403, as for a user
@@ -329,20 +359,7 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
         "conversations",
     ];
     match (&req.method, segments.as_slice()) {
-        (&Method::GET, ["api", "actions", "connectors"]) => {
-            let list: Vec<Value> = state
-                .read()
-                .connectors
-                .iter()
-                .map(|(id, kind, name)| {
-                    json!({"id": id, "connector_type_id": kind, "name": name,
-                           "is_preconfigured": false, "is_deprecated": false,
-                           "is_missing_secrets": false, "is_system": false,
-                           "referenced_by_count": 0, "config": {}})
-                })
-                .collect();
-            json_response(200, &Value::Array(list))
-        }
+        (_, ["api", "actions", rest @ ..]) => connectors::route(state, &req, rest),
         (&Method::GET, ["api", "status"]) => json_response(
             200,
             &json!({"name": "kibana-emulator", "version": {"number": "9.1.0"},

@@ -91,6 +91,16 @@ pub struct KibanaState {
     /// `chat/complete` calls being answered right now, and the most there ever were at once.
     pub answering: usize,
     pub max_answering: usize,
+    /// Connectors made through `POST /api/actions/connector`, per space.
+    pub stored_connectors: Vec<super::connectors::StoredConnector>,
+    /// `(method, path-with-query, body)` of every connectors API request, in arrival order.
+    pub connector_requests: Vec<(String, String, Value)>,
+    /// The licence (`basic`, `gold`, …; unset: trial, which includes every type).
+    pub licence: Option<String>,
+    /// Connector types left out of `xpack.actions.enabledActionTypes`.
+    pub disabled_connector_types: Vec<String>,
+    /// `xpack.actions.allowedHosts` (unset: any host).
+    pub allowed_hosts: Option<Vec<String>>,
     /// Source of the opaque case and comment versions (see `cases::next_version`).
     pub(super) version_counter: u64,
 }

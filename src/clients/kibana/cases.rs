@@ -54,6 +54,20 @@ impl CasesClient {
             .find(|c| c.tags.iter().any(|t| t == tag)))
     }
 
+    /// Open Security cases whose title or description mentions `text` (newest first, at most 5).
+    pub async fn find_open_mentioning(&self, text: &str) -> Result<Vec<CaseResponse>, KibanaError> {
+        let rb = self.http.request(Method::GET, "/api/cases/_find").query(&[
+            ("owner", OWNER),
+            ("status", "open"),
+            ("search", text),
+            ("perPage", "5"),
+            ("sortField", "createdAt"),
+            ("sortOrder", "desc"),
+        ]);
+        let found: FindCasesResponse = self.http.json(rb).await?;
+        Ok(found.cases)
+    }
+
     pub async fn create(&self, case: NewCase) -> Result<CaseResponse, KibanaError> {
         let body = CreateCaseRequest {
             title: clip(&case.title, MAX_TITLE),

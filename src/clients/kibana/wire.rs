@@ -144,7 +144,11 @@ pub enum CommentRequest {
 
 #[derive(Debug, Serialize)]
 pub struct AlertRule {
+    // Absent rather than null: the schema's fields are strings, not nullable (an alert from a
+    // rule action's hits may carry no rule id).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -211,7 +215,7 @@ mod tests {
         let v = serde_json::to_value(c).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r","name":null},"owner":"securitySolution"})
+            serde_json::json!({"type":"alert","alertId":"a","index":"i","rule":{"id":"r"},"owner":"securitySolution"})
         );
     }
 }
@@ -223,4 +227,6 @@ pub struct Connector {
     pub connector_type_id: String,
     #[serde(default)]
     pub name: String,
+    #[serde(default)]
+    pub config: serde_json::Value,
 }

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::blocks;
 use crate::domain::{HandlerTag, IncidentState};
+use crate::pipeline::triage::enrich::Enrichment;
 use crate::pipeline::{Ctx, JobError};
 use crate::runners::Target;
 use crate::store::IncidentRow;
@@ -77,7 +78,22 @@ pub async fn approval_body(
         offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
         runs_on: ctx.runner.describe(&Target::of_alert(incident, &alert)),
     };
-    Ok(blocks::approval_message(&view))
+    let mut message = blocks::approval_message(&view);
+    // What the triage was told about the host and user (ENRICHMENT_ENABLED), as a context line
+    // under the alert facts.
+    if let Ok(Some(data)) = ctx.store.enrichment(&incident.id).await
+        && let Ok(e) = serde_json::from_value::<Enrichment>(data)
+        && let Some(line) = e.context_line(|id| ctx.settings.kibana.case_url(id))
+        && let Some(list) = message["blocks"].as_array_mut()
+        && list.len() < 50
+    {
+        let at = list.len().min(2);
+        list.insert(
+            at,
+            json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": crate::text::truncate(&line, 2900, "…") }] }),
+        );
+    }
+    Ok(message)
 }
 
 /// The alert in Kibana's Security app.

@@ -1,4 +1,7 @@
-//! Reads the Elasticsearch alert indices for new alerts of the configured severity.
+//! Reads the Elasticsearch alert indices for new alerts of the configured severity (and the
+//! source's other conditions: rule names, rule tags, workflow status — all in the query), and the
+//! index a Kibana Index connector writes rule actions to, whose documents each carry a rule's
+//! hits (`SourceKind::IndexAction`, read by [`super::action_doc`]).
 //!
 //! Each source has a checkpoint: the `search_after` cursor (time + tie-breaker) of the last hit
 //! handed on. A poll first continues from the cursor, sorted by time and tie-breaker — so a storm
@@ -14,8 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::action_doc;
 use crate::clients::elastic::SearchHit;
-use crate::config::{AlertSource, SeverityFilter};
+use crate::config::{AlertSource, SeverityFilter, SourceKind};
 use crate::domain::Alert;
 use crate::pipeline::Ctx;
 
@@ -34,45 +38,39 @@ pub fn query(
     size: usize,
     after: Option<&[Value]>,
 ) -> Value {
-    let severity = match &source.filter {
-        SeverityFilter::Term { field, value } => json!({ "term": { field.as_str(): value } }),
-        SeverityFilter::AtLeast { field, value } => {
-            json!({ "range": { field.as_str(): { "gte": value } } })
+    let mut filter = Vec::new();
+    match &source.filter {
+        SeverityFilter::Term { field, value } => {
+            filter.push(json!({ "term": { field.as_str(): value } }))
         }
-    };
+        SeverityFilter::Terms { field, values } => {
+            filter.push(json!({ "terms": { field.as_str(): values } }))
+        }
+        SeverityFilter::AtLeast { field, value } => {
+            filter.push(json!({ "range": { field.as_str(): { "gte": value } } }))
+        }
+        SeverityFilter::Any => {}
+    }
+    for c in &source.conditions {
+        filter.push(json!({ "terms": { c.field.as_str(): c.values } }));
+    }
+    let mut range = json!({ "gte": since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) });
+    if let Some(until) = until {
+        range["lte"] = json!(until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    filter.push(json!({ "range": { source.timestamp_field.as_str(): range } }));
     let mut body = json!({
         "size": size,
-        "query": { "bool": { "filter": [
-            severity,
-            { "range": { source.timestamp_field.as_str(): { "gte": since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) } } }
-        ] } },
+        "query": { "bool": { "filter": filter } },
         "sort": [
             { source.timestamp_field.as_str(): { "order": "asc" } },
             { source.tiebreak_field.as_str(): { "order": "asc", "unmapped_type": "keyword" } }
         ]
     });
-    if let Some(until) = until
-        && let Some(range) = body
-            .pointer_mut(&format!(
-                "/query/bool/filter/1/range/{}",
-                pointer_key(&source.timestamp_field)
-            ))
-            .and_then(Value::as_object_mut)
-    {
-        range.insert(
-            "lte".into(),
-            json!(until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        );
-    }
     if let Some(after) = after {
         body["search_after"] = json!(after);
     }
     body
-}
-
-/// A field name as one JSON-pointer segment (`~` and `/` escaped).
-fn pointer_key(field: &str) -> String {
-    field.replace('~', "~0").replace('/', "~1")
 }
 
 /// One page of a source: its usable alerts, in order.
@@ -118,7 +116,12 @@ impl<'a> SourcePoll<'a> {
             // A checkpoint without a cursor (written by an older version) re-reads the overlap.
             Some((_, None)) => (start.unwrap_or_else(Utc::now) - OVERLAP, None),
             Some((_, cursor)) => (start.unwrap_or_else(Utc::now), cursor),
-            None => (Utc::now() - ctx.settings.elastic.initial_lookback, None),
+            None => (
+                source
+                    .start_time
+                    .unwrap_or_else(|| Utc::now() - ctx.settings.elastic.initial_lookback),
+                None,
+            ),
         };
         Ok(Self {
             source,
@@ -146,7 +149,7 @@ impl<'a> SourcePoll<'a> {
             self.next_pass();
         }
         self.pages += 1;
-        let (source, batch_size) = (self.source, ctx.settings.elastic.batch_size);
+        let (source, batch_size) = (self.source, self.source.batch_size.max(1));
         let (since, until) = match self.pass {
             Pass::Sweep => {
                 let start = self.start.unwrap_or_else(Utc::now);
@@ -158,9 +161,9 @@ impl<'a> SourcePoll<'a> {
         let hits = ctx.elastic.search(&source.index, body).await?;
         let mut page = Page::default();
         for hit in &hits {
-            let rejected = match hit {
-                SearchHit::Decoded(hit) => {
-                    match Alert::from_document(
+            let rejected: Vec<(String, String, String, Value)> = match hit {
+                SearchHit::Decoded(hit) => match source.kind {
+                    SourceKind::Alerts => match Alert::from_document(
                         &hit.id,
                         &hit.index,
                         &hit.source,
@@ -170,26 +173,44 @@ impl<'a> SourcePoll<'a> {
                             page.alerts.push(alert);
                             continue;
                         }
-                        Err(e) => (&hit.id, &hit.index, e.to_string(), hit.source.clone()),
+                        Err(e) => vec![(
+                            hit.id.clone(),
+                            hit.index.clone(),
+                            e.to_string(),
+                            hit.source.clone(),
+                        )],
+                    },
+                    // An action document: each of its hits is an alert, or rejected alone.
+                    SourceKind::IndexAction => {
+                        match action_doc::entries(&hit.id, &hit.index, &hit.source) {
+                            Ok(entries) => {
+                                page.alerts.extend(entries.alerts);
+                                entries
+                                    .rejected
+                                    .into_iter()
+                                    .map(|r| (r.doc_id, r.index, r.reason, r.doc))
+                                    .collect()
+                            }
+                            Err(reason) => vec![(
+                                hit.id.clone(),
+                                hit.index.clone(),
+                                format!("index-action document: {reason}"),
+                                hit.source.clone(),
+                            )],
+                        }
                     }
-                }
+                },
                 // Kept with its reason; the cursor still moves past it.
-                SearchHit::Undecodable(u) => (
-                    &u.id,
-                    &u.index,
+                SearchHit::Undecodable(u) => vec![(
+                    u.id.clone(),
+                    u.index.clone(),
                     u.reason.clone(),
                     json!({ "undecodable_excerpt": u.excerpt }),
-                ),
+                )],
             };
-            let (id, index, reason, doc) = rejected;
-            page.rejected += 1;
-            if ctx
-                .store
-                .reject_document(&source.name, id, index, &reason, &doc)
-                .await?
-            {
-                metrics::counter!("triage_bot_alerts_rejected_total", "source" => source.name.clone()).increment(1);
-                tracing::warn!(source = %source.name, doc.id = %id, doc.index = %index, reason = %reason, "AlertRejected: kept in ingest_rejections");
+            for (id, index, reason, doc) in rejected {
+                page.rejected += 1;
+                record_rejection(ctx, &source.name, &id, &index, &reason, &doc).await?;
             }
         }
         if let Some(last) = hits.last()
@@ -236,4 +257,26 @@ impl<'a> SourcePoll<'a> {
         }
         Ok(())
     }
+}
+
+/// Keeps a document (or an entry of one) that could not be an alert, with the reason, in
+/// `ingest_rejections`; counted and logged the first time only.
+pub async fn record_rejection(
+    ctx: &Ctx,
+    source: &str,
+    id: &str,
+    index: &str,
+    reason: &str,
+    doc: &Value,
+) -> anyhow::Result<()> {
+    if ctx
+        .store
+        .reject_document(source, id, index, reason, doc)
+        .await?
+    {
+        metrics::counter!("triage_bot_alerts_rejected_total", "source" => source.to_string())
+            .increment(1);
+        tracing::warn!(source = %source, doc.id = %id, doc.index = %index, reason = %reason, "AlertRejected: kept in ingest_rejections");
+    }
+    Ok(())
 }

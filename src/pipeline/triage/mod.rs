@@ -8,6 +8,7 @@
 //! [`safety`] (the gate every proposed command passes) and [`handler`] (who is tagged). The
 //! assistant itself is `crate::clients::ai`; its settings are `crate::config::TriageSettings`.
 
+pub mod enrich;
 pub mod handler;
 pub mod parser;
 pub mod prompt;
@@ -68,7 +69,11 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         },
     };
 
-    let prompt = ctx.prompts.triage(&alert).map_err(JobError::permanent)?;
+    let enrichment = enrich::for_incident(ctx, &row.id, &alert).await;
+    let prompt = ctx
+        .prompts
+        .triage_with(&alert, enrichment.as_ref().map(enrich::Enrichment::as_data))
+        .map_err(JobError::permanent)?;
     ai::count_call(Purpose::Triage);
     let reply = match ctx
         .assistant

@@ -121,13 +121,29 @@ impl Prompts {
 
     /// The triage prompt: the alert JSON (trimmed, fenced, labelled untrusted) and the format.
     pub fn triage(&self, alert: &Alert) -> anyhow::Result<String> {
+        self.triage_with(alert, None)
+    }
+
+    /// The triage prompt with what else is known around the alert (`triage::enrich`), fenced and
+    /// labelled untrusted like the alert: it carries rule names and case titles others wrote.
+    pub fn triage_with(
+        &self,
+        alert: &Alert,
+        context: Option<serde_json::Value>,
+    ) -> anyhow::Result<String> {
         let (trimmed, dropped) = trim_alert(&alert.raw, self.alert_budget);
         let alert_json = serde_json::to_string_pretty(&trimmed)?;
+        let context_json = match &context {
+            Some(c) => serde_json::to_string_pretty(c)?,
+            None => String::new(),
+        };
         self.render(
             "triage.md.j2",
             json!({
                 "fence": fence_for(&alert_json),
                 "alert_json": alert_json,
+                "context_fence": fence_for(&context_json),
+                "context_json": context_json,
                 "trimmed": dropped,
                 "host_name": alert.host_name,
                 "host_ip": alert.primary_ip(),
@@ -367,6 +383,28 @@ mod tests {
         assert_eq!(
             p.handler_question(&alert).unwrap(),
             "Who handles windows alerts? Respond with just their name."
+        );
+    }
+
+    #[test]
+    fn enrichment_is_fenced_as_untrusted_data_and_absent_when_off() {
+        let p = Prompts::embedded().unwrap();
+        let alert = crate::domain::Alert::from_document(
+            "a",
+            "i",
+            &crate::samples::alert_document("a", "2026-12-07T10:00:00Z"),
+            "@timestamp",
+        )
+        .unwrap();
+        let without = p.triage(&alert).unwrap();
+        assert!(!without.contains("BEGIN CONTEXT"));
+        let with = p
+            .triage_with(&alert, Some(serde_json::json!({"rules": ["x ```` y"]})))
+            .unwrap();
+        assert!(with.contains("BEGIN CONTEXT (untrusted data)"), "{with}");
+        assert!(
+            with.contains("`````json"),
+            "a fence longer than the data's backticks"
         );
     }
 
