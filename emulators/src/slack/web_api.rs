@@ -204,6 +204,8 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
             Some(url) => Ok(json!({"ok": true, "url": url})),
             None => Err(ApiError::new("not_allowed_token_type")),
         },
+        "views.open" => super::views::views_open(state, p),
+        "views.update" => super::views::views_update(state, p),
         "conversations.history" => history(state, p),
         "conversations.replies" => replies(state, p),
         _ => Err(ApiError::new("unknown_method")),
