@@ -162,6 +162,22 @@ impl Store {
         )
     }
 
+    /// The proposal awaiting approval in the thread of `root`: the root itself, else its newest
+    /// follow-up proposal still open.
+    pub async fn open_proposal_in_thread(
+        &self,
+        root: &str,
+    ) -> anyhow::Result<Option<super::IncidentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM incidents
+             WHERE (id = ?1 OR parent_incident = ?1) AND state = 'awaiting_approval'
+             ORDER BY (id = ?1), created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(root)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Records which revision replaced a proposal (the state move is the caller's).
     pub async fn record_superseded(
         conn: &mut SqliteConnection,

@@ -52,6 +52,13 @@ pub enum Job {
     Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
     FollowUp { question: String, user: String },
+    /// Ask the assistant to revise the open proposal in the incident's thread, as `user`
+    /// instructed at `at` (a thread reply starting with `revise:`).
+    Revise {
+        instruction: String,
+        user: String,
+        at: String,
+    },
 }
 
 /// The outside system a job talks to. Jobs of one incident and lane run strictly in order.
@@ -142,7 +149,7 @@ decode_stored_name! {
 impl Job {
     pub fn lane(&self) -> Lane {
         match self {
-            Job::Triage | Job::FollowUp { .. } => Lane::Ai,
+            Job::Triage | Job::FollowUp { .. } | Job::Revise { .. } => Lane::Ai,
             Job::PostApproval
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
@@ -174,6 +181,7 @@ impl Job {
             Job::Execute => "execute",
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
+            Job::Revise { .. } => "revise",
         }
     }
 }

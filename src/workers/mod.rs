@@ -194,6 +194,11 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::FollowUp { question, user } => {
             followup::answer(ctx, &incident, &question, &user, row.id).await
         }
+        Job::Revise {
+            instruction,
+            user,
+            at,
+        } => followup::revise(ctx, &incident, &instruction, &user, &at, row.id).await,
     }
 }
 

@@ -64,7 +64,9 @@ pub async fn recover(ctx: &Ctx) -> anyhow::Result<()> {
                 source: "resume",
                 key,
             };
-            offered = propose_in_thread(ctx, &mut tx, &parent, &alert, offer).await?;
+            offered = propose_in_thread(ctx, &mut tx, &parent, &alert, offer)
+                .await?
+                .is_some();
         }
         let text = format!(
             ":warning: triage-bot restarted while running the approved commands. {interrupted} command(s) were in flight and their outcome is unknown; nothing was run again and the remaining commands were skipped.{}",

@@ -127,7 +127,12 @@ async fn approval_messages_match_their_snapshots_and_slack_sdk_accepts_them() {
         .collect();
     assert_eq!(
         texts,
-        ["Yes, run 7 commands", "Investigation only (5)", "Edit…", "No"]
+        [
+            "Yes, run 7 commands",
+            "Investigation only (5)",
+            "Edit…",
+            "No"
+        ]
     );
     assert!(
         open.to_string()

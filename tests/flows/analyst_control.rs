@@ -501,3 +501,151 @@ async fn over_socket_mode_field_errors_ride_on_the_envelope_ack() {
     );
     finish(&world, app).await;
 }
+
+#[tokio::test]
+async fn a_revision_request_supersedes_the_old_proposal() {
+    let world = World::start().await.unwrap();
+    let triage = triage_bot::samples::triage_answer();
+    let revised = [
+        "Get-Process -Id 3312 | Format-List *",
+        "Get-FileHash -Path 'C:\\ProgramData\\odu\\odupd.exe' -Algorithm SHA256",
+    ];
+    let answer = format!(
+        "Kept the process running and collect its details first.\n\nInvestigation Commands:\n1. `{}`\n2. `{}`\n\nRemediation Commands:\n1. `{}`\n",
+        revised[0], revised[1], COMMANDS[5].0
+    );
+    world.kibana.set_responder(move |call| {
+        if call.last_user_content.starts_with("Who handles") {
+            "Alice Analyst".into()
+        } else if call.last_user_content.contains("revise the commands") {
+            answer.clone()
+        } else {
+            triage.clone()
+        }
+    });
+    world.winrm.set_response(revised[0], "Id : 3312\r\n", "", 0);
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    let root_msg = top_level(&world).remove(0);
+    let root = app.ctx.store.incidents().await.unwrap().remove(0);
+    let instruction = "don't stop the process, collect memory first";
+
+    // Someone who may not decide cannot ask for changes either.
+    ask_in_thread(
+        &world,
+        &app,
+        OTHER_USER,
+        &root_msg.ts,
+        &format!("revise: {instruction}"),
+    )
+    .await;
+    wait_for_ephemeral(&world, "the refusal", |e| {
+        e.user == OTHER_USER && e.text.contains("revision request changed nothing")
+    })
+    .await;
+
+    ask_in_thread(
+        &world,
+        &app,
+        HANDLER_ID,
+        &root_msg.ts,
+        &format!("Revise: {instruction}"),
+    )
+    .await;
+    wait_for_incidents(&app, IncidentState::Superseded, 1, T)
+        .await
+        .unwrap();
+    let child = app
+        .ctx
+        .store
+        .incidents()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id != root.id)
+        .unwrap();
+    assert_eq!(child.source, "revision");
+    assert_eq!(child.parent_incident.as_deref(), Some(root.id.as_str()));
+    let old = app.ctx.store.incident(&root.id).await.unwrap().unwrap();
+    assert_eq!(old.state, IncidentState::Superseded);
+    assert_eq!(old.superseded_by.as_deref(), Some(child.id.as_str()));
+    assert_eq!(old.acknowledged_by.as_deref(), Some(HANDLER_ID));
+
+    // Asked once, by the approver, in the incident's own conversation, with the proposal.
+    let asks: Vec<_> = world
+        .kibana
+        .calls()
+        .into_iter()
+        .filter(|c| c.last_user_content.contains("revise the commands"))
+        .collect();
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].conversation_id, root.conversation_id);
+    assert!(asks[0].last_user_content.contains(instruction));
+    assert!(
+        asks[0]
+            .last_user_content
+            .contains("Stop-Process -Id 3312 -Force")
+    );
+
+    // The revised proposal has its own approval block in the thread; the old card says why its
+    // buttons are gone, and a stale click on them approves nothing.
+    wait_for_message(&world, "the revised approval block", |m| {
+        m.thread_ts.as_deref() == Some(root_msg.ts.as_str())
+            && triage_bot::demo::button_value(&m.blocks, ACTION_APPROVE).is_some()
+    })
+    .await;
+    wait_for_message(&world, "the superseded card", |m| {
+        m.ts == root_msg.ts && m.blocks.to_string().contains("*Superseded*")
+    })
+    .await;
+    let old_value = triage_bot::demo::button_value(&root_msg.blocks, ACTION_APPROVE).unwrap();
+    world
+        .click_value(&app, HANDLER_ID, &root_msg.ts, ACTION_APPROVE, &old_value)
+        .await
+        .unwrap();
+    wait_for_ephemeral(&world, "the superseded note", |e| {
+        e.text.contains("superseded")
+    })
+    .await;
+    assert!(world.winrm.executed().is_empty());
+
+    let block = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.thread_ts.as_deref() == Some(root_msg.ts.as_str())
+                && triage_bot::demo::button_value(&m.blocks, ACTION_APPROVE).is_some()
+        })
+        .unwrap();
+    let value =
+        triage_bot::demo::button_value(&block.blocks, ACTION_APPROVE_INVESTIGATION).unwrap();
+    world
+        .click_value(
+            &app,
+            HANDLER_ID,
+            &block.ts,
+            ACTION_APPROVE_INVESTIGATION,
+            &value,
+        )
+        .await
+        .unwrap();
+    wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.script)
+        .collect();
+    assert_eq!(ran, revised.map(String::from));
+    let case = wait_for_record(&world, &app).await;
+    assert!(
+        comment_texts(&case)
+            .iter()
+            .any(|c| c.starts_with("**Revision requested**") && c.contains("**superseded**"))
+    );
+    finish(&world, app).await;
+}

@@ -50,6 +50,7 @@ pub async fn approval_body(
     let open = incident.state == IncidentState::AwaitingApproval;
     let followup_note = incident.parent_incident.as_ref().map(|_| match incident.source.as_str() {
         "resume" => ":arrows_counterclockwise: triage-bot restarted before these commands completed; they need a fresh approval.".to_string(),
+        "revision" => ":memo: Revised by the assistant at an analyst's request; it replaces the proposal above, which can no longer be approved.".to_string(),
         _ => ":speech_balloon: Proposed by the assistant in answer to a question in this thread.".to_string(),
     });
     let note = incident.first_approver.as_ref().map(|u| {
@@ -215,6 +216,7 @@ pub fn decision_line(ctx: &Ctx, incident: &IncidentRow) -> String {
         (Some("declined"), _) => {
             format!(":no_entry: *Declined* by {who} at {when} — nothing will run.")
         }
+        _ if incident.state == IncidentState::Superseded => ":memo: *Superseded* by a revised proposal in this thread — these commands will not run from here; decide on the newest proposal.".to_string(),
         _ if incident.state == IncidentState::Expired => format!(
             ":alarm_clock: *Expired* — no decision within {} minutes; nothing will run. Triage manually from the case.",
             ctx.settings.approval.timeout.as_secs() / 60
