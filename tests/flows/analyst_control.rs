@@ -649,3 +649,52 @@ async fn a_revision_request_supersedes_the_old_proposal() {
     );
     finish(&world, app).await;
 }
+
+#[tokio::test]
+async fn time_to_acknowledge_and_time_to_respond_are_written_into_the_case() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
+    let done = wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    let case = wait_for_case_description(&world, "| Time to respond |").await;
+    let incident = app.ctx.store.incident(&done.id).await.unwrap().unwrap();
+    let alert_at = incident.alert().unwrap().timestamp;
+    let ack =
+        chrono::DateTime::parse_from_rfc3339(incident.acknowledged_at.as_deref().unwrap()).unwrap();
+    let responded =
+        chrono::DateTime::parse_from_rfc3339(incident.responded_at.as_deref().unwrap()).unwrap();
+    assert_eq!(incident.acknowledged_by.as_deref(), Some(HANDLER_ID));
+    assert!(alert_at <= ack && ack <= responded);
+    // The last command finished no later than the response was marked.
+    let last = app
+        .ctx
+        .store
+        .commands(&done.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.finished_at)
+        .max()
+        .unwrap();
+    assert!(last.as_str() <= incident.responded_at.as_deref().unwrap());
+
+    let description = case["description"].as_str().unwrap();
+    assert!(description.contains(&format!(
+        "| Time to acknowledge | {}",
+        triage_bot::pipeline::approval::times::human(
+            (ack.with_timezone(&chrono::Utc) - alert_at).num_milliseconds() as f64 / 1000.0
+        )
+    )));
+    assert!(description.contains(&format!("first decision by Slack user {HANDLER_ID}")));
+    let case = wait_for_record(&world, &app).await;
+    let closing = comment_texts(&case)
+        .into_iter()
+        .find(|c| c.starts_with("**Response times**"))
+        .expect("a closing comment with the response times");
+    assert!(closing.contains("time to acknowledge **"));
+    assert!(closing.contains("time to respond **") && closing.contains("executed at"));
+    finish(&world, app).await;
+}

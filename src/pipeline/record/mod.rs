@@ -385,6 +385,28 @@ pub fn description(
     head.push_str(&row("Alert id", &alert.id.0));
     head.push_str(&row("Index", &alert.index));
     head.push_str(&row("State", incident.state.as_str()));
+    // Response times, beside the evidence (`approval::times`).
+    use crate::pipeline::approval::times::{human, seconds_since_alert};
+    if let Some(at) = &incident.acknowledged_at
+        && let Some(s) = seconds_since_alert(incident, at)
+    {
+        let by = incident.acknowledged_by.as_deref().unwrap_or("?");
+        head.push_str(&row(
+            "Time to acknowledge",
+            &format!("{} (first decision by Slack user {by} at {at})", human(s)),
+        ));
+    }
+    if let Some(at) = &incident.responded_at
+        && let Some(s) = seconds_since_alert(incident, at)
+    {
+        head.push_str(&row(
+            "Time to respond",
+            &format!("{} (ended {at})", human(s)),
+        ));
+    }
+    if let Some(by) = &incident.superseded_by {
+        head.push_str(&row("Superseded by", &format!("revised proposal `{by}`")));
+    }
     if let Some(link) = &incident.slack_permalink {
         head.push_str(&row("Slack thread", link));
     }
