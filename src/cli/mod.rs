@@ -1,5 +1,5 @@
 //! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
-//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
+//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`], [`report`]. This module only parses arguments,
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
@@ -11,6 +11,7 @@ pub mod check_config;
 pub mod demo;
 pub mod parse;
 pub mod replay;
+pub mod report;
 pub mod safety;
 pub mod serve;
 pub mod winrm;
@@ -84,6 +85,15 @@ enum Command {
         #[command(subcommand)]
         action: safety::SafetyCommand,
     },
+    /// The SOC's response figures over a period: incidents by outcome, time to acknowledge and
+    /// to respond (p50/p90), decisions per rule and handler, and how the AI's proposals fared.
+    Report {
+        /// How far back: 7d, 24h, 90m, 2w, or an RFC 3339 time.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: report::Format,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -153,6 +163,7 @@ pub fn main() -> ExitCode {
                 "the pipeline benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
             Command::Safety { action } => safety::run(action),
+            Command::Report { since, format } => report::run(&since, format).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

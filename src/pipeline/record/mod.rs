@@ -1,7 +1,9 @@
 //! The audit record in Kibana: one case per incident (found by its tag before creating, so a
 //! restart never makes a second), the alert attached, comments as things happen, and a final
-//! description holding the whole story — summary, commands, decision, outputs.
+//! description holding the whole story — summary, commands, decision, outputs; and, read from
+//! the local record, the `report` of response times and how the proposals fared.
 
+pub mod report;
 pub mod show;
 
 use std::fmt::Write as _;
