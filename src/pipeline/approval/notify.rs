@@ -59,6 +59,20 @@ pub async fn approval_body(
             incident.first_approved_at.as_deref().unwrap_or("?")
         )
     });
+    // After an edit, the card says so: the list shown is the analyst's, not the AI's.
+    let edited_by = ctx
+        .store
+        .proposal_edits(&incident.id)
+        .await
+        .map_err(JobError::retry)?
+        .last()
+        .map(|e| {
+            format!(
+                "\n:pencil2: Edited by <@{}> at {} before approval; the list above is the edited one.",
+                e.edited_by, e.edited_at
+            )
+        })
+        .unwrap_or_default();
     let handler = handler_tag(incident);
     let view = blocks::ApprovalView {
         channel,
@@ -73,8 +87,12 @@ pub async fn approval_body(
             .case_id
             .as_deref()
             .map(|c| ctx.settings.kibana.case_url(c)),
-        outcome: (!open).then(|| decision_line(ctx, incident)),
-        note: if open { note.or(followup_note) } else { None },
+        outcome: (!open).then(|| decision_line(ctx, incident) + &edited_by),
+        note: if open {
+            note.map(|n| n + &edited_by).or(followup_note)
+        } else {
+            None
+        },
         offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
         runs_on: ctx.runner.describe(&Target::of_alert(incident, &alert)),
     };

@@ -76,6 +76,7 @@ pub fn new_case(
             incident,
             alert,
             commands,
+            &[],
             runs_on(ctx, incident, alert).as_deref(),
         ),
         tags,
@@ -306,10 +307,16 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
         .commands(&incident.id)
         .await
         .map_err(JobError::retry)?;
+    let edits = ctx
+        .store
+        .proposal_edits(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
     let text = description(
         incident,
         &alert,
         &commands,
+        &edits,
         runs_on(ctx, incident, &alert).as_deref(),
     );
     let mut fields = json!({ "description": text });
@@ -353,6 +360,7 @@ pub fn description(
     incident: &IncidentRow,
     alert: &Alert,
     commands: &[CommandRow],
+    edits: &[crate::store::edits::EditRow],
     runs_on: Option<&str>,
 ) -> String {
     let mut head = String::new();
@@ -454,6 +462,28 @@ pub fn description(
             );
         }
     }
+    if !edits.is_empty() {
+        // The AI's proposal as it was, and what the analyst changed before approving.
+        let _ = writeln!(head, "\n## Edited before approval\n");
+        for e in edits {
+            let before = e.before_text.replace('`', "'");
+            let line = match (e.change.as_str(), &e.after_text) {
+                ("dropped", _) => format!("left out: `{before}`"),
+                ("edited", Some(after)) => {
+                    format!("`{before}` → `{}`", after.replace('`', "'"))
+                }
+                _ => format!("kept: `{before}`"),
+            };
+            let _ = writeln!(
+                head,
+                "- {}. [{}] {line} (Slack user {}, {})",
+                e.seq,
+                e.kind.as_str(),
+                e.edited_by,
+                e.edited_at
+            );
+        }
+    }
     let _ = writeln!(head, "\n## Decision\n");
     match (
         incident.decision.as_deref(),
@@ -469,6 +499,13 @@ pub fn description(
         }
         _ if incident.state == IncidentState::TriageFailed => {
             let _ = writeln!(head, "No decision: nothing was proposed.");
+        }
+        _ if incident.state == IncidentState::Superseded => {
+            let _ = writeln!(
+                head,
+                "Not decided: superseded by the revised proposal `{}`, which an analyst asked for; its decision and results are in the comments.",
+                incident.superseded_by.as_deref().unwrap_or("?")
+            );
         }
         _ => {
             let _ = writeln!(head, "Awaiting approval in Slack.");
