@@ -164,7 +164,10 @@ async fn edit_then_approve_runs_exactly_the_edited_commands() {
     assert!(note.contains("**Final list:**"));
     assert!(comments.iter().any(|c| c.starts_with("**Approved**")));
     let description = case["description"].as_str().unwrap();
-    assert!(description.contains("## Edited before approval"), "{description}");
+    assert!(
+        description.contains("## Edited before approval"),
+        "{description}"
+    );
     assert!(description.contains(&format!("left out: `{}`", COMMANDS[3].0)));
     let card = top_level(&world).remove(0);
     assert!(card.blocks.to_string().contains("Edited by <@"));
