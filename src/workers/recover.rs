@@ -43,7 +43,7 @@ pub async fn recover(ctx: &Ctx) -> anyhow::Result<()> {
         // What did not complete is offered again, for a fresh approval, in the same thread.
         let unfinished = Store::unfinished_commands(&mut tx, &row.incident_id).await?;
         let mut offered = false;
-        if let (Some(parent), false) = (parent, unfinished.is_empty()) {
+        if let (Some(parent), false) = (&parent, unfinished.is_empty()) {
             let alert = parent.alert()?;
             let (inv, rem): (Vec<_>, Vec<_>) = unfinished
                 .into_iter()
@@ -64,7 +64,7 @@ pub async fn recover(ctx: &Ctx) -> anyhow::Result<()> {
                 source: "resume",
                 key,
             };
-            offered = propose_in_thread(ctx, &mut tx, &parent, &alert, offer)
+            offered = propose_in_thread(ctx, &mut tx, parent, &alert, offer)
                 .await?
                 .is_some();
         }
@@ -83,9 +83,22 @@ pub async fn recover(ctx: &Ctx) -> anyhow::Result<()> {
         )
         .await?;
         outbox::enqueue(&mut tx, &row.incident_id, &Job::CaseComment { text }).await?;
+        // The approved batch ended here, interrupted; what is offered again is a new proposal
+        // with its own times.
+        let mut times = None;
+        if let Some(incident) = &parent {
+            let at = crate::store::now_text();
+            times = Some(
+                crate::pipeline::approval::times::responded(&mut tx, incident, &at, "interrupted")
+                    .await?,
+            );
+        }
         outbox::enqueue(&mut tx, &row.incident_id, &Job::FinalizeCase).await?;
         Store::fail_in(&mut tx, row.id, "interrupted by a restart").await?;
         tx.commit().await?;
+        if let Some(t) = times {
+            t.observe();
+        }
         tracing::warn!(incident.id = %row.incident_id, interrupted, "ExecutionInterrupted");
     }
     Ok(())
