@@ -104,6 +104,7 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
             instruction,
             user: user.to_string(),
             at: crate::store::now_text(),
+            target: None,
         },
         None => Job::FollowUp {
             question,

@@ -16,7 +16,7 @@ use crate::domain::Decision;
 use crate::pipeline::Ctx;
 use crate::pipeline::approval::blocks::{
     ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE, ACTION_EDIT, ACTION_ISOLATE,
-    EDIT_CALLBACK,
+    ACTION_REQUEST_CHANGES, EDIT_CALLBACK, REVISE_CALLBACK,
 };
 use crate::pipeline::approval::decide::{ClickOutcome, decide, request_isolation};
 use crate::pipeline::approval::edit;
@@ -71,7 +71,7 @@ pub async fn handle_payload(ctx: &Ctx, payload: &InteractionPayload) -> Handled 
     handled
 }
 
-/// A modal submitted: only the Edit… modal is ours.
+/// A modal submitted: the Edit… or the Request changes modal.
 async fn submission(ctx: &Ctx, p: &InteractionPayload) -> Handled {
     let ignored = Handled {
         outcome: ClickOutcome::Ignored,
@@ -80,13 +80,16 @@ async fn submission(ctx: &Ctx, p: &InteractionPayload) -> Handled {
     let (Some(view), Some(user)) = (&p.view, &p.user) else {
         return ignored;
     };
-    if view.callback_id.as_deref() != Some(EDIT_CALLBACK) {
-        return ignored;
-    }
-    match edit::submit(ctx, view, &user.id).await {
+    let (submitted, approves) = match view.callback_id.as_deref() {
+        Some(EDIT_CALLBACK) => (edit::submit(ctx, view, &user.id).await, true),
+        Some(REVISE_CALLBACK) => (edit::submit_revision(ctx, view, &user.id).await, false),
+        _ => return ignored,
+    };
+    match submitted {
         Ok(answer) => Handled {
             outcome: match &answer {
-                edit::SubmitAnswer::Close => ClickOutcome::Decided(Decision::Approve),
+                edit::SubmitAnswer::Close if approves => ClickOutcome::Decided(Decision::Approve),
+                edit::SubmitAnswer::Close => ClickOutcome::Ignored,
                 edit::SubmitAnswer::Errors(_) => ClickOutcome::Ignored,
                 edit::SubmitAnswer::Update(_) => ClickOutcome::Stale,
             },
@@ -124,13 +127,18 @@ async fn click(ctx: &Ctx, p: &InteractionPayload) -> ClickOutcome {
     let Some(user) = p.user.as_ref().map(|u| u.id.clone()) else {
         return ClickOutcome::Ignored;
     };
-    if let Some(action) = p.actions.iter().find(|a| a.action_id == ACTION_EDIT) {
+    let modal = p.actions.iter().find_map(|a| match a.action_id.as_str() {
+        ACTION_EDIT => Some((a, edit::Modal::Edit)),
+        ACTION_REQUEST_CHANGES => Some((a, edit::Modal::RequestChanges)),
+        _ => None,
+    });
+    if let Some((action, which)) = modal {
         let value = action.value.clone().unwrap_or_default();
         let (incident_id, hash) = value.split_once(':').unwrap_or((value.as_str(), ""));
         let Some(trigger) = p.trigger_id.as_deref() else {
             return ClickOutcome::Ignored;
         };
-        return match edit::open_editor(ctx, incident_id, hash, &user, trigger).await {
+        return match edit::open_editor(ctx, incident_id, hash, &user, trigger, which).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, incident.id = incident_id, "cannot open the Edit… modal");

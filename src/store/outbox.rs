@@ -52,12 +52,15 @@ pub enum Job {
     Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
     FollowUp { question: String, user: String },
-    /// Ask the assistant to revise the open proposal in the incident's thread, as `user`
-    /// instructed at `at` (a thread reply starting with `revise:`).
+    /// Ask the assistant to revise a proposal in the incident's thread, as `user` instructed at
+    /// `at`: `target` (from the Request changes modal), or the newest open one (a `revise:`
+    /// thread reply).
     Revise {
         instruction: String,
         user: String,
         at: String,
+        #[serde(default)]
+        target: Option<String>,
     },
 }
 

@@ -198,7 +198,16 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
             instruction,
             user,
             at,
-        } => followup::revise(ctx, &incident, &instruction, &user, &at, row.id).await,
+            target,
+        } => {
+            let request = followup::RevisionRequest {
+                instruction: &instruction,
+                user: &user,
+                at: &at,
+                target: target.as_deref(),
+            };
+            followup::revise(ctx, &incident, &request, row.id).await
+        }
     }
 }
 

@@ -131,6 +131,7 @@ async fn approval_messages_match_their_snapshots_and_slack_sdk_accepts_them() {
             "Yes, run 7 commands",
             "Investigation only (5)",
             "Edit…",
+            "Request changes…",
             "No"
         ]
     );
@@ -157,7 +158,9 @@ async fn the_edit_modal_matches_its_snapshot_and_slack_sdk_accepts_it() {
         "This incident was already declined by <@U0BOB> at 2025-03-04T10:20:00.000Z; nothing can change.",
     );
     check("edit_notice_modal", &notice);
-    validate(&[&modal, &notice]).await;
+    let revise = blocks::revise_modal("7d3c1f2e-0000-4000-8000-000000000001:0123456789abcdef");
+    check("revise_modal", &revise);
+    validate(&[&modal, &notice, &revise]).await;
     // Every command in its own prefilled field; the blocked one offered unticked.
     let blocks = modal["blocks"].as_array().unwrap();
     assert_eq!(blocks.len(), 1 + 2 * commands.len());

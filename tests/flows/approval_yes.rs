@@ -64,6 +64,7 @@ async fn a_critical_alert_is_triaged_approved_run_and_recorded() {
             ACTION_APPROVE,
             ACTION_APPROVE_INVESTIGATION,
             triage_bot::pipeline::approval::blocks::ACTION_EDIT,
+            triage_bot::pipeline::approval::blocks::ACTION_REQUEST_CHANGES,
             ACTION_DECLINE
         ]
     );

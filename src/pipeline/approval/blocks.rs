@@ -15,6 +15,11 @@ pub const ACTION_APPROVE_INVESTIGATION: &str = "triage_approve_investigation";
 pub const ACTION_ISOLATE: &str = "triage_isolate_host";
 /// "Edit…": opens the modal in which an approver edits and picks the commands, then approves.
 pub const ACTION_EDIT: &str = "triage_edit";
+/// "Request changes…": opens a modal asking what the assistant should change.
+pub const ACTION_REQUEST_CHANGES: &str = "triage_request_changes";
+/// The `callback_id` of the Request changes modal, and its one field.
+pub const REVISE_CALLBACK: &str = "triage_request_changes";
+pub const REVISE_BLOCK: &str = "instruction";
 /// The `callback_id` of the Edit… modal, so its `view_submission` is recognised.
 pub const EDIT_CALLBACK: &str = "triage_edit_proposal";
 /// Most commands the Edit… modal can hold: two input blocks each, within a modal's 100 blocks.
@@ -224,6 +229,10 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
                 "type": "button", "action_id": ACTION_EDIT, "value": v.approval_value,
                 "text": { "type": "plain_text", "text": "Edit…" }
             }));
+            elements.push(json!({
+                "type": "button", "action_id": ACTION_REQUEST_CHANGES, "value": v.approval_value,
+                "text": { "type": "plain_text", "text": "Request changes…" }
+            }));
             if v.offer_isolate {
                 elements.push(json!({
                     "type": "button", "action_id": ACTION_ISOLATE, "value": v.approval_value,
@@ -310,6 +319,31 @@ pub fn edit_modal(host: &str, commands: &[ProposedCommand], private_metadata: &s
         "submit": { "type": "plain_text", "text": "Approve edited list" },
         "close": { "type": "plain_text", "text": "Cancel" },
         "blocks": blocks
+    })
+}
+
+/// The Request changes modal: one field for the instruction to the assistant.
+/// `private_metadata` carries `incident:hash` of the proposal to revise.
+pub fn revise_modal(private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": REVISE_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": { "type": "plain_text", "text": "Request changes" },
+        "submit": { "type": "plain_text", "text": "Ask the assistant" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            section("Tell the assistant what to change. Its revised proposal is checked by the safety gate and posted in the thread for approval; this proposal can then no longer be approved."),
+            {
+                "type": "input", "block_id": REVISE_BLOCK,
+                "label": { "type": "plain_text", "text": "What should change?" },
+                "element": {
+                    "type": "plain_text_input", "action_id": EDIT_TEXT_ACTION, "multiline": true,
+                    "max_length": 2000,
+                    "placeholder": { "type": "plain_text", "text": "e.g. don't stop the process, collect memory first" }
+                }
+            }
+        ]
     })
 }
 

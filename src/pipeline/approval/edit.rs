@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::blocks::{
-    EDIT_INCLUDE_ACTION, EDIT_MAX_CHARS, EDIT_MAX_COMMANDS, EDIT_TEXT_ACTION, edit_block_ids,
-    edit_modal, notice_modal,
+    EDIT_INCLUDE_ACTION, EDIT_MAX_CHARS, EDIT_MAX_COMMANDS, EDIT_TEXT_ACTION, REVISE_BLOCK,
+    edit_block_ids, edit_modal, notice_modal, revise_modal,
 };
 use super::decide::{ClickOutcome, Decided, is_authorised, write_decision, write_first_approval};
 use crate::clients::slack::wire::ViewPayload;
@@ -88,17 +88,44 @@ fn closed_reason(incident: &IncidentRow, hash: &str) -> Option<String> {
     }
 }
 
-/// The Edit… click: opens the modal within the trigger's life, then fills it.
+/// Which modal a click opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modal {
+    /// Edit… — the commands, to edit and pick, then approve.
+    Edit,
+    /// Request changes… — an instruction to the assistant.
+    RequestChanges,
+}
+
+impl Modal {
+    fn title(self) -> &'static str {
+        match self {
+            Modal::Edit => "Edit proposed commands",
+            Modal::RequestChanges => "Request changes",
+        }
+    }
+
+    /// The audit events of a refusal (not an approver) and of a click on a closed proposal.
+    fn refusals(self) -> (&'static str, &'static str) {
+        match self {
+            Modal::Edit => ("EditRefused", "EditIgnored"),
+            Modal::RequestChanges => ("RevisionRefused", "RevisionIgnored"),
+        }
+    }
+}
+
+/// The Edit… or Request changes… click: opens the modal within the trigger's life, then fills it.
 pub async fn open_editor(
     ctx: &Ctx,
     incident_id: &str,
     hash: &str,
     user: &str,
     trigger_id: &str,
+    which: Modal,
 ) -> anyhow::Result<ClickOutcome> {
-    let loading = notice_modal("Edit proposed commands", "Loading the proposal…");
+    let loading = notice_modal(which.title(), "Loading the proposal…");
     let (view_id, view_hash) = ctx.slack.views_open(trigger_id, &loading).await?;
-    let (outcome, view) = editor_for(ctx, incident_id, hash, user).await?;
+    let (outcome, view) = editor_for(ctx, incident_id, hash, user, which).await?;
     ctx.slack
         .views_update(&view_id, Some(&view_hash), &view)
         .await?;
@@ -111,8 +138,10 @@ async fn editor_for(
     incident_id: &str,
     hash: &str,
     user: &str,
+    which: Modal,
 ) -> anyhow::Result<(ClickOutcome, Value)> {
-    let title = "Edit proposed commands";
+    let title = which.title();
+    let (refused, ignored) = which.refusals();
     let Some(incident) = ctx.store.incident(incident_id).await? else {
         let view = notice_modal(title, "This incident is unknown to triage-bot.");
         return Ok((ClickOutcome::UnknownIncident, view));
@@ -122,24 +151,28 @@ async fn editor_for(
             ctx,
             incident_id,
             user,
-            "EditRefused",
+            refused,
             "not an authorised approver",
         )
         .await?;
         let view = notice_modal(
             title,
-            "You are not an approver for this incident, so you cannot edit its commands. The tagged handler or a configured approver must decide.",
+            "You are not an approver for this incident, so you cannot change its commands. The tagged handler or a configured approver must decide.",
         );
         return Ok((ClickOutcome::NotAuthorised, view));
     }
     if let Some(reason) = closed_reason(&incident, hash) {
-        audit_refusal(ctx, incident_id, user, "EditIgnored", &reason).await?;
+        audit_refusal(ctx, incident_id, user, ignored, &reason).await?;
         let outcome = if incident.state == IncidentState::AwaitingApproval {
             ClickOutcome::Stale
         } else {
             ClickOutcome::AlreadyDecided
         };
         return Ok((outcome, notice_modal("Nothing can change", &reason)));
+    }
+    let metadata = format!("{incident_id}:{hash}");
+    if which == Modal::RequestChanges {
+        return Ok((ClickOutcome::Ignored, revise_modal(&metadata)));
     }
     let commands: Vec<ProposedCommand> = ctx
         .store
@@ -161,7 +194,6 @@ async fn editor_for(
         );
         return Ok((ClickOutcome::Ignored, view));
     }
-    let metadata = format!("{incident_id}:{hash}");
     Ok((
         ClickOutcome::Ignored,
         edit_modal(&incident.host_name, &commands, &metadata),
@@ -419,6 +451,76 @@ pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result
         two_person,
         "ProposalEdited"
     );
+    Ok(SubmitAnswer::Close)
+}
+
+/// A `view_submission` of the Request changes modal by `user`: checked like a click, then the
+/// revision is queued for the assistant (`followup::revise`), bound to this proposal.
+pub async fn submit_revision(
+    ctx: &Ctx,
+    view: &ViewPayload,
+    user: &str,
+) -> anyhow::Result<SubmitAnswer> {
+    let title = "Nothing changed";
+    let metadata = view.private_metadata.clone().unwrap_or_default();
+    let Some((incident_id, hash)) = metadata.split_once(':') else {
+        return Ok(SubmitAnswer::Update(notice_modal(
+            title,
+            "This form does not belong to a triage-bot proposal.",
+        )));
+    };
+    let Some(incident) = ctx.store.incident(incident_id).await? else {
+        return Ok(SubmitAnswer::Update(notice_modal(
+            title,
+            "This incident is unknown to triage-bot.",
+        )));
+    };
+    if !is_authorised(ctx, &incident, user).await {
+        audit_refusal(
+            ctx,
+            incident_id,
+            user,
+            "RevisionRefused",
+            "not an authorised approver",
+        )
+        .await?;
+        return Ok(SubmitAnswer::Update(notice_modal(
+            title,
+            "You are not an approver for this incident, so your request changed nothing.",
+        )));
+    }
+    if let Some(reason) = closed_reason(&incident, hash) {
+        audit_refusal(ctx, incident_id, user, "RevisionIgnored", &reason).await?;
+        return Ok(SubmitAnswer::Update(notice_modal(title, &reason)));
+    }
+    let instruction = view
+        .state
+        .as_ref()
+        .and_then(|s| s.values.get(REVISE_BLOCK))
+        .and_then(|b| b.get(EDIT_TEXT_ACTION))
+        .and_then(|v| v.value.as_deref())
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if instruction.is_empty() {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            REVISE_BLOCK.to_string(),
+            "Say what the assistant should change.".to_string(),
+        );
+        return Ok(SubmitAnswer::Errors(errors));
+    }
+    // The thread's AI lane belongs to its root incident: the revision is asked there, in order
+    // with the thread's questions.
+    let root = incident.parent_incident.as_deref().unwrap_or(incident_id);
+    let job = Job::Revise {
+        instruction,
+        user: user.to_string(),
+        at: now_text(),
+        target: Some(incident_id.to_string()),
+    };
+    ctx.store.enqueue(root, &job).await?;
+    ctx.wake.notify_one();
     Ok(SubmitAnswer::Close)
 }
 

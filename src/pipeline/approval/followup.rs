@@ -71,24 +71,40 @@ pub async fn answer(
     Ok(())
 }
 
-/// "Request changes": an authorised approver's instruction (a `revise:` thread reply, at `at`)
-/// to revise the proposal open in `root`'s thread.
+/// A request for changes: who asked, when, what, and for which proposal (`None`: the newest
+/// one open in the thread).
+pub struct RevisionRequest<'a> {
+    pub instruction: &'a str,
+    pub user: &'a str,
+    pub at: &'a str,
+    pub target: Option<&'a str>,
+}
+
+/// "Request changes": an authorised approver's instruction (the Request changes modal, or a
+/// `revise:` thread reply) to revise a proposal in `root`'s thread.
 pub async fn revise(
     ctx: &Ctx,
     root: &IncidentRow,
-    instruction: &str,
-    user: &str,
-    at: &str,
+    request: &RevisionRequest<'_>,
     job_id: i64,
 ) -> Result<(), JobError> {
-    let Some(target) = ctx
-        .store
-        .open_proposal_in_thread(&root.id)
-        .await
-        .map_err(JobError::retry)?
-    else {
+    let (instruction, user, at) = (request.instruction, request.user, request.at);
+    let target = match request.target {
+        Some(id) => ctx
+            .store
+            .incident(id)
+            .await
+            .map_err(JobError::retry)?
+            .filter(|i| i.state == IncidentState::AwaitingApproval),
+        None => ctx
+            .store
+            .open_proposal_in_thread(&root.id)
+            .await
+            .map_err(JobError::retry)?,
+    };
+    let Some(target) = target else {
         let text = format!(
-            ":information_source: <@{user}> asked for a revision, but nothing in this thread is awaiting approval, so there is nothing to revise. Ask a question instead, without `revise:`."
+            ":information_source: <@{user}> asked for a revision, but the proposal is no longer awaiting approval (decided, expired or revised meanwhile), so there is nothing to revise."
         );
         return ctx
             .store
