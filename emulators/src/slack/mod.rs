@@ -18,8 +18,10 @@
 //!
 //! Layout, one way only: this file holds [`SlackEmulator`]; `web_api.rs` the methods and
 //! `response_url` posts, on top of `blocks.rs` (Block Kit checks) and `params.rs` (parameters,
-//! method errors, cursors); `socket_mode.rs` the WebSocket side; `acting.rs` what acts as Slack
-//! towards the app; `state.rs` the workspace and its record, which imports none of them.
+//! method errors, cursors); `views.rs` the modals (`views.open`, `views.update`, and the
+//! `view_submission` a person's submit produces); `socket_mode.rs` the WebSocket side; `acting.rs`
+//! what acts as Slack towards the app; `state.rs` the workspace and its record, which imports none
+//! of them.
 
 mod acting;
 mod blocks;
