@@ -235,10 +235,13 @@ async fn a_blocked_edit_is_refused_with_a_field_error_and_nothing_changes() {
 
     // The original buttons still work: the refusal changed nothing.
     world.click(&app, HANDLER_ID, ACTION_DECLINE).await.unwrap();
-    wait_for_state(&app, IncidentState::Declined, T)
+    let declined = wait_for_state(&app, IncidentState::Declined, T)
         .await
         .unwrap();
     assert!(world.winrm.executed().is_empty());
+    // The decline is both the acknowledgement and the end of the response.
+    assert_eq!(declined.acknowledged_by.as_deref(), Some(HANDLER_ID));
+    assert_eq!(declined.responded_at, declined.acknowledged_at);
     finish(&world, app).await;
 }
 
