@@ -803,3 +803,61 @@ async fn request_changes_from_the_button_revises_that_proposal() {
     .await;
     finish(&world, app).await;
 }
+
+#[tokio::test]
+async fn a_block_action_from_inside_the_modal_changes_nothing() {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    let view_id = open_editor(&world, &app, HANDLER_ID).await;
+
+    // Unticking a checkbox inside the modal (as Slack would report it with dispatch_action):
+    // only the submission counts, so this approves and records nothing.
+    let payload = world
+        .slack
+        .view_block_actions_payload(
+            &view_id,
+            HANDLER_ID,
+            "cmd:1:run",
+            json!({ "type": "checkboxes", "action_id": "include", "selected_options": [] }),
+        )
+        .unwrap();
+    let (status, body) = emulators::slack::post_interaction(
+        &format!("{}/slack/interactions", app.url()),
+        SIGNING_SECRET,
+        &payload,
+        chrono::Utc::now().timestamp(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, body.as_str()), (200, ""));
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
+    let now = app.ctx.store.incident(&before.id).await.unwrap().unwrap();
+    assert_eq!(now.state, IncidentState::AwaitingApproval);
+    assert_eq!(now.approval_hash, before.approval_hash);
+    assert!(now.acknowledged_at.is_none());
+    let v = world
+        .slack
+        .views()
+        .into_iter()
+        .find(|v| v.id == view_id)
+        .unwrap();
+    assert!(!v.closed, "the modal stays open until submitted");
+
+    // The submission that follows still works.
+    let (_, answer) = submit(
+        &world,
+        &app,
+        &view_id,
+        HANDLER_ID,
+        &[("cmd:8:run", unticked())],
+    )
+    .await;
+    assert_eq!(answer, Value::Null);
+    wait_for_state(&app, IncidentState::Executed, T)
+        .await
+        .unwrap();
+    assert_eq!(world.winrm.executed().len(), COMMANDS.len() - 1);
+    finish(&world, app).await;
+}

@@ -338,6 +338,41 @@ impl SlackEmulator {
         Ok(view_submission_payload(user_id, "someone", &view, values))
     }
 
+    /// A `block_actions` payload from inside the open modal `view_id` (an element with
+    /// `dispatch_action`, or a button in the modal): `container.type` is `view`, and the payload
+    /// carries the view with its current `state.values`, as Slack sends it.
+    ///
+    /// # Errors
+    /// When the view is unknown.
+    pub fn view_block_actions_payload(
+        &self,
+        view_id: &str,
+        user_id: &str,
+        block_id: &str,
+        action: Value,
+    ) -> anyhow::Result<Value> {
+        let submission = self.view_submission(view_id, user_id, &serde_json::Map::new())?;
+        let mut action = action;
+        action["block_id"] = json!(block_id);
+        action["action_ts"] = json!(format!(
+            "{:.6}",
+            chrono::Utc::now().timestamp_micros() as f64 / 1e6
+        ));
+        Ok(json!({
+            "type": "block_actions",
+            "user": submission["user"],
+            "api_app_id": APP_ID,
+            "token": "verification-token-deprecated",
+            "container": { "type": "view", "view_id": view_id },
+            "trigger_id": new_trigger_id(),
+            "team": submission["team"],
+            "enterprise": null,
+            "is_enterprise_install": false,
+            "view": submission["view"],
+            "actions": [action]
+        }))
+    }
+
     /// Records what Slack does with an answer to a submission of `view_id` that reached the app
     /// another way (a Socket Mode ack's `payload`).
     pub fn apply_view_answer(&self, view_id: &str, answer: &Value) {
