@@ -103,7 +103,7 @@ pub async fn responded(
         .unwrap_or_else(|| format!("{outcome} at {at}"));
     let alert_at = incident
         .alert()
-        .map(|a| a.timestamp.to_rfc3339())
+        .map(|a| crate::store::time_text(a.timestamp))
         .unwrap_or_default();
     let text =
         format!("**Response times** from the alert at {alert_at}: {ack_text}; {respond_text}.");
