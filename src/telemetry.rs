@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -34,8 +34,25 @@ pub fn prometheus() -> &'static PrometheusHandle {
             0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
             3600.0,
         ];
+        // The SOC's response times run from seconds to a day.
+        let response = [
+            30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+            86400.0,
+        ];
         let recorder = PrometheusBuilder::new()
             .set_buckets(&buckets)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("triage_bot_time_to_acknowledge_seconds".into()),
+                    &response,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("triage_bot_time_to_respond_seconds".into()),
+                    &response,
+                )
+            })
             .map(|b| b.build_recorder())
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();

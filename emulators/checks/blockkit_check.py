@@ -1,12 +1,15 @@
 """Validates Slack messages (as triage-bot sent them) with slack_sdk's Block Kit models, plus the
 checks those models lack: at most 50 blocks, plain_text where Slack requires it, unique
-action_ids and block_ids, text limits. Usage: blockkit_check.py MESSAGES.json
+action_ids and block_ids, text limits. Modals (`views.open`, `views.update`) are validated with
+slack_sdk's `View` model (title/submit/close lengths, 100 blocks, private_metadata, callback_id)
+and each of their blocks with the Block models. Usage: blockkit_check.py MESSAGES.json
 (a JSON array of {"method": ..., "params": {...}} as the Slack emulator recorded them)."""
 
 import json
 import sys
 
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 PLAIN_ONLY = {("header", "text"), ("button", "text")}
 
@@ -57,10 +60,50 @@ def problems_of(message):
     return problems
 
 
+def view_problems(params):
+    problems = []
+    raw = params.get("view")
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        return ["no view"]
+    try:
+        View(**raw).validate_json()
+    except Exception as e:
+        problems.append(f"view: {type(e).__name__}: {e}")
+    block_ids = []
+    for i, b in enumerate(raw.get("blocks") or []):
+        try:
+            block = Block.parse(b)
+            if block is None:
+                problems.append(f"view.blocks[{i}]: unknown block type {b.get('type')!r}")
+                continue
+            block.validate_json()
+        except Exception as e:
+            problems.append(f"view.blocks[{i}]: {type(e).__name__}: {e}")
+        if "block_id" in b:
+            block_ids.append(b["block_id"])
+        if b.get("type") == "input":
+            el = b.get("element", {})
+            if el.get("type") == "plain_text_input" and len(el.get("initial_value", "")) > el.get("max_length", 3000):
+                problems.append(f"view.blocks[{i}]: initial_value longer than max_length")
+    dupes = sorted({x for x in block_ids if block_ids.count(x) > 1})
+    if dupes:
+        problems.append(f"duplicate block_ids in view: {dupes}")
+    if any(b.get("type") == "input" for b in raw.get("blocks") or []) and not raw.get("submit"):
+        problems.append("view with input blocks has no submit")
+    return problems
+
+
 def main():
     calls = json.load(open(sys.argv[1]))
     checked, failures = 0, []
     for n, call in enumerate(calls):
+        if call["method"] in ("views.open", "views.update"):
+            checked += 1
+            for p in view_problems(call["params"]):
+                failures.append(f"call {n} ({call['method']}): {p}")
+            continue
         if call["method"] not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             continue
         checked += 1

@@ -12,11 +12,14 @@ SignatureVerifier must accept it. Exits non-zero on the first failed assertion.
 
 import json
 import sys
+import time
 import urllib.parse
+import uuid
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, InputBlock, PlainTextInputElement, PlainTextObject
+from slack_sdk.models.views import View
 from slack_sdk.signature import SignatureVerifier
 
 
@@ -140,6 +143,40 @@ def main():
     check(payload["type"] == "block_actions" and payload["actions"][0]["action_id"] == "approve", "form body carries the payload")
     vector = SignatureVerifier("fa2c05deeef5a4077494e89f54394de0").generate_signature(timestamp="1531420618", body="test-body")
     check(vector == "v0=baa91ef62d346e56607bbdd278a8acd570b91226854f15a382f43d33be42f666", "documented test vector")
+
+    # Modals: the emulator's views.open / views.update as slack_sdk calls them, with a view built
+    # from slack_sdk's own models (so its idea of the wire format is the one checked).
+    trigger = f"{int(time.time() * 1000)}.1234567890123.{uuid.uuid4().hex}"
+    view = View(
+        type="modal",
+        callback_id="triage_edit_proposal",
+        private_metadata="inc-1:abc",
+        title=PlainTextObject(text="Edit proposed commands"),
+        submit=PlainTextObject(text="Approve edited list"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            InputBlock(
+                block_id="cmd:1:text",
+                label=PlainTextObject(text="1. investigation"),
+                element=PlainTextInputElement(action_id="text", multiline=True, initial_value="Get-Process"),
+            )
+        ],
+    )
+    opened = client.views_open(trigger_id=trigger, view=view)
+    check(opened["view"]["id"].startswith("V") and opened["view"]["hash"], "views.open returns the view id and hash")
+    check(opened["view"]["private_metadata"] == "inc-1:abc", "views.open echoes private_metadata")
+    expect_error(lambda: client.views_open(trigger_id=trigger, view=view), "exchanged_trigger_id", "a trigger opens one modal")
+    expect_error(lambda: client.views_open(trigger_id="1000.1.old", view=view), "expired_trigger_id", "an old trigger has expired")
+    updated = client.views_update(view_id=opened["view"]["id"], hash=opened["view"]["hash"], view=view)
+    check(updated["view"]["hash"] != opened["view"]["hash"], "views.update gives a new hash")
+    expect_error(
+        lambda: client.views_update(view_id=opened["view"]["id"], hash=opened["view"]["hash"], view=view),
+        "hash_conflict",
+        "a stale hash is refused",
+    )
+    fresh = f"{int(time.time() * 1000)}.1234567890123.{uuid.uuid4().hex}"
+    too_long = {"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "blocks": []}
+    expect_error(lambda: client.views_open(trigger_id=fresh, view=too_long), "invalid_arguments", "a 25-character title")
 
     print("slack_check: all good")
 

@@ -1,7 +1,7 @@
 //! The command line: one file per subcommand — [`serve`], [`index_action`], [`demo`],
-//! [`check_config`], [`parse`], [`replay`], [`bench`], [`case`], [`incidents`], [`winrm`],
-//! [`safety`], [`setup`]. This module only parses arguments, loads `.env`, starts the runtime and
-//! maps the outcome to an exit status.
+//! [`check_config`], [`parse`], [`replay`], [`bench`], [`case`], [`incidents`], [`report`],
+//! [`winrm`], [`safety`], [`setup`]. This module only parses arguments, loads `.env`, starts the
+//! runtime and maps the outcome to an exit status.
 
 pub mod bench;
 #[cfg(feature = "demo")]
@@ -14,6 +14,7 @@ pub mod incidents;
 pub mod index_action;
 pub mod parse;
 pub mod replay;
+pub mod report;
 pub mod safety;
 pub mod serve;
 pub mod setup;
@@ -98,6 +99,15 @@ enum Command {
         #[command(subcommand)]
         action: setup::SetupCommand,
     },
+    /// The SOC's response figures over a period: incidents by outcome, time to acknowledge and
+    /// to respond (p50/p90), decisions per rule and handler, and how the AI's proposals fared.
+    Report {
+        /// How far back: 7d, 24h, 90m, 2w, or an RFC 3339 time.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: report::Format,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -175,6 +185,7 @@ pub fn main() -> ExitCode {
             )),
             Command::Safety { action } => safety::run(action),
             Command::Setup { action } => setup::run(action).await,
+            Command::Report { since, format } => report::run(&since, format).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

@@ -80,6 +80,8 @@ pub enum Purpose {
     Handler,
     /// A question asked in the incident's Slack thread.
     FollowUp,
+    /// A revision of the proposal an analyst asked for.
+    Revision,
 }
 
 impl Purpose {
@@ -88,6 +90,7 @@ impl Purpose {
             Purpose::Triage => "triage",
             Purpose::Handler => "handler",
             Purpose::FollowUp => "followup",
+            Purpose::Revision => "revision",
         }
     }
 }

@@ -4,7 +4,8 @@
 //! received → triaging → awaiting_approval → approved → executing → executed → closed
 //!               │               │                          │
 //!               ▼               ├──► declined              ▼
-//!         triage_failed         └──► expired        execution_failed / interrupted
+//!         triage_failed         ├──► expired        execution_failed / interrupted
+//!                               └──► superseded (by a revision the analyst asked for)
 //! ```
 //! [`IncidentState::can_move_to`] is the single definition of which moves are legal; the store
 //! refuses any other move, so a stale worker or a double click cannot rewind an incident.
@@ -50,11 +51,13 @@ pub enum IncidentState {
     Executed,
     ExecutionFailed,
     Interrupted,
+    /// Replaced by a revised proposal an analyst asked for; it can no longer be approved.
+    Superseded,
     Closed,
 }
 
 impl IncidentState {
-    pub const ALL: [IncidentState; 12] = [
+    pub const ALL: [IncidentState; 13] = [
         Self::Received,
         Self::Triaging,
         Self::TriageFailed,
@@ -66,6 +69,7 @@ impl IncidentState {
         Self::Executed,
         Self::ExecutionFailed,
         Self::Interrupted,
+        Self::Superseded,
         Self::Closed,
     ];
 
@@ -82,6 +86,7 @@ impl IncidentState {
             Self::Executed => "executed",
             Self::ExecutionFailed => "execution_failed",
             Self::Interrupted => "interrupted",
+            Self::Superseded => "superseded",
             Self::Closed => "closed",
         }
     }
@@ -101,6 +106,7 @@ impl IncidentState {
                 | (AwaitingApproval, Approved)
                 | (AwaitingApproval, Declined)
                 | (AwaitingApproval, Expired)
+                | (AwaitingApproval, Superseded)
                 | (Approved, Executing)
                 | (Executing, Executed)
                 | (Executing, ExecutionFailed)
@@ -109,6 +115,7 @@ impl IncidentState {
                 | (Executed, Closed)
                 | (Declined, Closed)
                 | (Expired, Closed)
+                | (Superseded, Closed)
                 | (TriageFailed, Closed)
                 | (ExecutionFailed, Closed)
         )

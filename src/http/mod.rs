@@ -46,6 +46,11 @@ async fn interactions(
 ) -> impl IntoResponse {
     crate::slack_app::interactions::handle(ctx, &headers, &body)
         .await
+        .map(|answer| match answer {
+            // A modal submission answered synchronously (`response_action`).
+            Some(body) => axum::Json(body).into_response(),
+            None => StatusCode::OK.into_response(),
+        })
         .map_err(ApiError::from)
 }
 

@@ -1,5 +1,6 @@
 //! Events API: `POST /slack/events` — the URL verification handshake, and messages in an
-//! incident's thread, which become follow-up questions for the assistant.
+//! incident's thread, which become follow-up questions for the assistant — or, when they start
+//! with `revise:`, a request to revise the open proposal ([`REVISE_KEYWORD`]).
 //!
 //! Deliveries are signature-checked, deduplicated by `event_id` (Slack retries with the same id),
 //! and the bot's own and other bots' messages are ignored.
@@ -98,17 +99,35 @@ async fn on_event(ctx: &Ctx, v: &Value) -> anyhow::Result<()> {
         tx.commit().await?;
         return Ok(());
     }
-    outbox::enqueue(
-        &mut tx,
-        &incident.id,
-        &Job::FollowUp {
+    let job = match revision_instruction(&question) {
+        Some(instruction) => Job::Revise {
+            instruction,
+            user: user.to_string(),
+            at: crate::store::now_text(),
+            target: None,
+        },
+        None => Job::FollowUp {
             question,
             user: user.to_string(),
         },
-    )
-    .await?;
+    };
+    outbox::enqueue(&mut tx, &incident.id, &job).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The keyword that makes a thread reply a request for changes rather than a question:
+/// `revise: don't stop the process, collect memory first`.
+pub const REVISE_KEYWORD: &str = "revise:";
+
+/// The instruction of a `revise:` reply (case-insensitive keyword), if it is one.
+pub fn revision_instruction(text: &str) -> Option<String> {
+    let head = text.get(..REVISE_KEYWORD.len())?;
+    if !head.eq_ignore_ascii_case(REVISE_KEYWORD) {
+        return None;
+    }
+    let rest = text[REVISE_KEYWORD.len()..].trim();
+    (!rest.is_empty()).then(|| rest.to_string())
 }
 
 /// "<@UBOT> what is odupd.exe?" → "what is odupd.exe?"

@@ -122,12 +122,17 @@ async fn connect_once(
                 // Record the decision before acknowledging when it is quick (it usually is: one
                 // transaction), so a crash in between makes Slack redeliver instead of losing it.
                 let mut work = tokio::spawn(async move { dispatch(&ctx, &kind, payload).await });
-                let _ = tokio::time::timeout(ACK_WITHIN, &mut work).await;
+                // A modal submission's answer (field errors, a replacement view) rides on the ack.
+                let answer = match tokio::time::timeout(ACK_WITHIN, &mut work).await {
+                    Ok(Ok(answer)) => answer,
+                    _ => None,
+                };
                 if let Some(id) = envelope.get("envelope_id").and_then(Value::as_str) {
-                    sink.send(Message::Text(
-                        json!({ "envelope_id": id }).to_string().into(),
-                    ))
-                    .await?;
+                    let mut ack = json!({ "envelope_id": id });
+                    if let Some(payload) = answer {
+                        ack["payload"] = payload;
+                    }
+                    sink.send(Message::Text(ack.to_string().into())).await?;
                 }
             }
             other => tracing::debug!(kind = ?other, "ignoring Socket Mode envelope"),
@@ -135,18 +140,21 @@ async fn connect_once(
     }
 }
 
-async fn dispatch(ctx: &Ctx, kind: &str, payload: Value) {
+/// Handles one envelope's payload; returns what the ack must carry (a modal's answer), if any.
+async fn dispatch(ctx: &Ctx, kind: &str, payload: Value) -> Option<Value> {
     match kind {
         "interactive" => match serde_json::from_value(payload) {
-            Ok(p) => {
-                super::interactions::handle_payload(ctx, &p).await;
+            Ok(p) => super::interactions::handle_payload(ctx, &p).await.answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed Socket Mode interaction");
+                None
             }
-            Err(e) => tracing::warn!(error = %e, "malformed Socket Mode interaction"),
         },
         _ => {
             if let Err(e) = super::events::handle_json(ctx, &payload).await {
                 tracing::error!(error = %e, "cannot handle a Socket Mode event");
             }
+            None
         }
     }
 }

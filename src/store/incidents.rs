@@ -40,6 +40,10 @@ pub struct IncidentRow {
     pub slack_permalink: Option<String>,
     pub parent_incident: Option<String>,
     pub thread_root_ts: Option<String>,
+    pub superseded_by: Option<String>,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub responded_at: Option<String>,
 }
 
 impl IncidentRow {
@@ -468,22 +472,26 @@ impl Store {
         Ok(())
     }
 
-    /// The first half of the two-person rule. False when the incident is no longer awaiting
-    /// approval or already has a first approver (another click got there first).
+    /// The first half of the two-person rule, for the list bound by `hash`. False when the
+    /// incident is no longer awaiting approval, already has a first approver (another click got
+    /// there first), or its proposal changed (an edit).
     pub async fn record_first_approval(
         conn: &mut SqliteConnection,
         id: &str,
         user: &str,
         at: &str,
+        hash: &str,
     ) -> Result<bool, sqlx::Error> {
         let recorded = sqlx::query(
             "UPDATE incidents SET first_approver = ?, first_approved_at = ?, updated_at = ?
-             WHERE id = ? AND state = 'awaiting_approval' AND first_approver IS NULL",
+             WHERE id = ? AND state = 'awaiting_approval' AND first_approver IS NULL
+               AND approval_hash = ?",
         )
         .bind(user)
         .bind(at)
         .bind(at)
         .bind(id)
+        .bind(hash)
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -55,6 +55,16 @@ pub enum Job {
     Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
     FollowUp { question: String, user: String },
+    /// Ask the assistant to revise a proposal in the incident's thread, as `user` instructed at
+    /// `at`: `target` (from the Request changes modal), or the newest open one (a `revise:`
+    /// thread reply).
+    Revise {
+        instruction: String,
+        user: String,
+        at: String,
+        #[serde(default)]
+        target: Option<String>,
+    },
 }
 
 /// The outside system a job talks to. Jobs of one incident and lane run strictly in order.
@@ -145,7 +155,7 @@ decode_stored_name! {
 impl Job {
     pub fn lane(&self) -> Lane {
         match self {
-            Job::Triage | Job::FollowUp { .. } => Lane::Ai,
+            Job::Triage | Job::FollowUp { .. } | Job::Revise { .. } => Lane::Ai,
             Job::PostApproval
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
@@ -178,6 +188,7 @@ impl Job {
             Job::ResumeInterrupted => "resume_interrupted",
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
+            Job::Revise { .. } => "revise",
         }
     }
 }

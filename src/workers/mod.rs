@@ -226,6 +226,20 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::FollowUp { question, user } => {
             followup::answer(ctx, &incident, &question, &user, row.id).await
         }
+        Job::Revise {
+            instruction,
+            user,
+            at,
+            target,
+        } => {
+            let request = followup::RevisionRequest {
+                instruction: &instruction,
+                user: &user,
+                at: &at,
+                target: target.as_deref(),
+            };
+            followup::revise(ctx, &incident, &request, row.id).await
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod execute_winrm_fixtures;
 mod execute_winrm_ntlm_peer;
 mod packaging;
+mod report;
 mod slack_manifest;
 mod slack_message_snapshots;
 mod triage_parser_corpus;

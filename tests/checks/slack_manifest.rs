@@ -39,6 +39,9 @@ const METHOD_SCOPES: &[(&str, Needs)] = &[
     ("chat.delete", Needs::Bot(&["chat:write"])),
     ("chat.getPermalink", Needs::NoScope),
     ("auth.test", Needs::NoScope),
+    // Modals need interactivity turned on, not a scope.
+    ("views.open", Needs::NoScope),
+    ("views.update", Needs::NoScope),
     (
         "conversations.history",
         Needs::Bot(&["channels:history", "groups:history"]),

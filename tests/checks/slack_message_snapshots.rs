@@ -64,7 +64,14 @@ fn check(name: &str, actual: &Value) {
 async fn validate(messages: &[&Value]) {
     let calls: Vec<Value> = messages
         .iter()
-        .map(|m| json!({ "method": "chat.postMessage", "params": m }))
+        .map(|m| {
+            // A modal goes through views.open (validated with slack_sdk's View model).
+            if m["type"] == "modal" {
+                json!({ "method": "views.open", "params": { "trigger_id": "1.2.3", "view": m } })
+            } else {
+                json!({ "method": "chat.postMessage", "params": m })
+            }
+        })
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("messages.json");
@@ -120,12 +127,46 @@ async fn approval_messages_match_their_snapshots_and_slack_sdk_accepts_them() {
         .collect();
     assert_eq!(
         texts,
-        ["Yes, run 7 commands", "Investigation only (5)", "No"]
+        [
+            "Yes, run 7 commands",
+            "Investigation only (5)",
+            "Edit…",
+            "Request changes…",
+            "No"
+        ]
     );
     assert!(
         open.to_string()
             .contains("BLOCKED: names a path the alert does not contain")
     );
+}
+
+#[tokio::test]
+async fn the_edit_modal_matches_its_snapshot_and_slack_sdk_accepts_it() {
+    let triage = parse_answer(&triage_bot::samples::triage_answer());
+    let mut commands = triage.commands();
+    commands[7].risk = Risk::Blocked;
+    commands[7].reasons = vec!["names a path the alert does not contain".into()];
+    let modal = blocks::edit_modal(
+        "WS-FIN-042",
+        &commands,
+        "7d3c1f2e-0000-4000-8000-000000000001:0123456789abcdef0123456789abcdef",
+    );
+    check("edit_modal", &modal);
+    let notice = blocks::notice_modal(
+        "Nothing can change",
+        "This incident was already declined by <@U0BOB> at 2025-03-04T10:20:00.000Z; nothing can change.",
+    );
+    check("edit_notice_modal", &notice);
+    let revise = blocks::revise_modal("7d3c1f2e-0000-4000-8000-000000000001:0123456789abcdef");
+    check("revise_modal", &revise);
+    validate(&[&modal, &notice, &revise]).await;
+    // Every command in its own prefilled field; the blocked one offered unticked.
+    let blocks = modal["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1 + 2 * commands.len());
+    assert_eq!(blocks[1]["element"]["initial_value"], commands[0].text);
+    assert!(blocks[2]["element"]["initial_options"].is_array());
+    assert!(blocks[16]["element"].get("initial_options").is_none());
 }
 
 #[tokio::test]

@@ -168,6 +168,14 @@ async fn an_undecided_incident_is_escalated_once_then_expires() {
     let comments: Vec<String> = comment_texts(&case);
     assert!(comments.iter().any(|c| c.starts_with("**Escalated**")));
     assert!(comments.iter().any(|c| c.starts_with("**Expired**")));
+    // Expiry ends the response; nobody acknowledged it.
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.starts_with("**Response times**") && c.contains("no human decision"))
+    );
+    let expired = app.ctx.store.incident(&incident.id).await.unwrap().unwrap();
+    assert!(expired.responded_at.is_some() && expired.acknowledged_at.is_none());
     // A late click (from a stale client that still shows the buttons) changes nothing.
     let (status, _) = world
         .click_value(&app, HANDLER_ID, &root.ts, ACTION_APPROVE, &value)

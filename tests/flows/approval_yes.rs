@@ -60,7 +60,13 @@ async fn a_critical_alert_is_triaged_approved_run_and_recorded() {
         .collect();
     assert_eq!(
         ids,
-        [ACTION_APPROVE, ACTION_APPROVE_INVESTIGATION, ACTION_DECLINE]
+        [
+            ACTION_APPROVE,
+            ACTION_APPROVE_INVESTIGATION,
+            triage_bot::pipeline::approval::blocks::ACTION_EDIT,
+            triage_bot::pipeline::approval::blocks::ACTION_REQUEST_CHANGES,
+            ACTION_DECLINE
+        ]
     );
     assert!(
         text.contains("/app/security/alerts/redirect/"),

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod analyst_control;
 mod approval_options;
 mod approval_refusals;
 mod approval_yes;

@@ -16,6 +16,7 @@ async fn metrics_are_served_on_their_own_address_with_the_latency_histograms() {
     wait_for_state(&app, IncidentState::Executed, T)
         .await
         .unwrap();
+    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
 
     let public = reqwest::get(format!("{}/metrics", app.url()))
         .await
@@ -37,6 +38,8 @@ async fn metrics_are_served_on_their_own_address_with_the_latency_histograms() {
         "triage_bot_ai_call_seconds_bucket{backend=\"kibana\",outcome=\"ok\"",
         "triage_bot_time_to_decision_seconds_bucket{decision=\"approved\"",
         "triage_bot_command_seconds_bucket{runner=\"winrm\"",
+        "triage_bot_time_to_acknowledge_seconds_bucket{le=\"86400\"}",
+        "triage_bot_time_to_respond_seconds_bucket{outcome=\"executed\"",
         "triage_bot_last_successful_poll_timestamp_seconds{source=\"security_alerts\"}",
         "triage_bot_build_info{version=",
     ] {

@@ -110,6 +110,9 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
             .all(|c| c.status == CommandStatus::Skipped)
     );
     assert!(world.winrm.executed().is_empty(), "nothing was re-run");
+    // The interrupted batch ended its response; the offer below is a new proposal.
+    let interrupted = app.ctx.store.incident(&incident.id).await.unwrap().unwrap();
+    assert!(interrupted.responded_at.is_some());
 
     // What did not complete is offered again in the thread; only a fresh approval runs it.
     triage_bot::demo::wait_until_settled(&app, T).await.unwrap();

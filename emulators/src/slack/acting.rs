@@ -42,7 +42,7 @@ pub fn block_actions_payload(
         "api_app_id": APP_ID,
         "token": "verification-token-deprecated",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
-        "trigger_id": format!("1234567890123.1234567890123.{}", uuid::Uuid::new_v4().simple()),
+        "trigger_id": super::views::new_trigger_id(),
         "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
         "enterprise": null,
         "is_enterprise_install": false,

@@ -101,14 +101,88 @@ fn check_element(el: &Value, pointer: &str, errs: &mut Vec<String>) {
     }
 }
 
+/// An `input` block: a plain-text label (2000), and one element — a `plain_text_input` (initial
+/// value within `max_length` ≤ 3000) or `checkboxes` (1–10 options, initial options among them).
+fn check_input(b: &Map<String, Value>, ptr: &str, errs: &mut Vec<String>) {
+    match b.get("label") {
+        Some(l) => check_text(l, 2000, true, &format!("{ptr}/label"), errs),
+        None => errs.push(format!(
+            "[ERROR] missing required field: label [json-pointer:{ptr}]"
+        )),
+    }
+    let Some(el) = b.get("element").and_then(Value::as_object) else {
+        errs.push(format!(
+            "[ERROR] missing required field: element [json-pointer:{ptr}]"
+        ));
+        return;
+    };
+    let eptr = format!("{ptr}/element");
+    check_len(el, "action_id", 255, &eptr, errs);
+    match el.get("type").and_then(Value::as_str) {
+        Some("plain_text_input") => {
+            let max = el.get("max_length").and_then(Value::as_u64).unwrap_or(3000);
+            if max > 3000 {
+                errs.push(format!(
+                    "[ERROR] must be less than 3001 [json-pointer:{eptr}/max_length]"
+                ));
+            }
+            check_len(el, "initial_value", max as usize, &eptr, errs);
+        }
+        Some("checkboxes") => {
+            let options = el.get("options").and_then(Value::as_array);
+            match options {
+                Some(o) if !o.is_empty() && o.len() <= 10 => {
+                    for (j, opt) in o.iter().enumerate() {
+                        let optr = format!("{eptr}/options/{j}");
+                        match opt.get("text") {
+                            Some(t) => check_text(t, 75, false, &format!("{optr}/text"), errs),
+                            None => errs.push(format!(
+                                "[ERROR] missing required field: text [json-pointer:{optr}]"
+                            )),
+                        }
+                        if let Some(o) = opt.as_object() {
+                            check_len(o, "value", 150, &optr, errs);
+                        }
+                    }
+                    for (j, init) in el
+                        .get("initial_options")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        if !o.contains(init) {
+                            errs.push(format!("[ERROR] initial option must match an option [json-pointer:{eptr}/initial_options/{j}]"));
+                        }
+                    }
+                }
+                _ => errs.push(format!(
+                    "[ERROR] must provide 1 to 10 items [json-pointer:{eptr}/options]"
+                )),
+            }
+        }
+        Some(_) => {}
+        None => errs.push(format!(
+            "[ERROR] missing required field: type [json-pointer:{eptr}]"
+        )),
+    }
+}
+
 /// Validates a `blocks` array against the Block Kit limits slack.md §5.3 lists.
 pub(super) fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
+    validate_blocks_max(blocks, 50)
+}
+
+/// The same, with `max` blocks (a message: 50; a modal: 100).
+pub(super) fn validate_blocks_max(blocks: &Value, max: usize) -> Result<(), ApiError> {
     let Some(list) = blocks.as_array() else {
         return Err(ApiError::new("invalid_blocks_format"));
     };
     let mut errs = Vec::new();
-    if list.len() > 50 {
-        errs.push("[ERROR] no more than 50 items allowed [json-pointer:/blocks]".to_string());
+    if list.len() > max {
+        errs.push(format!(
+            "[ERROR] no more than {max} items allowed [json-pointer:/blocks]"
+        ));
     }
     let mut block_ids = Vec::new();
     for (i, block) in list.iter().enumerate() {
@@ -159,6 +233,7 @@ pub(super) fn validate_blocks(blocks: &Value) -> Result<(), ApiError> {
                     check_element(acc, &format!("{ptr}/accessory"), &mut errs);
                 }
             }
+            "input" => check_input(b, &ptr, &mut errs),
             "header" => match b.get("text") {
                 Some(t) => check_text(t, 150, true, &format!("{ptr}/text"), &mut errs),
                 None => errs.push(format!(

@@ -18,14 +18,17 @@
 //!
 //! Layout, one way only: this file holds [`SlackEmulator`]; `web_api.rs` the methods and
 //! `response_url` posts, on top of `blocks.rs` (Block Kit checks) and `params.rs` (parameters,
-//! method errors, cursors); `socket_mode.rs` the WebSocket side; `acting.rs` what acts as Slack
-//! towards the app; `state.rs` the workspace and its record, which imports none of them.
+//! method errors, cursors); `views.rs` the modals (`views.open`, `views.update`, and the
+//! `view_submission` a person's submit produces); `socket_mode.rs` the WebSocket side; `acting.rs`
+//! what acts as Slack towards the app; `state.rs` the workspace and its record, which imports none
+//! of them.
 
 mod acting;
 mod blocks;
 mod params;
 mod socket_mode;
 mod state;
+mod views;
 mod web_api;
 
 use std::sync::Arc;
@@ -43,8 +46,9 @@ pub use self::acting::{
 use self::socket_mode::socket_connection;
 pub use self::state::{
     APP_ID, BOT_ID, BOT_USER_ID, ResponseUrlPost, SlackCall, SlackEphemeral, SlackMessage,
-    SlackState, SlackUser, TEAM_DOMAIN, TEAM_ID,
+    SlackState, SlackUser, SlackView, TEAM_DOMAIN, TEAM_ID,
 };
+pub use self::views::{TRIGGER_LIFE_MS, new_trigger_id, state_values, view_submission_payload};
 use self::web_api::handle;
 use crate::server::{self, Recorder};
 
@@ -268,6 +272,115 @@ impl SlackEmulator {
     /// Every ephemeral message, in posting order.
     pub fn ephemerals(&self) -> Vec<SlackEphemeral> {
         self.state.read().ephemerals.clone()
+    }
+
+    /// Every modal opened, as it stands now.
+    pub fn views(&self) -> Vec<SlackView> {
+        self.state.read().views.clone()
+    }
+
+    /// Acts as Slack when `user_id` presses the submit button of the open modal `view_id`: a
+    /// signed `view_submission` to `app_url`, with `view.state.values` holding every input's
+    /// current value — its initial one, or `overrides` (`block_id → state value`, e.g.
+    /// `{"type": "plain_text_input", "value": "…"}`). Slack's handling of the answer follows:
+    /// an empty body closes the modal, `errors` keeps it open with them, `update` replaces it.
+    /// Returns the HTTP status and the answer (`Null` when empty).
+    ///
+    /// # Errors
+    /// When the view is unknown or the app cannot be reached.
+    pub async fn submit_view(
+        &self,
+        app_url: &str,
+        signing_secret: &str,
+        view_id: &str,
+        user_id: &str,
+        overrides: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let payload = self.view_submission(view_id, user_id, overrides)?;
+        let (status, body) = post_interaction(
+            app_url,
+            signing_secret,
+            &payload,
+            chrono::Utc::now().timestamp(),
+        )
+        .await?;
+        let answer: Value = if body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap_or(Value::String(body))
+        };
+        if status == 200 {
+            views::apply_answer(&self.state, view_id, &answer);
+        }
+        Ok((status, answer))
+    }
+
+    /// The `view_submission` payload [`Self::submit_view`] sends (for other transports, e.g. a
+    /// Socket Mode `interactive` envelope).
+    ///
+    /// # Errors
+    /// When the view is unknown.
+    pub fn view_submission(
+        &self,
+        view_id: &str,
+        user_id: &str,
+        overrides: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<Value> {
+        let s = self.state.read();
+        let v = s
+            .views
+            .iter()
+            .find(|v| v.id == view_id)
+            .ok_or_else(|| anyhow::anyhow!("no view {view_id}"))?;
+        let mut view = v.view.clone();
+        view["id"] = json!(v.id);
+        view["hash"] = json!(v.hash);
+        view["team_id"] = json!(TEAM_ID);
+        view["app_id"] = json!(APP_ID);
+        view["bot_id"] = json!(BOT_ID);
+        let values = state_values(&v.view, overrides);
+        Ok(view_submission_payload(user_id, "someone", &view, values))
+    }
+
+    /// A `block_actions` payload from inside the open modal `view_id` (an element with
+    /// `dispatch_action`, or a button in the modal): `container.type` is `view`, and the payload
+    /// carries the view with its current `state.values`, as Slack sends it.
+    ///
+    /// # Errors
+    /// When the view is unknown.
+    pub fn view_block_actions_payload(
+        &self,
+        view_id: &str,
+        user_id: &str,
+        block_id: &str,
+        action: Value,
+    ) -> anyhow::Result<Value> {
+        let submission = self.view_submission(view_id, user_id, &serde_json::Map::new())?;
+        let mut action = action;
+        action["block_id"] = json!(block_id);
+        action["action_ts"] = json!(format!(
+            "{:.6}",
+            chrono::Utc::now().timestamp_micros() as f64 / 1e6
+        ));
+        Ok(json!({
+            "type": "block_actions",
+            "user": submission["user"],
+            "api_app_id": APP_ID,
+            "token": "verification-token-deprecated",
+            "container": { "type": "view", "view_id": view_id },
+            "trigger_id": new_trigger_id(),
+            "team": submission["team"],
+            "enterprise": null,
+            "is_enterprise_install": false,
+            "view": submission["view"],
+            "actions": [action]
+        }))
+    }
+
+    /// Records what Slack does with an answer to a submission of `view_id` that reached the app
+    /// another way (a Socket Mode ack's `payload`).
+    pub fn apply_view_answer(&self, view_id: &str, answer: &Value) {
+        views::apply_answer(&self.state, view_id, answer);
     }
 
     /// Every post to a `response_url` this emulator handed out.

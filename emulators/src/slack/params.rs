@@ -46,7 +46,7 @@ pub(super) type ApiResult = Result<Value, ApiError>;
 
 /// Parses a JSON-valued parameter given as a string (form-encoded `blocks`, `metadata`, …).
 pub(super) fn parse_json_strings(params: &mut Map<String, Value>) -> Result<(), ApiError> {
-    for key in ["blocks", "attachments", "metadata"] {
+    for key in ["blocks", "attachments", "metadata", "view"] {
         if let Some(Value::String(s)) = params.get(key) {
             match serde_json::from_str::<Value>(s) {
                 Ok(v) => {

@@ -64,6 +64,23 @@ pub struct SlackEphemeral {
     pub message_ts: String,
 }
 
+/// A modal opened with `views.open`, as it stands now.
+#[derive(Debug, Clone)]
+pub struct SlackView {
+    pub id: String,
+    pub hash: String,
+    /// The click's trigger it was opened with.
+    pub trigger_id: String,
+    /// The view as the app last sent it (`views.open`, `views.update`, `response_action: update`).
+    pub view: Value,
+    /// How many times it was replaced.
+    pub updates: u32,
+    /// Closed by a submission the app answered with an empty body.
+    pub closed: bool,
+    /// The field errors the app answered the last submission with (`response_action: errors`).
+    pub errors: Option<Value>,
+}
+
 /// A workspace member.
 #[derive(Debug, Clone)]
 pub struct SlackUser {
@@ -101,6 +118,9 @@ pub struct SlackState {
     pub calls: Vec<SlackCall>,
     pub messages: Vec<SlackMessage>,
     pub ephemerals: Vec<SlackEphemeral>,
+    /// Modals opened (`views.open`), in order, and the trigger ids already exchanged.
+    pub views: Vec<SlackView>,
+    pub used_triggers: std::collections::BTreeSet<String>,
     pub users: Vec<SlackUser>,
     pub usergroups: BTreeMap<String, Vec<String>>,
     pub response_url_posts: Vec<ResponseUrlPost>,

@@ -1,8 +1,8 @@
 //! The Web API of the Slack emulator (`/api/{method}`): token check, injected transport faults
 //! (HTTP errors, 429 with `Retry-After`) and scripted method errors, the call record, and the
 //! methods triage-bot calls (`auth.test`, `chat.*`, `users.*`, `usergroups.users.list`,
-//! `conversations.history`/`replies`, `apps.connections.open`); plus what Slack does with a post
-//! to a `response_url` it handed out (`/actions/…`).
+//! `conversations.history`/`replies`, `apps.connections.open`, `views.open`/`update`); plus what
+//! Slack does with a post to a `response_url` it handed out (`/actions/…`).
 
 use std::sync::Arc;
 
@@ -204,6 +204,8 @@ fn dispatch(state: &Recorder<SlackState>, method: &str, p: &Map<String, Value>) 
             Some(url) => Ok(json!({"ok": true, "url": url})),
             None => Err(ApiError::new("not_allowed_token_type")),
         },
+        "views.open" => super::views::views_open(state, p),
+        "views.update" => super::views::views_update(state, p),
         "conversations.history" => history(state, p),
         "conversations.replies" => replies(state, p),
         _ => Err(ApiError::new("unknown_method")),

@@ -128,6 +128,22 @@ async fn python_slack_sdk_drives_the_web_api_and_verifies_our_signatures() {
     assert!(out.contains("slack_check: all good"), "{out}");
 
     // What the emulator recorded from a real client.
+    let opened: Vec<_> = slack
+        .calls_of("views.open")
+        .into_iter()
+        .map(|c| c.error)
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            None,
+            Some("exchanged_trigger_id".into()),
+            Some("expired_trigger_id".into()),
+            Some("invalid_arguments".into())
+        ]
+    );
+    assert_eq!(slack.views().len(), 1);
+    assert_eq!(slack.views()[0].updates, 1);
     let calls = slack.calls();
     assert_eq!(calls[0].error.as_deref(), Some("ratelimited"));
     let form_post = slack

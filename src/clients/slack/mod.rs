@@ -308,6 +308,38 @@ impl SlackClient {
         self.call("chat.update", body).await.map(|_| ())
     }
 
+    /// `views.open`: opens a modal for the person who clicked, with the click's `trigger_id`
+    /// (valid for three seconds, once). Returns the view's `(id, hash)`.
+    pub async fn views_open(
+        &self,
+        trigger_id: &str,
+        view: &Value,
+    ) -> Result<(String, String), SlackError> {
+        let v = self
+            .call(
+                "views.open",
+                &json!({ "trigger_id": trigger_id, "view": view }),
+            )
+            .await?;
+        view_ids("views.open", &v)
+    }
+
+    /// `views.update`: replaces an open modal; with `hash`, only if nobody changed it meanwhile
+    /// (Slack answers `hash_conflict`). Returns the view's new `(id, hash)`.
+    pub async fn views_update(
+        &self,
+        view_id: &str,
+        hash: Option<&str>,
+        view: &Value,
+    ) -> Result<(String, String), SlackError> {
+        let mut body = json!({ "view_id": view_id, "view": view });
+        if let Some(h) = hash {
+            body["hash"] = json!(h);
+        }
+        let v = self.call("views.update", &body).await?;
+        view_ids("views.update", &v)
+    }
+
     pub async fn post_ephemeral(
         &self,
         channel: &str,
@@ -500,4 +532,18 @@ impl SlackClient {
             .and_then(Value::as_str)
             .map(String::from))
     }
+}
+
+/// The `(id, hash)` of the view in a `views.*` answer.
+fn view_ids(method: &str, v: &Value) -> Result<(String, String), SlackError> {
+    let field = |k: &str| {
+        v.pointer(&format!("/view/{k}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| SlackError::Decode {
+                method: method.into(),
+                detail: format!("no view.{k} in the answer"),
+            })
+    };
+    Ok((field("id")?, field("hash")?))
 }

@@ -62,7 +62,8 @@ impl Member {
     }
 }
 
-/// A `block_actions` interaction payload (the fields we use).
+/// An interaction payload (the fields we use): `block_actions` (a click, with its `trigger_id`
+/// for opening a modal) or `view_submission` (a modal submitted, with its `view`).
 #[derive(Debug, Deserialize)]
 pub struct InteractionPayload {
     #[serde(rename = "type")]
@@ -72,6 +73,51 @@ pub struct InteractionPayload {
     pub actions: Vec<Action>,
     pub container: Option<Container>,
     pub channel: Option<Channel>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+    #[serde(default)]
+    pub view: Option<ViewPayload>,
+}
+
+/// The modal a `view_submission` comes from: which one (`callback_id`, `private_metadata`,
+/// `id`, `hash`) and what the person entered (`state.values`: block id → action id → value).
+#[derive(Debug, Deserialize)]
+pub struct ViewPayload {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub hash: Option<String>,
+    #[serde(default)]
+    pub callback_id: Option<String>,
+    #[serde(default)]
+    pub private_metadata: Option<String>,
+    #[serde(default)]
+    pub state: Option<ViewState>,
+    #[serde(default)]
+    pub blocks: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ViewState {
+    #[serde(default)]
+    pub values:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, ViewStateValue>>,
+}
+
+/// One element's state: a text input's `value`, a checkbox group's `selected_options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ViewStateValue {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub selected_options: Option<Vec<SelectedOption>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SelectedOption {
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,19 @@ pub const ACTION_APPROVE: &str = "triage_approve";
 pub const ACTION_DECLINE: &str = "triage_decline";
 pub const ACTION_APPROVE_INVESTIGATION: &str = "triage_approve_investigation";
 pub const ACTION_ISOLATE: &str = "triage_isolate_host";
+/// "Edit…": opens the modal in which an approver edits and picks the commands, then approves.
+pub const ACTION_EDIT: &str = "triage_edit";
+/// "Request changes…": opens a modal asking what the assistant should change.
+pub const ACTION_REQUEST_CHANGES: &str = "triage_request_changes";
+/// The `callback_id` of the Request changes modal, and its one field.
+pub const REVISE_CALLBACK: &str = "triage_request_changes";
+pub const REVISE_BLOCK: &str = "instruction";
+/// The `callback_id` of the Edit… modal, so its `view_submission` is recognised.
+pub const EDIT_CALLBACK: &str = "triage_edit_proposal";
+/// Most commands the Edit… modal can hold: two input blocks each, within a modal's 100 blocks.
+pub const EDIT_MAX_COMMANDS: usize = 45;
+/// Longest command a `plain_text_input` can hold.
+pub const EDIT_MAX_CHARS: usize = 3000;
 const MAX_BLOCKS: usize = 50;
 const SECTION_MAX: usize = 3000;
 const HEADER_MAX: usize = 150;
@@ -212,6 +225,14 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
                     "confirm": confirm(runnable_inv)
                 }));
             }
+            elements.push(json!({
+                "type": "button", "action_id": ACTION_EDIT, "value": v.approval_value,
+                "text": { "type": "plain_text", "text": "Edit…" }
+            }));
+            elements.push(json!({
+                "type": "button", "action_id": ACTION_REQUEST_CHANGES, "value": v.approval_value,
+                "text": { "type": "plain_text", "text": "Request changes…" }
+            }));
             if v.offer_isolate {
                 elements.push(json!({
                     "type": "button", "action_id": ACTION_ISOLATE, "value": v.approval_value,
@@ -238,6 +259,102 @@ pub fn approval_message(v: &ApprovalView<'_>) -> Value {
         "unfurl_links": false,
         "unfurl_media": false,
         "metadata": { "event_type": "triage_incident", "event_payload": { "incident_id": v.incident } },
+    })
+}
+
+/// The block ids of one command's text field and include checkbox in the Edit… modal.
+pub fn edit_block_ids(seq: i64) -> (String, String) {
+    (format!("cmd:{seq}:text"), format!("cmd:{seq}:run"))
+}
+
+/// The action ids inside those blocks.
+pub const EDIT_TEXT_ACTION: &str = "text";
+pub const EDIT_INCLUDE_ACTION: &str = "include";
+
+/// The Edit… modal: the host (read-only), then every proposed command in its own prefilled
+/// multiline text field with a checkbox to include it. `private_metadata` carries
+/// `incident:hash`, so a submission is bound to the proposal the modal was opened for.
+pub fn edit_modal(host: &str, commands: &[ProposedCommand], private_metadata: &str) -> Value {
+    let mut blocks = vec![section(&format!(
+        "*Host:* {} (fixed — the approval is bound to it)\nEdit a command, or untick it to leave it out. Every command is checked by the safety gate again; *submitting approves the edited list* (remediation still needs a second approver when the two-person rule is on).",
+        escape(host)
+    ))];
+    for c in commands {
+        let (text_id, run_id) = edit_block_ids(c.seq);
+        let verdict = match (c.risk, c.reasons.is_empty()) {
+            (Risk::Blocked, _) => format!("BLOCKED: {}", c.reasons.join("; ")),
+            (risk, true) => risk.label().to_string(),
+            (risk, false) => format!("{} — {}", risk.label(), c.reasons.join("; ")),
+        };
+        let label = format!("{}. {} ({verdict})", c.seq, c.kind.as_str());
+        blocks.push(json!({
+            "type": "input", "block_id": text_id,
+            "label": { "type": "plain_text", "text": fit_plain(&label, 2000) },
+            "element": {
+                "type": "plain_text_input", "action_id": EDIT_TEXT_ACTION, "multiline": true,
+                "initial_value": c.text, "max_length": EDIT_MAX_CHARS
+            }
+        }));
+        let option = json!({
+            "text": { "type": "plain_text", "text": fit_plain(&format!("Run command {} on {host}", c.seq), 75) },
+            "value": "include"
+        });
+        let mut element = json!({
+            "type": "checkboxes", "action_id": EDIT_INCLUDE_ACTION, "options": [option.clone()]
+        });
+        if c.may_run() {
+            element["initial_options"] = json!([option]);
+        }
+        blocks.push(json!({
+            "type": "input", "block_id": run_id, "optional": true,
+            "label": { "type": "plain_text", "text": fit_plain(&format!("Include command {}", c.seq), 2000) },
+            "element": element
+        }));
+    }
+    json!({
+        "type": "modal",
+        "callback_id": EDIT_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": { "type": "plain_text", "text": "Edit proposed commands" },
+        "submit": { "type": "plain_text", "text": "Approve edited list" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": blocks
+    })
+}
+
+/// The Request changes modal: one field for the instruction to the assistant.
+/// `private_metadata` carries `incident:hash` of the proposal to revise.
+pub fn revise_modal(private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": REVISE_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": { "type": "plain_text", "text": "Request changes" },
+        "submit": { "type": "plain_text", "text": "Ask the assistant" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            section("Tell the assistant what to change. Its revised proposal is checked by the safety gate and posted in the thread for approval; this proposal can then no longer be approved."),
+            {
+                "type": "input", "block_id": REVISE_BLOCK,
+                "label": { "type": "plain_text", "text": "What should change?" },
+                "element": {
+                    "type": "plain_text_input", "action_id": EDIT_TEXT_ACTION, "multiline": true,
+                    "max_length": 2000,
+                    "placeholder": { "type": "plain_text", "text": "e.g. don't stop the process, collect memory first" }
+                }
+            }
+        ]
+    })
+}
+
+/// A modal that only says something (no submit button): while loading, or why nothing can
+/// change. `title` fits Slack's 24 characters.
+pub fn notice_modal(title: &str, text: &str) -> Value {
+    json!({
+        "type": "modal",
+        "title": { "type": "plain_text", "text": fit_plain(title, 24) },
+        "close": { "type": "plain_text", "text": "Close" },
+        "blocks": [section(text)]
     })
 }
 

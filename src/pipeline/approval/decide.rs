@@ -10,7 +10,7 @@
 
 use serde_json::json;
 
-use crate::domain::{CommandKind, Decision, IncidentState};
+use crate::domain::{CommandKind, Decision, IncidentState, ProposedCommand};
 use crate::pipeline::Ctx;
 use crate::store::incidents::StateConflict;
 use crate::store::{IncidentRow, Job, Store, now_text, outbox};
@@ -149,7 +149,7 @@ pub async fn decide(
             .any(|c| c.kind == CommandKind::Remediation && c.proposed().may_run());
     if ctx.settings.approval.two_person_remediation && runs_remediation {
         match incident.first_approver.as_deref() {
-            None => return first_approval(ctx, &incident, user, channel).await,
+            None => return first_approval(ctx, &incident, user, channel, hash).await,
             Some(first) if first == user => {
                 let text = "You already approved; remediation needs a second, different approver.";
                 refuse(
@@ -172,17 +172,42 @@ pub async fn decide(
         Decision::Decline => IncidentState::Declined,
     };
     let mut tx = ctx.store.write_tx().await?;
+    // The proposal may have been edited since the checks above: the decision binds only the
+    // list the buttons were shown for.
+    if Store::approval_hash_of(&mut tx, incident_id)
+        .await?
+        .as_deref()
+        != Some(hash)
+    {
+        drop(tx);
+        let text = "The proposal changed while you clicked (it was edited); nothing was changed. Look at the message again.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            "DecisionRefused",
+            "proposal changed meanwhile",
+            text,
+        )
+        .await?;
+        return Ok(ClickOutcome::Stale);
+    }
     match Store::transition(&mut tx, incident_id, next).await {
         Ok(()) => {}
         Err(e) if e.is::<StateConflict>() => {
             drop(tx);
             let current = ctx.store.incident(incident_id).await?;
-            let by = current
-                .and_then(|i| i.decided_by)
-                .map(|u| format!(" by <@{u}>"))
-                .unwrap_or_default();
-            let text =
-                format!("This incident was already decided{by}; your click changed nothing.");
+            let text = match current {
+                Some(i) if i.state == IncidentState::Superseded => "This proposal was superseded by a revised one in the thread; your click changed nothing.".to_string(),
+                current => {
+                    let by = current
+                        .and_then(|i| i.decided_by)
+                        .map(|u| format!(" by <@{u}>"))
+                        .unwrap_or_default();
+                    format!("This incident was already decided{by}; your click changed nothing.")
+                }
+            };
             refuse(
                 ctx,
                 incident_id,
@@ -198,20 +223,71 @@ pub async fn decide(
         Err(e) => return Err(e),
     }
     let at = now_text();
-    Store::record_decision(&mut tx, incident_id, decision, user, &at).await?;
+    let proposed: Vec<ProposedCommand> = commands.iter().map(|c| c.proposed()).collect();
+    let times = write_decision(
+        &mut tx,
+        &incident,
+        &proposed,
+        Decided {
+            decision,
+            user,
+            hash,
+            at: &at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    times.observe();
+    tracing::info!(incident.id = incident_id, slack.user = user, decision = decision.as_str(), scope = ?decision.scope(), "ApprovalDecided");
+    metrics::counter!("triage_bot_decisions_total", "decision" => decision.as_str()).increment(1);
+    // The approval request → the decision: how long the card waited for a person.
+    if let Some(asked) = incident
+        .approval_requested_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    {
+        let waited = (chrono::Utc::now() - asked.with_timezone(&chrono::Utc))
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("triage_bot_time_to_decision_seconds", "decision" => decision.as_str())
+            .record(waited.as_secs_f64());
+    }
+    Ok(ClickOutcome::Decided(decision))
+}
+
+/// A decision being written: what, by whom, for which approval hash, when.
+pub(crate) struct Decided<'a> {
+    pub decision: Decision,
+    pub user: &'a str,
+    pub hash: &'a str,
+    pub at: &'a str,
+}
+
+/// Writes a decision already taken (the state moved inside `tx`): who and when, the audit
+/// record with the exact commands and host, the response-time marks, and the side effects —
+/// the card update, the case comment and status, and the run (or the final record).
+pub(crate) async fn write_decision(
+    tx: &mut sqlx::SqliteConnection,
+    incident: &IncidentRow,
+    commands: &[ProposedCommand],
+    d: Decided<'_>,
+) -> anyhow::Result<super::times::Observed> {
+    let (decision, user, at) = (d.decision, d.user, d.at);
+    let incident_id = incident.id.as_str();
+    Store::record_decision(tx, incident_id, decision, user, at).await?;
     if decision == Decision::ApproveInvestigation {
         // Not approved, so never started: the batch only starts `proposed` commands.
-        Store::skip_remediation(&mut tx, incident_id).await?;
+        Store::skip_remediation(tx, incident_id).await?;
     }
     let to_run: Vec<_> = commands
         .iter()
-        .filter(|c| c.proposed().may_run())
+        .filter(|c| c.may_run())
         .filter(|c| {
             decision != Decision::ApproveInvestigation || c.kind == CommandKind::Investigation
         })
         .collect();
     Store::audit(
-        &mut tx,
+        tx,
         incident_id,
         user,
         "ApprovalDecided",
@@ -221,11 +297,11 @@ pub async fn decide(
             "first_approver": incident.first_approver,
             "commands": to_run.iter().map(|c| &c.text).collect::<Vec<_>>(),
             "host": incident.host_name,
-            "hash": hash
+            "hash": d.hash
         }),
     )
     .await?;
-    outbox::enqueue(&mut tx, incident_id, &Job::UpdateApprovalMessage).await?;
+    outbox::enqueue(tx, incident_id, &Job::UpdateApprovalMessage).await?;
     let list: Vec<String> = to_run
         .iter()
         .map(|c| format!("{}. `{}`", c.seq, c.text.replace('`', "'")))
@@ -260,37 +336,26 @@ pub async fn decide(
             all.join("\n")
         ),
     };
-    outbox::enqueue(&mut tx, incident_id, &Job::CaseComment { text: comment }).await?;
+    outbox::enqueue(tx, incident_id, &Job::CaseComment { text: comment }).await?;
+    let mut times = super::times::acknowledged(tx, incident, user, at).await?;
     match decision {
         Decision::Approve | Decision::ApproveInvestigation => {
             outbox::enqueue(
-                &mut tx,
+                tx,
                 incident_id,
                 &Job::CaseStatus {
                     status: "in-progress".into(),
                 },
             )
             .await?;
-            outbox::enqueue(&mut tx, incident_id, &Job::Execute).await?;
+            outbox::enqueue(tx, incident_id, &Job::Execute).await?;
         }
-        Decision::Decline => outbox::enqueue(&mut tx, incident_id, &Job::FinalizeCase).await?,
+        Decision::Decline => {
+            times.merge(super::times::responded(tx, incident, at, "declined").await?);
+            outbox::enqueue(tx, incident_id, &Job::FinalizeCase).await?;
+        }
     }
-    tx.commit().await?;
-    tracing::info!(incident.id = incident_id, slack.user = user, decision = decision.as_str(), scope = ?decision.scope(), "ApprovalDecided");
-    metrics::counter!("triage_bot_decisions_total", "decision" => decision.as_str()).increment(1);
-    // The approval request → the decision: how long the card waited for a person.
-    if let Some(asked) = incident
-        .approval_requested_at
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    {
-        let waited = (chrono::Utc::now() - asked.with_timezone(&chrono::Utc))
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!("triage_bot_time_to_decision_seconds", "decision" => decision.as_str())
-            .record(waited.as_secs_f64());
-    }
-    Ok(ClickOutcome::Decided(decision))
+    Ok(times)
 }
 
 /// The two-person rule's first half: record the approval, keep the buttons, tell everyone.
@@ -299,10 +364,11 @@ async fn first_approval(
     incident: &IncidentRow,
     user: &str,
     channel: &str,
+    hash: &str,
 ) -> anyhow::Result<ClickOutcome> {
     let at = now_text();
     let mut tx = ctx.store.write_tx().await?;
-    let recorded = Store::record_first_approval(&mut tx, &incident.id, user, &at).await?;
+    let recorded = Store::record_first_approval(&mut tx, &incident.id, user, &at, hash).await?;
     if !recorded {
         drop(tx);
         let text = "This incident changed while you clicked; nothing was recorded. Look at the message again.";
@@ -318,28 +384,42 @@ async fn first_approval(
         .await?;
         return Ok(ClickOutcome::AlreadyDecided);
     }
+    let times = write_first_approval(&mut tx, incident, user, channel, &at).await?;
+    tx.commit().await?;
+    times.observe();
+    tracing::info!(incident.id = %incident.id, slack.user = user, "FirstApproval");
+    Ok(ClickOutcome::FirstApproval)
+}
+
+/// Writes a first approval already recorded inside `tx`: the audit record, the card update,
+/// the approver's private note and the case comment.
+pub(crate) async fn write_first_approval(
+    tx: &mut sqlx::SqliteConnection,
+    incident: &IncidentRow,
+    user: &str,
+    channel: &str,
+    at: &str,
+) -> anyhow::Result<super::times::Observed> {
     Store::audit(
-        &mut tx,
+        tx,
         &incident.id,
         user,
         "FirstApproval",
         json!({ "host": incident.host_name }),
     )
     .await?;
-    outbox::enqueue(&mut tx, &incident.id, &Job::UpdateApprovalMessage).await?;
+    outbox::enqueue(tx, &incident.id, &Job::UpdateApprovalMessage).await?;
     let job = Job::Ephemeral {
         channel: channel.to_string(),
         user: user.to_string(),
         text: "Your approval is recorded. Remediation needs a second, different approver before anything runs.".into(),
     };
-    outbox::enqueue(&mut tx, &incident.id, &job).await?;
+    outbox::enqueue(tx, &incident.id, &job).await?;
     let text = format!(
         "**First approval** by Slack user {user} at {at}; waiting for a second approver (two-person rule for remediation)."
     );
-    outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
-    tx.commit().await?;
-    tracing::info!(incident.id = %incident.id, slack.user = user, "FirstApproval");
-    Ok(ClickOutcome::FirstApproval)
+    outbox::enqueue(tx, &incident.id, &Job::CaseComment { text }).await?;
+    super::times::acknowledged(tx, incident, user, at).await
 }
 
 /// "Isolate host": the same checks as a decision (who, which incident and host), at most once per

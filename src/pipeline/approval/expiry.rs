@@ -61,8 +61,10 @@ async fn expire(ctx: &Ctx, incident: &IncidentRow) -> anyhow::Result<()> {
         now_text()
     );
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
+    let times = super::times::responded(&mut tx, incident, &now_text(), "expired").await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::FinalizeCase).await?;
     tx.commit().await?;
+    times.observe();
     ctx.wake.notify_one();
     tracing::warn!(incident.id = %incident.id, "ApprovalExpired");
     Ok(())

@@ -51,6 +51,7 @@ pub async fn approval_body(
     let open = incident.state == IncidentState::AwaitingApproval;
     let followup_note = incident.parent_incident.as_ref().map(|_| match incident.source.as_str() {
         "resume" => ":arrows_counterclockwise: triage-bot restarted before these commands completed; they need a fresh approval.".to_string(),
+        "revision" => ":memo: Revised by the assistant at an analyst's request; it replaces the proposal above, which can no longer be approved.".to_string(),
         _ => ":speech_balloon: Proposed by the assistant in answer to a question in this thread.".to_string(),
     });
     let note = incident.first_approver.as_ref().map(|u| {
@@ -59,6 +60,20 @@ pub async fn approval_body(
             incident.first_approved_at.as_deref().unwrap_or("?")
         )
     });
+    // After an edit, the card says so: the list shown is the analyst's, not the AI's.
+    let edited_by = ctx
+        .store
+        .proposal_edits(&incident.id)
+        .await
+        .map_err(JobError::retry)?
+        .last()
+        .map(|e| {
+            format!(
+                "\n:pencil2: Edited by <@{}> at {} before approval; the list above is the edited one.",
+                e.edited_by, e.edited_at
+            )
+        })
+        .unwrap_or_default();
     let handler = handler_tag(incident);
     let view = blocks::ApprovalView {
         channel,
@@ -73,8 +88,12 @@ pub async fn approval_body(
             .case_id
             .as_deref()
             .map(|c| ctx.settings.kibana.case_url(c)),
-        outcome: (!open).then(|| decision_line(ctx, incident)),
-        note: if open { note.or(followup_note) } else { None },
+        outcome: (!open).then(|| decision_line(ctx, incident) + &edited_by),
+        note: if open {
+            note.map(|n| n + &edited_by).or(followup_note)
+        } else {
+            None
+        },
         offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
         runs_on: ctx.runner.describe(&Target::of_alert(incident, &alert)),
     };
@@ -231,6 +250,7 @@ pub fn decision_line(ctx: &Ctx, incident: &IncidentRow) -> String {
         (Some("declined"), _) => {
             format!(":no_entry: *Declined* by {who} at {when} — nothing will run.")
         }
+        _ if incident.state == IncidentState::Superseded => ":memo: *Superseded* by a revised proposal in this thread — these commands will not run from here; decide on the newest proposal.".to_string(),
         _ if incident.state == IncidentState::Expired => format!(
             ":alarm_clock: *Expired* — no decision within {} minutes; nothing will run. Triage manually from the case.",
             ctx.settings.approval.timeout.as_secs() / 60

@@ -222,10 +222,20 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
     outbox::enqueue(&mut tx, &incident.id, &Job::ThreadReply { text: summary })
         .await
         .map_err(JobError::retry)?;
+    // The last approved command has finished: the response ends here.
+    let times = crate::pipeline::approval::times::responded(
+        &mut tx,
+        incident,
+        &crate::store::now_text(),
+        next.as_str(),
+    )
+    .await
+    .map_err(JobError::retry)?;
     outbox::enqueue(&mut tx, &incident.id, &Job::FinalizeCase)
         .await
         .map_err(JobError::retry)?;
     tx.commit().await.map_err(JobError::retry)?;
+    times.observe();
     Ok(())
 }
 

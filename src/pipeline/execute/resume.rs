@@ -198,7 +198,9 @@ async fn finish(
             source: "resume",
             key: format!("resume:{}", incident.id),
         };
-        offered = propose_in_thread(ctx, &mut tx, incident, &alert, offer).await?;
+        offered = propose_in_thread(ctx, &mut tx, incident, &alert, offer)
+            .await?
+            .is_some();
     }
     let mut text = ":warning: triage-bot restarted while running the approved commands. Nothing was run again on its own.".to_string();
     if collected > 0 {
@@ -227,8 +229,18 @@ async fn finish(
     )
     .await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::CaseComment { text }).await?;
+    // The approved batch ended here, interrupted; what is offered again is a new proposal with
+    // its own times.
+    let times = crate::pipeline::approval::times::responded(
+        &mut tx,
+        incident,
+        &crate::store::now_text(),
+        "interrupted",
+    )
+    .await?;
     outbox::enqueue(&mut tx, &incident.id, &Job::FinalizeCase).await?;
     tx.commit().await?;
+    times.observe();
     tracing::warn!(incident.id = %incident.id, collected, unknown = unknown.len(), not_started = not_started.len(), "ExecutionInterrupted");
     Ok(())
 }

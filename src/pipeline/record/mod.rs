@@ -1,7 +1,9 @@
 //! The audit record in Kibana: one case per incident (found by its tag before creating, so a
 //! restart never makes a second), the alert attached, comments as things happen, and a final
-//! description holding the whole story — summary, commands, decision, outputs.
+//! description holding the whole story — summary, commands, decision, outputs; and, read from
+//! the local record, the `report` of response times and how the proposals fared.
 
+pub mod report;
 pub mod show;
 
 use std::fmt::Write as _;
@@ -74,6 +76,7 @@ pub fn new_case(
             incident,
             alert,
             commands,
+            &[],
             runs_on(ctx, incident, alert).as_deref(),
         ),
         tags,
@@ -304,10 +307,16 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
         .commands(&incident.id)
         .await
         .map_err(JobError::retry)?;
+    let edits = ctx
+        .store
+        .proposal_edits(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
     let text = description(
         incident,
         &alert,
         &commands,
+        &edits,
         runs_on(ctx, incident, &alert).as_deref(),
     );
     let mut fields = json!({ "description": text });
@@ -351,6 +360,7 @@ pub fn description(
     incident: &IncidentRow,
     alert: &Alert,
     commands: &[CommandRow],
+    edits: &[crate::store::edits::EditRow],
     runs_on: Option<&str>,
 ) -> String {
     let mut head = String::new();
@@ -385,6 +395,28 @@ pub fn description(
     head.push_str(&row("Alert id", &alert.id.0));
     head.push_str(&row("Index", &alert.index));
     head.push_str(&row("State", incident.state.as_str()));
+    // Response times, beside the evidence (`approval::times`).
+    use crate::pipeline::approval::times::{human, seconds_since_alert};
+    if let Some(at) = &incident.acknowledged_at
+        && let Some(s) = seconds_since_alert(incident, at)
+    {
+        let by = incident.acknowledged_by.as_deref().unwrap_or("?");
+        head.push_str(&row(
+            "Time to acknowledge",
+            &format!("{} (first decision by Slack user {by} at {at})", human(s)),
+        ));
+    }
+    if let Some(at) = &incident.responded_at
+        && let Some(s) = seconds_since_alert(incident, at)
+    {
+        head.push_str(&row(
+            "Time to respond",
+            &format!("{} (ended {at})", human(s)),
+        ));
+    }
+    if let Some(by) = &incident.superseded_by {
+        head.push_str(&row("Superseded by", &format!("revised proposal `{by}`")));
+    }
     if let Some(link) = &incident.slack_permalink {
         head.push_str(&row("Slack thread", link));
     }
@@ -430,6 +462,28 @@ pub fn description(
             );
         }
     }
+    if !edits.is_empty() {
+        // The AI's proposal as it was, and what the analyst changed before approving.
+        let _ = writeln!(head, "\n## Edited before approval\n");
+        for e in edits {
+            let before = e.before_text.replace('`', "'");
+            let line = match (e.change.as_str(), &e.after_text) {
+                ("dropped", _) => format!("left out: `{before}`"),
+                ("edited", Some(after)) => {
+                    format!("`{before}` → `{}`", after.replace('`', "'"))
+                }
+                _ => format!("kept: `{before}`"),
+            };
+            let _ = writeln!(
+                head,
+                "- {}. [{}] {line} (Slack user {}, {})",
+                e.seq,
+                e.kind.as_str(),
+                e.edited_by,
+                e.edited_at
+            );
+        }
+    }
     let _ = writeln!(head, "\n## Decision\n");
     match (
         incident.decision.as_deref(),
@@ -445,6 +499,13 @@ pub fn description(
         }
         _ if incident.state == IncidentState::TriageFailed => {
             let _ = writeln!(head, "No decision: nothing was proposed.");
+        }
+        _ if incident.state == IncidentState::Superseded => {
+            let _ = writeln!(
+                head,
+                "Not decided: superseded by the revised proposal `{}`, which an analyst asked for; its decision and results are in the comments.",
+                incident.superseded_by.as_deref().unwrap_or("?")
+            );
         }
         _ => {
             let _ = writeln!(head, "Awaiting approval in Slack.");

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Settings;
 use crate::domain::Alert;
 
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 5] = [
     (
         "triage.md.j2",
         include_str!("../../../prompts/triage.md.j2"),
@@ -31,10 +31,17 @@ const EMBEDDED: [(&str, &str); 4] = [
         include_str!("../../../prompts/followup.md.j2"),
     ),
     (
+        "revision.md.j2",
+        include_str!("../../../prompts/revision.md.j2"),
+    ),
+    (
         "digest.md.j2",
         include_str!("../../../prompts/digest.md.j2"),
     ),
 ];
+
+/// Templates a `PROMPTS_DIR` may leave out (added after directories were first made).
+const OPTIONAL: [&str; 1] = ["revision.md.j2"];
 
 /// Default size of the alert JSON in the triage prompt.
 pub const DEFAULT_ALERT_BUDGET: usize = 12_000;
@@ -88,8 +95,15 @@ impl Prompts {
     /// Templates from a directory; every expected file must exist there.
     pub fn from_dir(dir: &Path) -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        for (name, _) in EMBEDDED {
+        for (name, embedded) in EMBEDDED {
             let path = dir.join(name);
+            // A template added later (the revision prompt) falls back to the shipped one, so a
+            // prompts directory made for an earlier version still loads.
+            if OPTIONAL.contains(&name) && !path.exists() {
+                tracing::warn!(template = name, dir = %dir.display(), "prompt template not in PROMPTS_DIR; using the shipped one");
+                env.add_template_owned(name.to_string(), embedded.to_string())?;
+                continue;
+            }
             let src = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read prompt template {}", path.display()))?;
             env.add_template_owned(name.to_string(), src)
@@ -167,6 +181,26 @@ impl Prompts {
         self.render(
             "followup.md.j2",
             json!({ "alert_id": alert.id.0, "host_name": alert.host_name, "question": question }),
+        )
+    }
+
+    /// A revision an analyst asked for: the proposal as it stands and their instruction.
+    pub fn revision(
+        &self,
+        alert: &Alert,
+        commands: &[crate::domain::ProposedCommand],
+        instruction: &str,
+    ) -> anyhow::Result<String> {
+        let text: String = commands.iter().map(|c| c.text.as_str()).collect();
+        let fence = if text.contains('`') { "``" } else { "`" };
+        let list: Vec<serde_json::Value> = commands
+            .iter()
+            .map(|c| json!({ "kind": c.kind.as_str(), "text": c.text }))
+            .collect();
+        self.render(
+            "revision.md.j2",
+            json!({ "alert_id": alert.id.0, "host_name": alert.host_name, "commands": list,
+                    "instruction": instruction, "fence": fence }),
         )
     }
 
