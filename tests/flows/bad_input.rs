@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::common::*;
@@ -50,6 +50,125 @@ fn expand(bytes: &[u8]) -> Vec<u8> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn bad_alerts_and_bad_answers_are_each_accounted_for_and_the_good_alert_still_goes_through() {
+    let world = World::start().await.unwrap();
+    let alerts = corpus("alerts");
+    let answers = corpus("answers");
+    assert!(alerts.len() >= 30 && answers.len() >= 25);
+
+    // Each bad alert document is stored as Elasticsearch would return it (its source byte for
+    // byte); what the poll matches on is a plain alert of the same id and time.
+    let now = chrono::Utc::now().to_rfc3339();
+    for (name, raw) in &alerts {
+        let id = format!("doc-{name}");
+        let raw = String::from_utf8(raw.clone()).expect("alerts are UTF-8 JSON text");
+        world.es.index_raw(
+            ALERT_INDEX,
+            &id,
+            triage_bot::samples::alert_document(&id, &now),
+            &raw,
+        );
+    }
+    // One alert per bad answer; the assistant gives each its answer.
+    let mut by_alert = std::collections::HashMap::new();
+    for (i, (name, answer)) in answers.iter().enumerate() {
+        let id = format!("bad-answer-{i:02}");
+        let mut doc = triage_bot::samples::alert_document(&id, &now);
+        doc["kibana.alert.rule.name"] = json!(format!("Bad answer {name}"));
+        doc["kibana.alert.rule.rule_id"] = json!(format!("bad-answer-rule-{i:02}"));
+        world.es.index_doc(ALERT_INDEX, &id, doc);
+        by_alert.insert(id, String::from_utf8_lossy(answer).into_owned());
+    }
+    let good = triage_bot::samples::triage_answer();
+    world.kibana.set_responder(move |call| {
+        if call.last_user_content.starts_with("Who handles") {
+            return format!("{}.", triage_bot::samples::HANDLER_NAME);
+        }
+        by_alert
+            .iter()
+            .find(|(id, _)| call.last_user_content.contains(id.as_str()))
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| good.clone())
+    });
+
+    let app = world
+        .start_app_with(&[("POLICY_GROUP_WINDOW_SECS", "0")])
+        .await
+        .unwrap();
+    // Every document is either rejected with a reason or an incident; every incident settles.
+    let expected = alerts.len() + answers.len() + 1;
+    let deadline = tokio::time::Instant::now() + T * 3;
+    loop {
+        let rejected = app.ctx.store.rejections().await.unwrap().len();
+        let incidents = app.ctx.store.incidents().await.unwrap();
+        let settled = incidents
+            .iter()
+            .all(|i| !matches!(i.state, IncidentState::Received | IncidentState::Triaging));
+        if rejected + incidents.len() >= expected
+            && settled
+            && app.ctx.store.unfinished_jobs().await.unwrap() == 0
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rejected} rejected + {} incidents of {expected}; states {:?}",
+            incidents.len(),
+            incidents.iter().map(|i| i.state).collect::<Vec<_>>()
+        );
+        triage_bot::demo::wait_until_settled(&app, T * 6)
+            .await
+            .unwrap();
+    }
+    let rejections = app.ctx.store.rejections().await.unwrap();
+    for (id, reason) in &rejections {
+        assert!(
+            !reason.trim().is_empty(),
+            "{id} was rejected without a reason"
+        );
+    }
+    let incidents = app.ctx.store.incidents().await.unwrap();
+    assert_eq!(rejections.len() + incidents.len(), expected, "nothing lost");
+    println!(
+        "{} bad alerts: {} rejected with a reason, the rest triaged; {} bad answers",
+        alerts.len(),
+        rejections.len(),
+        answers.len()
+    );
+
+    // Each incident has its card or its failure notice in Slack, and the good one its card.
+    let tops = top_level(&world);
+    for i in &incidents {
+        let i = app.ctx.store.incident(&i.id).await.unwrap().unwrap();
+        assert!(
+            i.slack_ts.is_some(),
+            "{} ({}) never reached Slack: {:?}",
+            i.id,
+            i.state,
+            i.error
+        );
+        assert!(
+            matches!(
+                i.state,
+                IncidentState::AwaitingApproval | IncidentState::TriageFailed
+            ),
+            "{} is {}",
+            i.id,
+            i.state
+        );
+    }
+    assert_eq!(tops.len(), incidents.len());
+    let good_incident = incidents
+        .iter()
+        .find(|i| i.alert_id == ALERT_ID)
+        .expect("the good alert");
+    assert_eq!(good_incident.state, IncidentState::AwaitingApproval);
+    // What Slack and Kibana received passes their independent validators (block limits,
+    // lengths, the Cases schema).
+    finish(&world, app).await;
 }
 
 /// How a corpus request is signed.

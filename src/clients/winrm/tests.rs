@@ -658,3 +658,128 @@ async fn reattach_collects_a_command_started_by_another_client_or_reports_it_gon
     let err = client(&emu).reattach(&remote).await.unwrap_err();
     assert!(err.is_gone(), "{err}");
 }
+
+/// A host that answers each phase from a script: what `tests/data/bad/wsman/` holds for the
+/// phase under test, a well-formed answer for the others.
+#[derive(Debug)]
+struct ScriptedHost {
+    bad_phase: Phase,
+    bad_body: String,
+}
+
+struct ScriptedSession {
+    bad_phase: Phase,
+    bad_body: String,
+}
+
+impl Transport for ScriptedHost {
+    fn endpoint(&self) -> &str {
+        "http://scripted.invalid:5985/wsman"
+    }
+
+    fn session(&self) -> Box<dyn transport::TransportSession> {
+        Box::new(ScriptedSession {
+            bad_phase: self.bad_phase,
+            bad_body: self.bad_body.clone(),
+        })
+    }
+}
+
+impl transport::TransportSession for ScriptedSession {
+    fn exchange<'a>(
+        &'a mut self,
+        phase: Phase,
+        envelope: String,
+        _timeout: Duration,
+    ) -> transport::BoxFuture<'a, Result<transport::SoapReply, WinRmError>> {
+        Box::pin(async move {
+            // A real exchange waits on the network; without a yield an answer-at-once host would
+            // never let the run's deadline fire.
+            tokio::task::yield_now().await;
+            let message_id = envelope
+                .split("<a:MessageID>")
+                .nth(1)
+                .and_then(|s| s.split('<').next())
+                .unwrap_or_default()
+                .to_owned();
+            let wrap = |body: &str| {
+                format!(
+                    r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header><a:RelatesTo>{message_id}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+                )
+            };
+            let body = if phase == self.bad_phase {
+                self.bad_body
+                    .replace("{relates}", &message_id)
+                    .replace("{cmd}", "CMD-1")
+            } else {
+                match phase {
+                    Phase::Create => {
+                        wrap("<rsp:Shell><rsp:ShellId>SHELL-1</rsp:ShellId></rsp:Shell>")
+                    }
+                    Phase::Command => wrap(
+                        "<rsp:CommandResponse><rsp:CommandId>CMD-1</rsp:CommandId></rsp:CommandResponse>",
+                    ),
+                    _ => wrap(""),
+                }
+            };
+            Ok(transport::SoapReply { status: 200, body })
+        })
+    }
+}
+
+/// Every bad WS-Man answer in the corpus — garbage, truncated, HTML, huge, deep, invalid UTF-8,
+/// entity tricks, bad base64, odd exit codes — ends the run with a clear error (or, for the few a
+/// host may legitimately send, a result), never a panic or a hang.
+#[tokio::test]
+async fn bad_ws_man_answers_from_the_corpus_give_clear_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad/wsman");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        // Megabyte answers are kept small in git: `@@REPEAT <char> <count>@@`.
+        if let Some(at) = text.find("@@REPEAT ") {
+            let end = at + text[at..].find("@@</").unwrap_or(text.len() - at);
+            let spec: Vec<&str> = text[at + 9..end].split(' ').collect();
+            let fill = spec[0].repeat(spec[1].parse().unwrap());
+            text.replace_range(at..end + 2, &fill);
+        }
+        let bad_phase = if name.starts_with("create") {
+            Phase::Create
+        } else {
+            Phase::Receive
+        };
+        let host = std::sync::Arc::new(ScriptedHost {
+            bad_phase,
+            bad_body: text,
+        });
+        let cfg = WinRmConfig {
+            command_timeout: Duration::from_secs(1),
+            ..config("http://scripted.invalid:5985/wsman".into(), PASSWORD)
+        };
+        let client = WinRmClient::with_transport(cfg, host).unwrap();
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(20), client.run_powershell("Get-Date"))
+                .await
+                .unwrap_or_else(|_| panic!("{name}: no answer within the deadline"));
+        match outcome {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.is_empty() && msg.len() < 4_000, "{name}: {msg}");
+                assert!(!msg.contains(PASSWORD), "{name}");
+            }
+            // A Receive answer without streams is a host saying "nothing yet": the deadline ends it
+            // with Timeout above; anything accepted must at least carry an exit code.
+            Ok(out) => assert!(
+                name.starts_with("receive-04") || out.exit_code != 0 || !out.stdout.is_empty(),
+                "{name}: accepted as {out:?}"
+            ),
+        }
+    }
+}
