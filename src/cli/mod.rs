@@ -6,6 +6,8 @@
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod bench_pipeline;
+#[cfg(feature = "demo")]
+pub mod bench_service;
 pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
@@ -78,9 +80,14 @@ enum Command {
         /// Run the pipeline scenario instead of the micro-benchmarks.
         #[arg(long)]
         pipeline: bool,
-        /// Critical alerts (each on its own host) in the pipeline scenario.
-        #[arg(long, default_value_t = 1000)]
-        alerts: usize,
+        /// Run the service scenarios instead: push → approval message overhead (p50/p99, over
+        /// --alerts, default 200 here), idle memory of `serve`, and WinRM fan-out.
+        #[arg(long, conflicts_with = "pipeline")]
+        service: bool,
+        /// Critical alerts: each on its own host in the pipeline scenario (default 1000); pushed
+        /// one at a time in the service scenario's overhead figure (default 200).
+        #[arg(long)]
+        alerts: Option<usize>,
         /// How long the emulated assistant takes to answer, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         latency_ms: u64,
@@ -164,16 +171,29 @@ pub fn main() -> ExitCode {
             Command::Parse { file } => parse::run(&file),
             Command::Winrm { action } => winrm::run(action).await,
             Command::Replay { alert } => replay::run(&alert).await,
-            Command::Bench { pipeline: false, .. } => bench::run().await,
+            #[cfg(feature = "demo")]
+            Command::Bench {
+                service: true,
+                alerts,
+                ..
+            } => bench_service::run(alerts.unwrap_or(200)).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Bench { service: true, .. } => Err(anyhow::anyhow!(
+                "the service benchmark runs against the emulators, which this build (--no-default-features) leaves out"
+            )),
+            Command::Bench {
+                pipeline: false, ..
+            } => bench::run().await,
             #[cfg(feature = "demo")]
             Command::Bench {
                 pipeline: true,
                 alerts,
                 latency_ms,
                 serial_sample,
+                ..
             } => {
                 bench_pipeline::run(&bench_pipeline::PipelineBench {
-                    alerts,
+                    alerts: alerts.unwrap_or(1000),
                     latency: std::time::Duration::from_millis(latency_ms),
                     serial_sample,
                 })
