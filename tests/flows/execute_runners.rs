@@ -371,3 +371,37 @@ async fn endpoint_client_response_actions_against_the_emulator() {
         "{paths:?}"
     );
 }
+
+#[tokio::test]
+async fn a_host_that_refuses_before_the_command_is_sent_is_tried_again_and_each_command_runs_once()
+{
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    // The WinRM service is restarting: the next two requests (the first shell's Create, then
+    // the retry's) get 503 before anything is handled.
+    world.winrm.fail_next(2, 503);
+    let (status, _) = world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();
+    assert_eq!(status, 200);
+    if let Err(e) = wait_for_state(&app, IncidentState::Executed, T).await {
+        let i = app.ctx.store.incidents().await.unwrap().remove(0);
+        let errors: Vec<_> = app
+            .ctx
+            .store
+            .commands(&i.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.error)
+            .collect();
+        panic!("{e}: {errors:?}");
+    }
+    let ran: Vec<String> = world
+        .winrm
+        .executed()
+        .into_iter()
+        .filter_map(|e| e.approved_command().map(String::from))
+        .collect();
+    assert_eq!(ran, approved(), "every command once, in order");
+    finish(&world, app).await;
+}

@@ -374,6 +374,15 @@ impl NtlmSession {
         let resp = self
             .round_trip(&mut conn, phase, timeout, Some(&type1), None)
             .await?;
+        if resp.status == 503 {
+            // The service refused the logon itself (restarting, overloaded): nothing was sent
+            // yet, so this is the retryable 503 of the phase that was about to run.
+            return Err(WinRmError::Http {
+                phase,
+                status: 503,
+                body: "the WinRM service refused the NTLM logon (HTTP 503)".into(),
+            });
+        }
         if resp.status != 401 {
             return Err(WinRmError::Protocol(format!(
                 "NTLM: expected 401 with a challenge, got HTTP {}",

@@ -99,7 +99,7 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
             incident: &incident.id,
             seq: cmd.seq,
         };
-        let run = ctx.runner.run_tracked(&target, &cmd.text, &journal);
+        let run = run_with_retries(ctx, &target, &cmd.text, &journal);
         let outcome = match tokio::time::timeout_at(batch_deadline, run).await {
             Ok(r) => r,
             // Dropping the run cancels it; the WinRM client still signals and deletes its shell.
@@ -237,6 +237,30 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
     tx.commit().await.map_err(JobError::retry)?;
     times.observe();
     Ok(())
+}
+
+/// Runs one command, trying again (up to three times, with backoff) only when the runner says
+/// the command certainly never reached the host — WinRM refused or unreachable before the
+/// Command request was delivered. Anything that may have run is never retried.
+async fn run_with_retries(
+    ctx: &Ctx,
+    target: &Target,
+    command: &str,
+    journal: &RemoteJournal<'_>,
+) -> Result<crate::runners::RunOutput, crate::runners::RunError> {
+    let mut wait = ctx.settings.retry_base;
+    let mut tries = 0;
+    loop {
+        match ctx.runner.run_tracked(target, command, journal).await {
+            Err(e) if e.retryable && tries < 3 => {
+                tries += 1;
+                tracing::warn!(host.name = %target.host, command.seq = journal.seq, error = %e.message, "command not delivered; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Writes where a command runs on its host into its row, before it is sent.
