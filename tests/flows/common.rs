@@ -242,3 +242,39 @@ pub async fn wait_for_ephemeral(
         .await
         .unwrap();
 }
+
+/// The fresh approval block offered in the thread of the (only) card, once the app settled.
+pub async fn thread_offer(
+    world: &World,
+    app: &triage_bot::app::RunningApp,
+) -> emulators::slack::SlackMessage {
+    triage_bot::demo::wait_until_settled(app, T).await.unwrap();
+    let root = top_level(world).remove(0);
+    world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.thread_ts.as_deref() == Some(root.ts.as_str())
+                && m.blocks.to_string().contains(ACTION_APPROVE)
+        })
+        .expect("a fresh approval block in the thread")
+}
+
+/// Acts as the handler: Approve on `offer`, then waits for its batch's summary (`ran` succeeded).
+pub async fn approve_offer(
+    world: &World,
+    app: &triage_bot::app::RunningApp,
+    offer: &emulators::slack::SlackMessage,
+    ran: usize,
+) {
+    let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
+    world
+        .click_value(app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
+        .await
+        .unwrap();
+    wait_for_message(world, "the resumed batch's summary", |m| {
+        m.text.contains(&format!("{ran} succeeded, 0 failed"))
+    })
+    .await;
+}

@@ -115,17 +115,7 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
     assert!(interrupted.responded_at.is_some());
 
     // What did not complete is offered again in the thread; only a fresh approval runs it.
-    triage_bot::demo::wait_until_settled(&app, T).await.unwrap();
-    let root = top_level(&world).remove(0);
-    let offer = world
-        .slack
-        .messages()
-        .into_iter()
-        .find(|m| {
-            m.thread_ts.as_deref() == Some(root.ts.as_str())
-                && m.blocks.to_string().contains(ACTION_APPROVE)
-        })
-        .expect("a fresh approval block in the thread");
+    let offer = thread_offer(&world, &app).await;
     let blocks = offer.blocks.to_string();
     assert!(blocks.contains("had not started"), "{blocks}");
     // The command whose outcome is unknown is named apart, and is not part of the offer.
@@ -133,15 +123,7 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
         blocks.contains("Outcome unknown, not offered again"),
         "{blocks}"
     );
-    let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
-    world
-        .click_value(&app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
-        .await
-        .unwrap();
-    wait_for_message(&world, "the resumed batch's summary", |m| {
-        m.text.contains("7 succeeded, 0 failed")
-    })
-    .await;
+    approve_offer(&world, &app, &offer, 7).await;
     let ran: Vec<String> = world
         .winrm
         .executed()

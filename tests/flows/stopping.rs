@@ -170,26 +170,8 @@ async fn kill_mid_command(world: &World) -> String {
 
 /// Approves the fresh offer in the thread and waits for its batch to finish.
 async fn approve_the_offer(world: &World, app: &triage_bot::app::RunningApp, ran: usize) {
-    triage_bot::demo::wait_until_settled(app, T).await.unwrap();
-    let root = top_level(world).remove(0);
-    let offer = world
-        .slack
-        .messages()
-        .into_iter()
-        .find(|m| {
-            m.thread_ts.as_deref() == Some(root.ts.as_str())
-                && m.blocks.to_string().contains(ACTION_APPROVE)
-        })
-        .expect("a fresh approval block in the thread");
-    let value = triage_bot::demo::button_value(&offer.blocks, ACTION_APPROVE).unwrap();
-    world
-        .click_value(app, HANDLER_ID, &offer.ts, ACTION_APPROVE, &value)
-        .await
-        .unwrap();
-    wait_for_message(world, "the resumed batch's summary", |m| {
-        m.text.contains(&format!("{ran} succeeded, 0 failed"))
-    })
-    .await;
+    let offer = thread_offer(world, app).await;
+    approve_offer(world, app, &offer, ran).await;
 }
 
 /// How often each approved command reached the host.

@@ -269,40 +269,59 @@ fn read_values(
     (picked, errors)
 }
 
-/// A `view_submission` of the Edit… modal by `user`.
-pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result<SubmitAnswer> {
+/// What every modal submission is checked for first, like a click: the form is a proposal's,
+/// the incident known, the user an approver, the proposal still open. `Err`: the modal to show
+/// instead (refusals audited as `refused` / `ignored`; `noun` names what changed nothing).
+async fn checked(
+    ctx: &Ctx,
+    view: &ViewPayload,
+    user: &str,
+    (refused, ignored, noun): (&str, &str, &str),
+) -> anyhow::Result<Result<(IncidentRow, String), SubmitAnswer>> {
     let title = "Nothing changed";
     let metadata = view.private_metadata.clone().unwrap_or_default();
     let Some((incident_id, hash)) = metadata.split_once(':') else {
-        return Ok(SubmitAnswer::Update(notice_modal(
+        return Ok(Err(SubmitAnswer::Update(notice_modal(
             title,
             "This form does not belong to a triage-bot proposal.",
-        )));
+        ))));
     };
     let Some(incident) = ctx.store.incident(incident_id).await? else {
-        return Ok(SubmitAnswer::Update(notice_modal(
+        return Ok(Err(SubmitAnswer::Update(notice_modal(
             title,
             "This incident is unknown to triage-bot.",
-        )));
+        ))));
     };
     if !is_authorised(ctx, &incident, user).await {
         audit_refusal(
             ctx,
             incident_id,
             user,
-            "EditRefused",
+            refused,
             "not an authorised approver",
         )
         .await?;
-        return Ok(SubmitAnswer::Update(notice_modal(
+        return Ok(Err(SubmitAnswer::Update(notice_modal(
             title,
-            "You are not an approver for this incident, so your edit changed nothing.",
-        )));
+            &format!("You are not an approver for this incident, so your {noun} changed nothing."),
+        ))));
     }
     if let Some(reason) = closed_reason(&incident, hash) {
-        audit_refusal(ctx, incident_id, user, "EditIgnored", &reason).await?;
-        return Ok(SubmitAnswer::Update(notice_modal(title, &reason)));
+        audit_refusal(ctx, incident_id, user, ignored, &reason).await?;
+        return Ok(Err(SubmitAnswer::Update(notice_modal(title, &reason))));
     }
+    Ok(Ok((incident, hash.to_string())))
+}
+
+/// A `view_submission` of the Edit… modal by `user`.
+pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result<SubmitAnswer> {
+    let title = "Nothing changed";
+    let (incident, hash) =
+        match checked(ctx, view, user, ("EditRefused", "EditIgnored", "edit")).await? {
+            Ok(open) => open,
+            Err(answer) => return Ok(answer),
+        };
+    let (incident_id, hash) = (incident.id.as_str(), hash.as_str());
     let shown: Vec<ProposedCommand> = ctx
         .store
         .commands(incident_id)
@@ -461,38 +480,18 @@ pub async fn submit_revision(
     view: &ViewPayload,
     user: &str,
 ) -> anyhow::Result<SubmitAnswer> {
-    let title = "Nothing changed";
-    let metadata = view.private_metadata.clone().unwrap_or_default();
-    let Some((incident_id, hash)) = metadata.split_once(':') else {
-        return Ok(SubmitAnswer::Update(notice_modal(
-            title,
-            "This form does not belong to a triage-bot proposal.",
-        )));
+    let (incident, _) = match checked(
+        ctx,
+        view,
+        user,
+        ("RevisionRefused", "RevisionIgnored", "request"),
+    )
+    .await?
+    {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
     };
-    let Some(incident) = ctx.store.incident(incident_id).await? else {
-        return Ok(SubmitAnswer::Update(notice_modal(
-            title,
-            "This incident is unknown to triage-bot.",
-        )));
-    };
-    if !is_authorised(ctx, &incident, user).await {
-        audit_refusal(
-            ctx,
-            incident_id,
-            user,
-            "RevisionRefused",
-            "not an authorised approver",
-        )
-        .await?;
-        return Ok(SubmitAnswer::Update(notice_modal(
-            title,
-            "You are not an approver for this incident, so your request changed nothing.",
-        )));
-    }
-    if let Some(reason) = closed_reason(&incident, hash) {
-        audit_refusal(ctx, incident_id, user, "RevisionIgnored", &reason).await?;
-        return Ok(SubmitAnswer::Update(notice_modal(title, &reason)));
-    }
+    let incident_id = incident.id.as_str();
     let instruction = view
         .state
         .as_ref()
