@@ -27,6 +27,8 @@ pub async fn build_ctx(
     settings: Settings,
     runner: Option<Arc<dyn CommandRunner>>,
 ) -> anyhow::Result<Ctx> {
+    // A bad policy file stops start-up here, with its line and column.
+    let policy = crate::pipeline::policy::Engine::from_settings(&settings)?;
     let store = Store::connect(&settings.database_url).await?;
     let prompts = Prompts::load(&settings)?;
     let kibana = KibanaHttp::new(&settings.kibana)?;
@@ -45,6 +47,7 @@ pub async fn build_ctx(
         wake: Notify::new(),
         health: Default::default(),
         handler_question: tokio::sync::Mutex::new(()),
+        policy,
     })
 }
 
@@ -88,6 +91,10 @@ impl App {
             }),
             tokio::spawn(crate::workers::intake::run(ctx.clone(), shutdown.clone())),
             tokio::spawn(crate::workers::timers::approval_clock(
+                ctx.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(crate::workers::timers::policy_clock(
                 ctx.clone(),
                 shutdown.clone(),
             )),

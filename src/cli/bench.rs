@@ -84,12 +84,14 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
     ))
     .await?;
     let n = 2_000;
+    // Grouping off: every alert its own incident, as this figure always measured.
+    let engine = policy::Engine::new(policy::Policies::default_grouping(None));
     let t = Instant::now();
     for i in 0..n {
         let id = format!("alert-{i}");
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
-        policy::admit(&store, "bench", &alert, None).await?;
+        policy::admit(&store, &engine, "bench", &alert).await?;
     }
     println!(
         "ingest alert (SQLite, WAL, 1 tx each): {}",
@@ -101,8 +103,9 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         let id = format!("alert-{i}");
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
-        dup +=
-            usize::from(policy::admit(&store, "bench", &alert, None).await? == Admitted::Duplicate);
+        dup += usize::from(
+            policy::admit(&store, &engine, "bench", &alert).await? == Admitted::Duplicate,
+        );
     }
     println!(
         "re-poll seen alert (dedupe):           {}",

@@ -200,6 +200,19 @@ pub struct Settings {
     pub cases: CaseSettings,
     /// First retry delay of a failed job; doubles on each attempt, capped at five minutes.
     pub retry_base: Duration,
+    /// The action policies: file, outcome index, Kibana maintenance windows.
+    pub policy: PolicySettings,
+}
+
+/// Where the action policies come from and where their outcomes go (`pipeline::policy`).
+#[derive(Debug, Clone, Default)]
+pub struct PolicySettings {
+    /// `POLICY_FILE` (TOML); unset: the built-in grouping (`POLICY_GROUP_WINDOW_SECS`).
+    pub file: Option<PathBuf>,
+    /// `DISPATCH_OUTCOME_INDEX`: an Elasticsearch index the dispatch outcomes are copied to.
+    pub outcome_index: Option<String>,
+    /// `POLICY_KIBANA_MAINTENANCE_WINDOWS`: follow Kibana's maintenance windows (default on).
+    pub kibana_maintenance_windows: bool,
 }
 
 /// Who may decide, for how long, and what happens when nobody does.
@@ -405,6 +418,11 @@ impl Settings {
                 socket_ping: env.secs("SLACK_SOCKET_PING_SECS", 30.0)?,
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
+            policy: PolicySettings {
+                file: env.opt("POLICY_FILE").map(PathBuf::from),
+                outcome_index: env.opt("DISPATCH_OUTCOME_INDEX"),
+                kibana_maintenance_windows: env.bool("POLICY_KIBANA_MAINTENANCE_WINDOWS", true)?,
+            },
             cases: CaseSettings {
                 close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
                 assignees: env.map("CASE_ASSIGNEES")?,

@@ -52,6 +52,14 @@ pub enum Job {
     Isolate,
     /// Answer a question asked in the incident's Slack thread, in its AI conversation.
     FollowUp { question: String, user: String },
+    /// Post a digest policy's summary of one window (filed under a `digest:…` key, not an
+    /// incident).
+    PostDigest {
+        policy: String,
+        window_start: String,
+        window_end: String,
+        channel: Option<String>,
+    },
 }
 
 /// The outside system a job talks to. Jobs of one incident and lane run strictly in order.
@@ -147,7 +155,8 @@ impl Job {
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
             | Job::AlertGroupedNote { .. }
-            | Job::Ephemeral { .. } => Lane::Slack,
+            | Job::Ephemeral { .. }
+            | Job::PostDigest { .. } => Lane::Slack,
             Job::CreateCase
             | Job::CaseComment { .. }
             | Job::FinalizeCase
@@ -174,6 +183,7 @@ impl Job {
             Job::Execute => "execute",
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
+            Job::PostDigest { .. } => "post_digest",
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct PollStats {
     pub grouped: usize,
     pub duplicates: usize,
     pub rejected: usize,
+    /// Recorded without an incident of their own: suppressed, unmatched, in a digest, a
+    /// status note.
+    pub held: usize,
 }
 
 /// Polls every source until shutdown.
@@ -54,8 +57,7 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
     while let Some(page) = poll.next_page(ctx).await? {
         stats.rejected += page.rejected;
         for alert in &page.alerts {
-            let window = ctx.settings.elastic.group_window;
-            match policy::admit(&ctx.store, &source.name, alert, window).await? {
+            match policy::admit(&ctx.store, &ctx.policy, &source.name, alert).await? {
                 Admitted::New(id) => {
                     stats.new += 1;
                     metrics::counter!("triage_bot_alerts_ingested_total", "source" => source.name.clone()).increment(1);
@@ -67,6 +69,7 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
                     tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, "AlertGrouped");
                 }
                 Admitted::Duplicate => stats.duplicates += 1,
+                Admitted::Held(_) => stats.held += 1,
             }
         }
         poll.checkpoint(ctx, &page).await?;

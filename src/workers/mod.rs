@@ -157,6 +157,17 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
 
 async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
     let job = row.job().map_err(JobError::permanent)?;
+    // A digest belongs to a policy window, not an incident.
+    if let Job::PostDigest {
+        policy,
+        window_start,
+        window_end,
+        channel,
+    } = &job
+    {
+        let window = (window_start.as_str(), window_end.as_str());
+        return crate::pipeline::policy::post_digest(ctx, policy, window, channel.as_deref()).await;
+    }
     let incident = ctx
         .store
         .incident(&row.incident_id)
@@ -194,12 +205,17 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
         Job::FollowUp { question, user } => {
             followup::answer(ctx, &incident, &question, &user, row.id).await
         }
+        Job::PostDigest { .. } => Ok(()),
     }
 }
 
 /// A job that gave up leaves a trace where people look: the log (above), the incident's error
 /// column, and — for the case — a thread note; for Slack — a case comment.
 async fn report_failure(ctx: &Ctx, row: &OutboxRow, message: &str) {
+    // A digest has no incident, thread or case to report to: the log says it.
+    if row.kind == "post_digest" {
+        return;
+    }
     let note = format!("triage-bot could not complete `{}`: {}", row.kind, message);
     let _ = ctx
         .store

@@ -33,6 +33,11 @@ pub struct CasesClient {
 }
 
 impl CasesClient {
+    /// The Kibana connection underneath (for the other Kibana APIs the policies read).
+    pub fn http(&self) -> &KibanaHttp {
+        &self.http
+    }
+
     pub fn new(http: KibanaHttp) -> Self {
         Self { http }
     }
