@@ -1,5 +1,5 @@
 //! The command line: one file per subcommand — [`serve`], [`demo`], [`check_config`],
-//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`]. This module only parses arguments,
+//! [`parse`], [`replay`], [`bench`], [`case`], [`winrm`], [`safety`], [`snooze`], [`explain`]. This module only parses arguments,
 //! loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
@@ -9,10 +9,12 @@ pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod explain;
 pub mod parse;
 pub mod replay;
 pub mod safety;
 pub mod serve;
+pub mod snooze;
 pub mod winrm;
 
 use std::process::ExitCode;
@@ -84,6 +86,29 @@ enum Command {
         #[command(subcommand)]
         action: safety::SafetyCommand,
     },
+    /// Quiet a host or rule for a while: `snooze host:NAME 2h`, `snooze rule:NAME 30m`,
+    /// `snooze --list`, `snooze --clear [host:NAME]`. Its alerts are recorded as suppressed.
+    Snooze {
+        /// host:NAME or rule:NAME.
+        target: Option<String>,
+        /// How long: 30s, 5m, 2h, 1d.
+        duration: Option<String>,
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        clear: bool,
+        /// Who snoozes (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Which action policy matches an alert document (JSON file, or -) and what outcome it
+    /// would get now, with the outcomes recorded for it. Changes nothing.
+    Explain {
+        alert: String,
+        /// The source name the alert would come from (its group key includes it).
+        #[arg(long, default_value = "security_alerts")]
+        source: String,
+    },
     /// The local audit record of incidents.
     Case {
         #[command(subcommand)]
@@ -153,6 +178,14 @@ pub fn main() -> ExitCode {
                 "the pipeline benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
             Command::Safety { action } => safety::run(action),
+            Command::Snooze {
+                target,
+                duration,
+                list,
+                clear,
+                by,
+            } => snooze::run(target, duration, list, clear, by).await,
+            Command::Explain { alert, source } => explain::run(&alert, &source).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

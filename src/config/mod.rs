@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod env;
+pub mod policy;
 pub mod runner;
 pub mod triage;
 pub mod winrm;
 
 pub use env::{ConfigError, Env, err};
+pub use policy::{PolicyCliSettings, PolicySettings};
 pub use runner::{DefendSettings, HostPattern, RunnerKind, RunnerSettings};
 pub use triage::{
     AssistantKind, AssistantSettings, OpenAiSettings, Route, RouteMatch, RouteTarget,
@@ -204,17 +206,6 @@ pub struct Settings {
     pub policy: PolicySettings,
 }
 
-/// Where the action policies come from and where their outcomes go (`pipeline::policy`).
-#[derive(Debug, Clone, Default)]
-pub struct PolicySettings {
-    /// `POLICY_FILE` (TOML); unset: the built-in grouping (`POLICY_GROUP_WINDOW_SECS`).
-    pub file: Option<PathBuf>,
-    /// `DISPATCH_OUTCOME_INDEX`: an Elasticsearch index the dispatch outcomes are copied to.
-    pub outcome_index: Option<String>,
-    /// `POLICY_KIBANA_MAINTENANCE_WINDOWS`: follow Kibana's maintenance windows (default on).
-    pub kibana_maintenance_windows: bool,
-}
-
 /// Who may decide, for how long, and what happens when nobody does.
 #[derive(Debug, Clone)]
 pub struct ApprovalSettings {
@@ -318,14 +309,7 @@ impl Settings {
             poll_interval: env.secs("POLL_INTERVAL_SECS", 30.0)?,
             batch_size: env.num("POLL_BATCH_SIZE", 100usize, "a whole number of alerts")?,
             initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
-            group_window: match env.num::<f64>(
-                "POLICY_GROUP_WINDOW_SECS",
-                3600.0,
-                "a number of seconds (0 turns grouping off)",
-            )? {
-                w if w > 0.0 && w.is_finite() => Some(Duration::from_secs_f64(w)),
-                _ => None,
-            },
+            group_window: policy::group_window(&env)?,
         };
         let kibana_url = match cloud.as_ref().and_then(|c| c.kibana.as_deref()) {
             Some(k) => env.url("KIBANA_URL", Some(k))?,
@@ -418,11 +402,7 @@ impl Settings {
                 socket_ping: env.secs("SLACK_SOCKET_PING_SECS", 30.0)?,
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
-            policy: PolicySettings {
-                file: env.opt("POLICY_FILE").map(PathBuf::from),
-                outcome_index: env.opt("DISPATCH_OUTCOME_INDEX"),
-                kibana_maintenance_windows: env.bool("POLICY_KIBANA_MAINTENANCE_WINDOWS", true)?,
-            },
+            policy: PolicySettings::from_env(&env)?,
             cases: CaseSettings {
                 close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
                 assignees: env.map("CASE_ASSIGNEES")?,

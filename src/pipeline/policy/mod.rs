@@ -17,6 +17,8 @@
 pub mod decide;
 pub mod file;
 pub mod kql;
+#[cfg(test)]
+mod tests;
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,18 +47,23 @@ pub enum Admitted {
     Held(Outcome),
 }
 
-/// The time the policies use: wall-clock time at start plus the tokio clock's progress since, so
-/// windows, throttles and digests follow `tokio::time::pause`/`advance` in tests (and stay
-/// monotonic in production).
+/// The time the policies use for windows, throttles, snoozes and digests.
 #[derive(Debug)]
-pub struct Clock {
-    start_utc: DateTime<Utc>,
-    start: tokio::time::Instant,
+pub enum Clock {
+    /// Wall-clock time at start plus the tokio clock's progress since: monotonic in
+    /// production, and it follows `tokio::time::pause`/`advance` in tests.
+    Tokio {
+        start_utc: DateTime<Utc>,
+        start: tokio::time::Instant,
+    },
+    /// Moved only by [`Clock::advance`] (tests that also touch the database, whose pool timers
+    /// would make a paused tokio clock jump on its own).
+    Manual(std::sync::Mutex<DateTime<Utc>>),
 }
 
 impl Default for Clock {
     fn default() -> Self {
-        Self {
+        Self::Tokio {
             start_utc: Utc::now(),
             start: tokio::time::Instant::now(),
         }
@@ -64,17 +71,26 @@ impl Default for Clock {
 }
 
 impl Clock {
-    /// A clock reading `at` now.
-    pub fn starting_at(at: DateTime<Utc>) -> Self {
-        Self {
-            start_utc: at,
-            start: tokio::time::Instant::now(),
-        }
+    pub fn manual(at: DateTime<Utc>) -> Self {
+        Self::Manual(std::sync::Mutex::new(at))
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now().duration_since(self.start);
-        self.start_utc + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        match self {
+            Self::Tokio { start_utc, start } => {
+                let elapsed = tokio::time::Instant::now().duration_since(*start);
+                *start_utc + chrono::Duration::from_std(elapsed).unwrap_or_default()
+            }
+            Self::Manual(t) => *t.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// Moves a manual clock on (a tokio clock moves with `tokio::time::advance`).
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Self::Manual(t) = self {
+            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+            *t += chrono::Duration::from_std(by).unwrap_or_default();
+        }
     }
 }
 
@@ -362,12 +378,22 @@ pub fn digest_job_key(policy: &str, window_start: &str) -> String {
     format!("digest:{policy}:{window_start}")
 }
 
-/// Queues the message of every digest window that has ended. Returns how many.
+/// Queues the message of every digest window that has ended, and wakes the outbox. Returns
+/// how many.
 pub async fn digest_tick(ctx: &Ctx) -> anyhow::Result<usize> {
-    let due = ctx.store.due_digests(ctx.policy.clock.now()).await?;
+    let queued = queue_due_digests(&ctx.store, &ctx.policy).await?;
+    if queued > 0 {
+        ctx.wake.notify_one();
+    }
+    Ok(queued)
+}
+
+/// Queues a [`Job::PostDigest`] for every digest window ended by the engine's clock, once each.
+pub async fn queue_due_digests(store: &Store, engine: &Engine) -> anyhow::Result<usize> {
+    let due = store.due_digests(engine.clock.now()).await?;
     let mut queued = 0;
     for d in due {
-        let mut tx = ctx.store.write_tx().await?;
+        let mut tx = store.write_tx().await?;
         if !Store::mark_digest_queued(&mut tx, &d.policy, &d.window_start).await? {
             continue;
         }
@@ -380,9 +406,6 @@ pub async fn digest_tick(ctx: &Ctx) -> anyhow::Result<usize> {
         outbox::enqueue(&mut tx, &digest_job_key(&d.policy, &d.window_start), &job).await?;
         tx.commit().await?;
         queued += 1;
-    }
-    if queued > 0 {
-        ctx.wake.notify_one();
     }
     Ok(queued)
 }
