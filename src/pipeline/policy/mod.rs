@@ -373,6 +373,17 @@ fn status_text(alert: &Alert, status: AlertStatus) -> String {
     )
 }
 
+/// The route an incident was opened under (the default route when its policy set none).
+pub async fn route_of(store: &Store, incident: &str) -> Route {
+    match store.incident_route(incident).await {
+        Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_default(),
+        _ => Route::default(),
+    }
+}
+
+/// Shown in place of the buttons on a card whose policy offers the summary only.
+pub const SUMMARY_ONLY_LINE: &str = ":information_source: Summary only: this alert's policy offers no commands here. Follow your runbook, or see the case.";
+
 /// The outbox incident id a digest's message job is filed under (digests have no incident).
 pub fn digest_job_key(policy: &str, window_start: &str) -> String {
     format!("digest:{policy}:{window_start}")
