@@ -73,6 +73,12 @@ impl App {
         crate::workers::recover(&ctx)
             .await
             .context("start-up recovery failed")?;
+        // Kibana's maintenance windows before the first poll, so none is missed at start (the
+        // policy clock re-reads them every minute); a slow Kibana does not hold start-up long.
+        let read = crate::pipeline::policy::refresh_kibana_windows(&ctx);
+        if let Ok(Err(e)) = tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+            tracing::warn!(error = %e, "Kibana maintenance windows not read at start");
+        }
         let listener = tokio::net::TcpListener::bind(ctx.settings.http_bind)
             .await
             .with_context(|| format!("cannot listen on HTTP_BIND={}", ctx.settings.http_bind))?;

@@ -14,6 +14,7 @@ mod ingest;
 mod isolation;
 mod observability;
 mod outbox_concurrency;
+mod policies;
 mod restart;
 mod slack_transports;
 mod stopping;
