@@ -12,5 +12,6 @@ mod packaging;
 mod slack_manifest;
 mod slack_message_snapshots;
 mod triage_parser_corpus;
+mod policy_kql_props;
 mod triage_parser_props;
 mod triage_safety_corpus;
