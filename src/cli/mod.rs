@@ -5,6 +5,8 @@
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod bench_pipeline;
+#[cfg(feature = "demo")]
+pub mod bench_storm;
 pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
@@ -80,6 +82,13 @@ enum Command {
         /// Alerts the serial loop runs (its time per alert is extrapolated to --alerts).
         #[arg(long, default_value_t = 10)]
         serial_sample: usize,
+        /// Run the alert-storm scenario under a group policy (use with --alerts, --hosts,
+        /// --latency-ms; e.g. --alerts 10000 --hosts 50).
+        #[arg(long, conflicts_with = "pipeline")]
+        storm: bool,
+        /// Hosts the storm's alerts are spread over.
+        #[arg(long, default_value_t = 50)]
+        hosts: usize,
     },
     /// The safety gate: `safety check` judges commands as the triage would and says why.
     Safety {
@@ -158,6 +167,25 @@ pub fn main() -> ExitCode {
             Command::Parse { file } => parse::run(&file),
             Command::Winrm { action } => winrm::run(action).await,
             Command::Replay { alert } => replay::run(&alert).await,
+            #[cfg(feature = "demo")]
+            Command::Bench {
+                storm: true,
+                alerts,
+                hosts,
+                latency_ms,
+                ..
+            } => {
+                bench_storm::run(&bench_storm::StormBench {
+                    alerts,
+                    hosts,
+                    latency: std::time::Duration::from_millis(latency_ms),
+                })
+                .await
+            }
+            #[cfg(not(feature = "demo"))]
+            Command::Bench { storm: true, .. } => Err(anyhow::anyhow!(
+                "the storm benchmark runs against the emulators, which this build (--no-default-features) leaves out"
+            )),
             Command::Bench { pipeline: false, .. } => bench::run().await,
             #[cfg(feature = "demo")]
             Command::Bench {
@@ -165,6 +193,7 @@ pub fn main() -> ExitCode {
                 alerts,
                 latency_ms,
                 serial_sample,
+                ..
             } => {
                 bench_pipeline::run(&bench_pipeline::PipelineBench {
                     alerts,

@@ -198,3 +198,40 @@ async fn a_bad_policy_file_stops_start_up_with_the_line_and_column() {
     assert!(text.contains("policies.toml:3:"), "{text}");
     assert!(text.contains("bad match expression"), "{text}");
 }
+
+/// Alerts that join an incident while its triage is still running used to wait in the case
+/// lane for a case that could only be created behind them; now the case, once created, takes
+/// them all (in one attachment), and nothing waits.
+#[tokio::test]
+async fn alerts_grouped_before_the_case_exists_are_attached_when_it_is_created() {
+    let world = World::start().await.unwrap();
+    world.kibana.hold_answers();
+    for i in 0..5 {
+        index_alert_on(&world, &format!("early-{i}"), HOST);
+    }
+    let app = world.start_app().await.unwrap();
+    let ctx = app.ctx.clone();
+    let grouped = async {
+        loop {
+            let incidents = ctx.store.incidents().await.unwrap();
+            if let Some(i) = incidents.first()
+                && ctx.store.grouped_alerts(&i.id).await.unwrap().len() == 5
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(T, grouped)
+        .await
+        .expect("5 alerts grouped");
+    world.kibana.release_answers();
+    world
+        .kibana
+        .wait_until("one case with all 6 alerts", T, |s| {
+            s.cases.len() == 1 && s.cases[0].case["totalAlerts"] == 6
+        })
+        .await
+        .unwrap();
+    finish(&world, app).await;
+}

@@ -119,6 +119,28 @@ impl CasesClient {
         self.post_comment(case_id, &body).await
     }
 
+    /// Attaches several alerts in one comment (at most 1,000, Kibana's limit); the rule named
+    /// is the first alert's.
+    pub async fn attach_alerts(
+        &self,
+        case_id: &str,
+        alerts: &[&Alert],
+    ) -> Result<CaseResponse, KibanaError> {
+        let first = alerts
+            .first()
+            .ok_or_else(|| KibanaError::Decode("no alerts to attach".into()))?;
+        let body = CommentRequest::Alerts {
+            alert_id: alerts.iter().map(|a| a.id.0.clone()).collect(),
+            index: alerts.iter().map(|a| a.index.clone()).collect(),
+            rule: AlertRule {
+                id: first.rule_id.clone(),
+                name: Some(first.rule_name.clone()),
+            },
+            owner: OWNER,
+        };
+        self.post_comment(case_id, &body).await
+    }
+
     async fn post_comment(
         &self,
         case_id: &str,

@@ -143,6 +143,7 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
             .await
             .map_err(JobError::retry)?;
     }
+    attach_grouped_so_far(ctx, incident, &case_id).await?;
     Ok(())
 }
 
@@ -154,8 +155,10 @@ pub async fn attach_grouped(
     alert_id: &str,
     attempt: i64,
 ) -> Result<(), JobError> {
+    // Before the case exists, `create_case` attaches every alert grouped so far (this one
+    // included): waiting here would hold up the case lane, and with it the case itself.
     let Some(case_id) = &incident.case_id else {
-        return Err(JobError::retry("the case has not been created yet"));
+        return Ok(());
     };
     let grouped = ctx
         .store
@@ -193,6 +196,56 @@ pub async fn attach_grouped(
         ctx.cases.attach_alert(case_id, alert).await,
     )
     .await?;
+    Ok(())
+}
+
+/// Alerts grouped into the incident before its case existed (their own attach jobs found no
+/// case and left them to this): attached in batches, skipping any an earlier attempt attached.
+async fn attach_grouped_so_far(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    case_id: &str,
+) -> Result<(), JobError> {
+    let grouped = ctx
+        .store
+        .grouped_alerts(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
+    if grouped.is_empty() {
+        return Ok(());
+    }
+    let case = ctx
+        .cases
+        .get_raw(case_id)
+        .await
+        .map_err(JobError::from_client)?;
+    let mut attached = std::collections::HashSet::new();
+    for c in case["comments"].as_array().into_iter().flatten() {
+        if c["type"] == "alert" {
+            match &c["alertId"] {
+                serde_json::Value::String(id) => {
+                    attached.insert(id.clone());
+                }
+                serde_json::Value::Array(ids) => {
+                    attached.extend(ids.iter().filter_map(|i| i.as_str().map(String::from)));
+                }
+                _ => {}
+            }
+        }
+    }
+    let missing: Vec<&crate::domain::Alert> = grouped
+        .iter()
+        .filter(|a| !attached.contains(&a.id.0))
+        .collect();
+    for chunk in missing.chunks(1000) {
+        keep_version(
+            ctx,
+            incident,
+            case_id,
+            ctx.cases.attach_alerts(case_id, chunk).await,
+        )
+        .await?;
+    }
     Ok(())
 }
 
