@@ -59,3 +59,7 @@ CREATE INDEX digests_due ON digests (window_end) WHERE queued_at IS NULL;
 -- The policy an incident was opened under and its route (JSON: channel, handler, offer).
 ALTER TABLE incidents ADD COLUMN policy TEXT;
 ALTER TABLE incidents ADD COLUMN route_json TEXT;
+
+-- When a grouped alert went into its incident's case (by its own job, or with the batch the case
+-- was created with), so neither attaches it twice.
+ALTER TABLE incident_alerts ADD COLUMN attached_at TEXT;

@@ -375,4 +375,43 @@ impl Store {
                 .await?;
         Ok(r.flatten())
     }
+
+    /// Grouped alerts of an incident not yet attached to its case, oldest first.
+    pub async fn unattached_grouped(
+        &self,
+        incident: &str,
+    ) -> anyhow::Result<Vec<crate::domain::Alert>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT alert_json FROM incident_alerts WHERE incident_id = ? AND attached_at IS NULL
+             ORDER BY received_at",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(serde_json::from_str(r)?)).collect()
+    }
+
+    /// Whether a grouped alert is recorded as attached to its incident's case.
+    pub async fn grouped_alert_attached(&self, alert_id: &str) -> Result<bool, sqlx::Error> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT attached_at FROM incident_alerts WHERE alert_id = ?")
+                .bind(alert_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten().is_some())
+    }
+
+    /// Records grouped alerts as attached to their incident's case.
+    pub async fn mark_grouped_attached(&self, alert_ids: &[&str]) -> Result<(), sqlx::Error> {
+        let mut tx = self.write_tx().await?;
+        let now = super::now_text();
+        for id in alert_ids {
+            sqlx::query("UPDATE incident_alerts SET attached_at = ? WHERE alert_id = ?")
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
 }

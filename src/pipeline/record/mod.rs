@@ -148,7 +148,8 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
 }
 
 /// Attaches an alert that was grouped into the incident to its case — once, also when a
-/// previous attempt's answer was lost.
+/// previous attempt's answer was lost, or `create_case` already took it with the others grouped
+/// before the case existed.
 pub async fn attach_grouped(
     ctx: &Ctx,
     incident: &IncidentRow,
@@ -160,6 +161,14 @@ pub async fn attach_grouped(
     let Some(case_id) = &incident.case_id else {
         return Ok(());
     };
+    if ctx
+        .store
+        .grouped_alert_attached(alert_id)
+        .await
+        .map_err(JobError::retry)?
+    {
+        return Ok(());
+    }
     let grouped = ctx
         .store
         .grouped_alerts(&incident.id)
@@ -170,82 +179,83 @@ pub async fn attach_grouped(
             "alert {alert_id} is not grouped into this incident"
         )));
     };
-    if attempt > 1 {
-        let case = ctx
-            .cases
-            .get_raw(case_id)
-            .await
-            .map_err(JobError::from_client)?;
-        let attached = case["comments"].as_array().is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c["type"] == "alert"
-                    && (c["alertId"] == alert_id
-                        || c["alertId"]
-                            .as_array()
-                            .is_some_and(|ids| ids.iter().any(|i| i == alert_id)))
-            })
-        });
-        if attached {
-            return Ok(());
-        }
+    let attached = attempt > 1 && case_alert_ids(ctx, case_id).await?.contains(alert_id);
+    if !attached {
+        keep_version(
+            ctx,
+            incident,
+            case_id,
+            ctx.cases.attach_alert(case_id, alert).await,
+        )
+        .await?;
     }
-    keep_version(
-        ctx,
-        incident,
-        case_id,
-        ctx.cases.attach_alert(case_id, alert).await,
-    )
-    .await?;
+    ctx.store
+        .mark_grouped_attached(&[alert_id])
+        .await
+        .map_err(JobError::retry)?;
     Ok(())
 }
 
-/// Alerts grouped into the incident before its case existed (their own attach jobs found no
-/// case and left them to this): attached in batches, skipping any an earlier attempt attached.
-async fn attach_grouped_so_far(
+/// The alert ids a case holds.
+async fn case_alert_ids(
     ctx: &Ctx,
-    incident: &IncidentRow,
     case_id: &str,
-) -> Result<(), JobError> {
-    let grouped = ctx
-        .store
-        .grouped_alerts(&incident.id)
-        .await
-        .map_err(JobError::retry)?;
-    if grouped.is_empty() {
-        return Ok(());
-    }
+) -> Result<std::collections::HashSet<String>, JobError> {
     let case = ctx
         .cases
         .get_raw(case_id)
         .await
         .map_err(JobError::from_client)?;
-    let mut attached = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
     for c in case["comments"].as_array().into_iter().flatten() {
         if c["type"] == "alert" {
             match &c["alertId"] {
                 serde_json::Value::String(id) => {
-                    attached.insert(id.clone());
+                    ids.insert(id.clone());
                 }
-                serde_json::Value::Array(ids) => {
-                    attached.extend(ids.iter().filter_map(|i| i.as_str().map(String::from)));
+                serde_json::Value::Array(list) => {
+                    ids.extend(list.iter().filter_map(|i| i.as_str().map(String::from)));
                 }
                 _ => {}
             }
         }
     }
-    let missing: Vec<&crate::domain::Alert> = grouped
+    Ok(ids)
+}
+
+/// Alerts grouped into the incident before its case existed (their own jobs found no case and
+/// left them to this), attached in batches of up to 1,000 (Kibana's limit), skipping any an
+/// earlier attempt attached.
+async fn attach_grouped_so_far(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    case_id: &str,
+) -> Result<(), JobError> {
+    let pending = ctx
+        .store
+        .unattached_grouped(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let in_case = case_alert_ids(ctx, case_id).await?;
+    let missing: Vec<&crate::domain::Alert> = pending
         .iter()
-        .filter(|a| !attached.contains(&a.id.0))
+        .filter(|a| !in_case.contains(&a.id.0))
         .collect();
     for chunk in missing.chunks(1000) {
-        keep_version(
-            ctx,
-            incident,
-            case_id,
-            ctx.cases.attach_alerts(case_id, chunk).await,
-        )
-        .await?;
+        let written = match chunk {
+            [one] => ctx.cases.attach_alert(case_id, one).await,
+            many => ctx.cases.attach_alerts(case_id, many).await,
+        };
+        keep_version(ctx, incident, case_id, written).await?;
     }
+    let ids: Vec<&str> = pending.iter().map(|a| a.id.0.as_str()).collect();
+    ctx.store
+        .mark_grouped_attached(&ids)
+        .await
+        .map_err(JobError::retry)?;
     Ok(())
 }
 
