@@ -108,6 +108,17 @@ pub async fn run(b: &StormBench) -> anyhow::Result<()> {
     let messages = world.slack.messages();
     let top: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
     let replies = messages.len() - top.len();
+    // The incident's own thread carries its case link (one per incident); anything else in a
+    // thread is a note about an alert.
+    let mut reply_kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for m in messages.iter().filter(|m| m.thread_ts.is_some()) {
+        let kind: String = m.text.chars().take(32).collect();
+        *reply_kinds.entry(kind).or_default() += 1;
+    }
+    let alert_notes = messages
+        .iter()
+        .filter(|m| m.thread_ts.is_some() && !m.text.starts_with("Audit record"))
+        .count();
     let mut per_host = std::collections::HashMap::new();
     for i in &incidents {
         *per_host.entry(i.host_name.clone()).or_insert(0usize) += 1;
@@ -137,6 +148,7 @@ pub async fn run(b: &StormBench) -> anyhow::Result<()> {
         messages.len(),
         top.len()
     );
+    println!("  thread replies:       {reply_kinds:?}");
     println!("  AI calls:             {ai_calls}; at most {overlap} at once (limit {limit})");
     match (rss, rss_before) {
         (Some(peak), Some(before)) => println!(
@@ -151,8 +163,8 @@ pub async fn run(b: &StormBench) -> anyhow::Result<()> {
         b.alerts
     );
     anyhow::ensure!(
-        most_per_group <= 1 && top.len() <= b.hosts && replies == 0,
-        "more than one Slack message for a group in its window"
+        most_per_group <= 1 && top.len() <= b.hosts && alert_notes == 0,
+        "more than one Slack notification for a group in its window"
     );
     anyhow::ensure!(
         overlap <= limit,

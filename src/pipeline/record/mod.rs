@@ -377,13 +377,18 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
     if ctx.settings.cases.close_on_success && incident.state == IncidentState::Executed {
         fields["status"] = json!("closed");
     }
-    keep_version(
-        ctx,
-        incident,
-        case_id,
-        ctx.cases.update(case_id, version, fields).await,
-    )
-    .await?;
+    let written = ctx.cases.update(case_id, version, fields).await;
+    // Kibana refuses an update that changes nothing (406): the case already says this — as
+    // when it was created after the Slack permalink was known, with the same description.
+    if let Err(crate::clients::kibana::KibanaError::Status {
+        status: 406,
+        message,
+    }) = &written
+        && message.contains("identical")
+    {
+        return Ok(());
+    }
+    keep_version(ctx, incident, case_id, written).await?;
     Ok(())
 }
 
