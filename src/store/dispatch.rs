@@ -391,14 +391,21 @@ impl Store {
         rows.iter().map(|r| Ok(serde_json::from_str(r)?)).collect()
     }
 
-    /// Whether a grouped alert is recorded as attached to its incident's case.
-    pub async fn grouped_alert_attached(&self, alert_id: &str) -> Result<bool, sqlx::Error> {
-        let at: Option<Option<String>> =
-            sqlx::query_scalar("SELECT attached_at FROM incident_alerts WHERE alert_id = ?")
-                .bind(alert_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(at.flatten().is_some())
+    /// One alert grouped into `incident`, with whether it is attached to the case yet.
+    pub async fn grouped_alert(
+        &self,
+        incident: &str,
+        alert_id: &str,
+    ) -> anyhow::Result<Option<(crate::domain::Alert, bool)>> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT alert_json, attached_at FROM incident_alerts WHERE incident_id = ? AND alert_id = ?",
+        )
+        .bind(incident)
+        .bind(alert_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(json, at)| Ok((serde_json::from_str(&json)?, at.is_some())))
+            .transpose()
     }
 
     /// Records grouped alerts as attached to their incident's case.

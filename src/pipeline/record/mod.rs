@@ -161,24 +161,21 @@ pub async fn attach_grouped(
     let Some(case_id) = &incident.case_id else {
         return Ok(());
     };
-    if ctx
+    // Only this alert is read: an incident in a storm has hundreds.
+    let Some((alert, attached_before)) = ctx
         .store
-        .grouped_alert_attached(alert_id)
+        .grouped_alert(&incident.id, alert_id)
         .await
         .map_err(JobError::retry)?
-    {
-        return Ok(());
-    }
-    let grouped = ctx
-        .store
-        .grouped_alerts(&incident.id)
-        .await
-        .map_err(JobError::retry)?;
-    let Some(alert) = grouped.iter().find(|a| a.id.0 == alert_id) else {
+    else {
         return Err(JobError::permanent(format!(
             "alert {alert_id} is not grouped into this incident"
         )));
     };
+    if attached_before {
+        return Ok(());
+    }
+    let alert = &alert;
     let attached = attempt > 1 && case_alert_ids(ctx, case_id).await?.contains(alert_id);
     if !attached {
         keep_version(
