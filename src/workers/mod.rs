@@ -59,6 +59,9 @@ impl Pools {
     }
 }
 
+/// Tries at recording a job's outcome before it is left `running` for the next start.
+const RECORD_ATTEMPTS: u32 = 5;
+
 /// Exponential backoff from the configured base, capped at five minutes.
 fn backoff(base: Duration, attempt: i64) -> Duration {
     base.saturating_mul(1u32 << attempt.clamp(0, 12) as u32)
@@ -126,8 +129,13 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
     let span = tracing::info_span!("job", job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, attempt = row.attempts);
     let result = dispatch(ctx, &row).instrument(span).await;
     let store = &ctx.store;
-    let outcome = match result {
-        Ok(()) => store.complete(row.id).await,
+    enum Record {
+        Complete,
+        Retry(Duration, String),
+        Fail(String),
+    }
+    let record = match result {
+        Ok(()) => Record::Complete,
         // Records and messages must not be lost to an outage: retry those for as long as it
         // lasts (the backoff is capped); other work gives up after MAX_ATTEMPTS.
         Err(e)
@@ -139,18 +147,32 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
                 .retry_after
                 .unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
-            store.retry_later(row.id, delay, &e.message).await
+            Record::Retry(delay, e.message)
         }
         Err(e) => {
             tracing::error!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, "JobFailed");
             metrics::counter!("triage_bot_jobs_failed_total", "kind" => row.kind.clone())
                 .increment(1);
             report_failure(ctx, &row, &e.message).await;
-            store.fail(row.id, &e.message).await
+            Record::Fail(e.message)
         }
     };
-    if let Err(e) = outcome {
-        tracing::error!(job.id = row.id, error = %e, "cannot record job outcome");
+    // A job whose outcome is not recorded stays `running` until the next start: under a write
+    // storm the database can stay locked past its busy timeout, so try a few more times.
+    for attempt in 1..=RECORD_ATTEMPTS {
+        let outcome = match &record {
+            Record::Complete => store.complete(row.id).await,
+            Record::Retry(delay, message) => store.retry_later(row.id, *delay, message).await,
+            Record::Fail(message) => store.fail(row.id, message).await,
+        };
+        match outcome {
+            Ok(()) => break,
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(job.id = row.id, error = %e, "cannot record job outcome yet; trying again");
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+            Err(e) => tracing::error!(job.id = row.id, error = %e, "cannot record job outcome"),
+        }
     }
     ctx.wake.notify_one();
 }
