@@ -63,3 +63,6 @@ ALTER TABLE incidents ADD COLUMN route_json TEXT;
 -- When a grouped alert went into its incident's case (by its own job, or with the batch the case
 -- was created with), so neither attaches it twice.
 ALTER TABLE incident_alerts ADD COLUMN attached_at TEXT;
+
+-- The outbox claim walks pending jobs in id order; after a storm most rows are done.
+CREATE INDEX outbox_pending_id ON outbox (id) WHERE status = 'pending';

@@ -408,6 +408,23 @@ impl Store {
             .transpose()
     }
 
+    /// Whether `incident` has a job of `kind` waiting to start (one that has not read anything
+    /// yet, so work added now is still seen by it).
+    pub async fn job_waiting(
+        conn: &mut SqliteConnection,
+        incident: &str,
+        kind: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE incident_id = ? AND kind = ? AND status = 'pending' AND attempts = 0",
+        )
+        .bind(incident)
+        .bind(kind)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Records grouped alerts as attached to their incident's case.
     pub async fn mark_grouped_attached(&self, alert_ids: &[&str]) -> Result<(), sqlx::Error> {
         let mut tx = self.write_tx().await?;

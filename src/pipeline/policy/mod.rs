@@ -264,10 +264,14 @@ pub async fn admit(
             note,
         } => {
             let alerts = Store::group_alert(&mut tx, inc, alert).await?;
+            // The attach job takes every alert of the incident not yet in its case, so one
+            // waiting job is enough (a storm queues one per incident, not one per alert).
             let attach = Job::AttachAlert {
                 alert_id: alert.id.0.clone(),
             };
-            outbox::enqueue(&mut tx, inc, &attach).await?;
+            if !Store::job_waiting(&mut tx, inc, attach.name()).await? {
+                outbox::enqueue(&mut tx, inc, &attach).await?;
+            }
             let job = match note {
                 Note::None => None,
                 Note::Grouped => Some(Job::AlertGroupedNote {

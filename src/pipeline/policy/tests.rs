@@ -121,10 +121,11 @@ async fn a_group_policy_notifies_once_per_window_and_again_on_recovery() {
         let a = alert(&format!("w{i}"), "web-01", json!({}));
         assert_eq!(b.admit(&a).await, Admitted::Grouped(inc.clone()));
     }
-    // 49 alerts joined: each attached to the case, no Slack note.
+    // 49 alerts joined, no Slack note: one waiting attach job takes them all to the case.
     let jobs = b.jobs().await;
-    assert_eq!(jobs.len(), 49);
-    assert!(kinds(&jobs).iter().all(|k| *k == "attach_alert"));
+    assert_eq!(kinds(&jobs), ["attach_alert"]);
+    let waiting = b.store.unattached_grouped(&inc.0).await.unwrap();
+    assert_eq!(waiting.len(), 49);
     assert_eq!(b.outcome("w50").await.0, "throttled");
     // Re-reading an alert records nothing more.
     assert_eq!(

@@ -147,9 +147,10 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
     Ok(())
 }
 
-/// Attaches an alert that was grouped into the incident to its case — once, also when a
-/// previous attempt's answer was lost, or `create_case` already took it with the others grouped
-/// before the case existed.
+/// Attaches the alerts grouped into the incident that its case does not hold yet — `alert_id`
+/// and any grouped after it while this job waited (`policy::admit` queues one waiting job per
+/// incident) — one attachment each, each once: also when a previous attempt's answer was lost,
+/// or `create_case` already took them with the others grouped before the case existed.
 pub async fn attach_grouped(
     ctx: &Ctx,
     incident: &IncidentRow,
@@ -161,35 +162,43 @@ pub async fn attach_grouped(
     let Some(case_id) = &incident.case_id else {
         return Ok(());
     };
-    // Only this alert is read: an incident in a storm has hundreds.
-    let Some((alert, attached_before)) = ctx
+    // Only this alert is read to check it: an incident in a storm has hundreds.
+    if ctx
         .store
         .grouped_alert(&incident.id, alert_id)
         .await
         .map_err(JobError::retry)?
-    else {
+        .is_none()
+    {
         return Err(JobError::permanent(format!(
             "alert {alert_id} is not grouped into this incident"
         )));
-    };
-    if attached_before {
-        return Ok(());
     }
-    let alert = &alert;
-    let attached = attempt > 1 && case_alert_ids(ctx, case_id).await?.contains(alert_id);
-    if !attached {
-        keep_version(
-            ctx,
-            incident,
-            case_id,
-            ctx.cases.attach_alert(case_id, alert).await,
-        )
-        .await?;
-    }
-    ctx.store
-        .mark_grouped_attached(&[alert_id])
+    let pending = ctx
+        .store
+        .unattached_grouped(&incident.id)
         .await
         .map_err(JobError::retry)?;
+    let in_case = if attempt > 1 && !pending.is_empty() {
+        case_alert_ids(ctx, case_id).await?
+    } else {
+        Default::default()
+    };
+    for alert in &pending {
+        if !in_case.contains(&alert.id.0) {
+            keep_version(
+                ctx,
+                incident,
+                case_id,
+                ctx.cases.attach_alert(case_id, alert).await,
+            )
+            .await?;
+        }
+        ctx.store
+            .mark_grouped_attached(&[alert.id.0.as_str()])
+            .await
+            .map_err(JobError::retry)?;
+    }
     Ok(())
 }
 
