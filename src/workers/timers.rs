@@ -28,10 +28,11 @@ const KIBANA_WINDOWS_EVERY: std::time::Duration = std::time::Duration::from_secs
 /// maintenance windows every minute.
 pub async fn policy_clock(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     use crate::pipeline::policy;
-    let mut windows_read: Option<tokio::time::Instant> = None;
+    // `App::start` read them just before this clock starts.
+    let mut windows_read = tokio::time::Instant::now();
     loop {
-        if windows_read.is_none_or(|t| t.elapsed() >= KIBANA_WINDOWS_EVERY) {
-            windows_read = Some(tokio::time::Instant::now());
+        if windows_read.elapsed() >= KIBANA_WINDOWS_EVERY {
+            windows_read = tokio::time::Instant::now();
             if let Err(e) = policy::refresh_kibana_windows(&ctx).await {
                 tracing::warn!(error = %e, "Kibana maintenance windows not refreshed");
             }

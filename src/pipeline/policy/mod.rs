@@ -470,7 +470,7 @@ pub fn digest_message(
         "channel": channel,
         "text": title,
         "blocks": [
-            { "type": "section", "text": { "type": "mrkdwn", "text": crate::text::escape(&title).replace("&amp;", "&") } },
+            { "type": "section", "text": { "type": "mrkdwn", "text": title } },
             { "type": "section", "text": { "type": "mrkdwn", "text": format!("*Per rule*\n{}", list(&per_rule)) } },
             { "type": "section", "text": { "type": "mrkdwn", "text": format!("*Per host*\n{}", list(&per_host)) } },
             { "type": "context", "elements": [{ "type": "mrkdwn", "text": "Summary only: no triage, no commands. `triage-bot explain` tells why an alert landed here." }] }
