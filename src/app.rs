@@ -27,6 +27,8 @@ pub async fn build_ctx(
     settings: Settings,
     runner: Option<Arc<dyn CommandRunner>>,
 ) -> anyhow::Result<Ctx> {
+    // A bad policy file stops start-up here, with its line and column.
+    let policy = crate::pipeline::policy::Engine::from_settings(&settings)?;
     let store = Store::connect(&settings.database_url).await?;
     let prompts = Prompts::load(&settings)?;
     let kibana = KibanaHttp::new(&settings.kibana)?;
@@ -45,6 +47,7 @@ pub async fn build_ctx(
         wake: Notify::new(),
         health: Default::default(),
         handler_question: tokio::sync::Mutex::new(()),
+        policy,
     })
 }
 
@@ -70,6 +73,12 @@ impl App {
         crate::workers::recover(&ctx)
             .await
             .context("start-up recovery failed")?;
+        // Kibana's maintenance windows before the first poll, so none is missed at start (the
+        // policy clock re-reads them every minute); a slow Kibana does not hold start-up long.
+        let read = crate::pipeline::policy::refresh_kibana_windows(&ctx);
+        if let Ok(Err(e)) = tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+            tracing::warn!(error = %e, "Kibana maintenance windows not read at start");
+        }
         let listener = tokio::net::TcpListener::bind(ctx.settings.http_bind)
             .await
             .with_context(|| format!("cannot listen on HTTP_BIND={}", ctx.settings.http_bind))?;
@@ -92,6 +101,10 @@ impl App {
                 shutdown.clone(),
             )),
             tokio::spawn(crate::workers::timers::approval_clock(
+                ctx.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(crate::workers::timers::policy_clock(
                 ctx.clone(),
                 shutdown.clone(),
             )),

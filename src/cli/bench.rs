@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use crate::domain::Alert;
 use crate::domain::HandlerTag;
 use crate::pipeline::approval::blocks::{self, ApprovalView};
+use crate::pipeline::policy;
 use crate::pipeline::triage::parser::parse_answer;
 use crate::store::Store;
+use crate::workers::intake::admit_all;
 
 fn rate(n: usize, took: Duration) -> String {
     format!(
@@ -83,13 +85,14 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
     ))
     .await?;
     let n = 2_000;
+    // Grouping off: every alert its own incident, as this figure always measured.
+    let engine = policy::Engine::new(policy::Policies::default_grouping(None));
     let t = Instant::now();
     for i in 0..n {
         let id = format!("alert-{i}");
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
-        crate::workers::intake::admit_all(&store, "bench", std::slice::from_ref(&alert), None)
-            .await?;
+        admit_all(&store, &engine, "bench", std::slice::from_ref(&alert)).await?;
     }
     println!(
         "ingest alert (SQLite, WAL, 1 tx each): {}",
@@ -101,10 +104,9 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         let id = format!("alert-{i}");
         let doc = crate::samples::alert_document(&id, &chrono::Utc::now().to_rfc3339());
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
-        dup +=
-            crate::workers::intake::admit_all(&store, "bench", std::slice::from_ref(&alert), None)
-                .await?
-                .duplicates;
+        dup += admit_all(&store, &engine, "bench", std::slice::from_ref(&alert))
+            .await?
+            .duplicates;
     }
     println!(
         "re-poll seen alert (dedupe):           {}",

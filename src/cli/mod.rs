@@ -1,17 +1,20 @@
 //! The command line: one file per subcommand — [`serve`], [`index_action`], [`demo`],
 //! [`check_config`], [`parse`], [`replay`], [`bench`], [`case`], [`incidents`], [`report`],
-//! [`winrm`], [`safety`], [`setup`]. This module only parses arguments, loads `.env`, starts the
-//! runtime and maps the outcome to an exit status.
+//! [`winrm`], [`safety`], [`setup`], [`snooze`], [`explain`]. This module only parses
+//! arguments, loads `.env`, starts the runtime and maps the outcome to an exit status.
 
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod bench_pipeline;
 #[cfg(feature = "demo")]
 pub mod bench_service;
+#[cfg(feature = "demo")]
+pub mod bench_storm;
 pub mod case;
 pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod explain;
 pub mod incidents;
 pub mod index_action;
 pub mod parse;
@@ -20,6 +23,7 @@ pub mod report;
 pub mod safety;
 pub mod serve;
 pub mod setup;
+pub mod snooze;
 pub mod winrm;
 
 use std::process::ExitCode;
@@ -82,10 +86,11 @@ enum Command {
         pipeline: bool,
         /// Run the service scenarios instead: push → approval message overhead (p50/p99, over
         /// --alerts, default 200 here), idle memory of `serve`, and WinRM fan-out.
-        #[arg(long, conflicts_with = "pipeline")]
+        #[arg(long, conflicts_with_all = ["pipeline", "storm"])]
         service: bool,
         /// Critical alerts: each on its own host in the pipeline scenario (default 1000); pushed
-        /// one at a time in the service scenario's overhead figure (default 200).
+        /// one at a time in the service scenario's overhead figure (default 200); the storm's
+        /// burst (default 10000).
         #[arg(long)]
         alerts: Option<usize>,
         /// How long the emulated assistant takes to answer, in milliseconds.
@@ -94,6 +99,13 @@ enum Command {
         /// Alerts the serial loop runs (its time per alert is extrapolated to --alerts).
         #[arg(long, default_value_t = 10)]
         serial_sample: usize,
+        /// Run the alert-storm scenario under a group policy (use with --alerts, --hosts,
+        /// --latency-ms; e.g. --alerts 10000 --hosts 50).
+        #[arg(long, conflicts_with = "pipeline")]
+        storm: bool,
+        /// Hosts the storm's alerts are spread over.
+        #[arg(long, default_value_t = 50)]
+        hosts: usize,
     },
     /// The safety gate: `safety check` judges commands as the triage would and says why.
     Safety {
@@ -114,6 +126,29 @@ enum Command {
         since: String,
         #[arg(long, value_enum, default_value = "markdown")]
         format: report::Format,
+    },
+    /// Quiet a host or rule for a while: `snooze host:NAME 2h`, `snooze rule:NAME 30m`,
+    /// `snooze --list`, `snooze --clear [host:NAME]`. Its alerts are recorded as suppressed.
+    Snooze {
+        /// host:NAME or rule:NAME.
+        target: Option<String>,
+        /// How long: 30s, 5m, 2h, 1d.
+        duration: Option<String>,
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        clear: bool,
+        /// Who snoozes (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Which action policy matches an alert document (JSON file, or -) and what outcome it
+    /// would get now, with the outcomes recorded for it. Changes nothing.
+    Explain {
+        alert: String,
+        /// The source name the alert would come from (its group key includes it).
+        #[arg(long, default_value = "security_alerts")]
+        source: String,
     },
     /// The local audit record of incidents.
     Case {
@@ -181,9 +216,26 @@ pub fn main() -> ExitCode {
             Command::Bench { service: true, .. } => Err(anyhow::anyhow!(
                 "the service benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
+            #[cfg(feature = "demo")]
             Command::Bench {
-                pipeline: false, ..
-            } => bench::run().await,
+                storm: true,
+                alerts,
+                hosts,
+                latency_ms,
+                ..
+            } => {
+                bench_storm::run(&bench_storm::StormBench {
+                    alerts: alerts.unwrap_or(10_000),
+                    hosts,
+                    latency: std::time::Duration::from_millis(latency_ms),
+                })
+                .await
+            }
+            #[cfg(not(feature = "demo"))]
+            Command::Bench { storm: true, .. } => Err(anyhow::anyhow!(
+                "the storm benchmark runs against the emulators, which this build (--no-default-features) leaves out"
+            )),
+            Command::Bench { pipeline: false, .. } => bench::run().await,
             #[cfg(feature = "demo")]
             Command::Bench {
                 pipeline: true,
@@ -206,6 +258,14 @@ pub fn main() -> ExitCode {
             Command::Safety { action } => safety::run(action),
             Command::Setup { action } => setup::run(action).await,
             Command::Report { since, format } => report::run(&since, format).await,
+            Command::Snooze {
+                target,
+                duration,
+                list,
+                clear,
+                by,
+            } => snooze::run(target, duration, list, clear, by).await,
+            Command::Explain { alert, source } => explain::run(&alert, &source).await,
             Command::Case {
                 action: CaseCommand::Show { incident },
             } => case::show(&incident).await,

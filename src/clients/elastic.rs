@@ -4,7 +4,7 @@
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::{Elasticsearch, SearchParts};
+use elasticsearch::{BulkOperation, BulkParts, Elasticsearch, SearchParts};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -254,6 +254,51 @@ impl ElasticClient {
             .iter()
             .map(|raw| decode_hit(raw.get()))
             .collect())
+    }
+}
+
+impl ElasticClient {
+    /// Indexes documents by id (`_bulk`, `index` operations, so a retry overwrites rather than
+    /// duplicates). Fails when the request or any item failed.
+    pub async fn bulk_index(
+        &self,
+        index: &str,
+        docs: &[(String, Value)],
+    ) -> Result<(), ElasticError> {
+        let ops: Vec<BulkOperation<Value>> = docs
+            .iter()
+            .map(|(id, doc)| BulkOperation::index(doc.clone()).id(id.as_str()).into())
+            .collect();
+        let response = self
+            .es
+            .bulk(BulkParts::Index(index))
+            .body(ops)
+            .send()
+            .await
+            .map_err(|e| ElasticError::Transport(super::tls::describe(&e, "ELASTICSEARCH")))?;
+        let status = response.status_code().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            let reason = body
+                .pointer("/error/reason")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| body.to_string());
+            return Err(ElasticError::Status { status, reason });
+        }
+        if body["errors"].as_bool() == Some(true) {
+            let first = body["items"]
+                .as_array()
+                .and_then(|items| items.iter().find_map(|i| i.pointer("/index/error/reason")))
+                .and_then(Value::as_str)
+                .unwrap_or("an item failed")
+                .to_string();
+            return Err(ElasticError::Status {
+                status: 200,
+                reason: first,
+            });
+        }
+        Ok(())
     }
 }
 

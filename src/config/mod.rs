@@ -13,12 +13,14 @@ use std::time::Duration;
 
 pub mod env;
 pub mod intake;
+pub mod policy;
 pub mod runner;
 pub mod triage;
 pub mod winrm;
 
 pub use env::{ConfigError, Env, err};
 pub use intake::{IndexActionSettings, IntakeSettings, WebhookSettings};
+pub use policy::{PolicyCliSettings, PolicySettings};
 pub use runner::{DefendSettings, HostPattern, RunnerKind, RunnerSettings};
 pub use triage::{
     AssistantKind, AssistantSettings, OpenAiSettings, Route, RouteMatch, RouteTarget,
@@ -262,6 +264,8 @@ pub struct Settings {
     /// How long a Slack or case job keeps retrying through an outage before it gives up and
     /// waits in the dead letters for `triage-bot incidents retry` (`JOB_GIVE_UP_SECS`).
     pub give_up_after: Duration,
+    /// The action policies: file, outcome index, Kibana maintenance windows.
+    pub policy: PolicySettings,
 }
 
 /// Who may decide, for how long, and what happens when nobody does.
@@ -412,14 +416,7 @@ impl Settings {
             poll_interval,
             batch_size,
             initial_lookback: env.secs("POLL_INITIAL_LOOKBACK_SECS", 3600.0)?,
-            group_window: match env.num::<f64>(
-                "POLICY_GROUP_WINDOW_SECS",
-                3600.0,
-                "a number of seconds (0 turns grouping off)",
-            )? {
-                w if w > 0.0 && w.is_finite() => Some(Duration::from_secs_f64(w)),
-                _ => None,
-            },
+            group_window: policy::group_window(&env)?,
         };
         let kibana_url = match cloud.as_ref().and_then(|c| c.kibana.as_deref()) {
             Some(k) => env.url("KIBANA_URL", Some(k))?,
@@ -514,6 +511,7 @@ impl Settings {
             },
             retry_base: env.secs("RETRY_BASE_SECS", 1.0)?,
             give_up_after: env.secs("JOB_GIVE_UP_SECS", 86_400.0)?,
+            policy: PolicySettings::from_env(&env)?,
             cases: CaseSettings {
                 close_on_success: env.bool("CASE_CLOSE_ON_SUCCESS", true)?,
                 assignees: env.map("CASE_ASSIGNEES")?,

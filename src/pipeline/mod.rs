@@ -54,6 +54,8 @@ pub struct Ctx {
     /// Held while the handler question is asked, so the triage jobs of an alert storm that miss
     /// the cached answer together ask it once (`triage::handler`).
     pub handler_question: tokio::sync::Mutex<()>,
+    /// The action policies in force, their clock and Kibana's maintenance windows.
+    pub policy: policy::Engine,
 }
 
 /// Why a job did not complete, and whether trying again can help.

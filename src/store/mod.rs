@@ -4,6 +4,7 @@
 //! implies ([`outbox`]), so a crash at any point leaves either both or neither.
 
 pub mod commands;
+pub mod dispatch;
 pub mod edits;
 pub mod enrichment;
 pub mod handlers;

@@ -65,6 +65,14 @@ pub enum Job {
         #[serde(default)]
         target: Option<String>,
     },
+    /// Post a digest policy's summary of one window (filed under a `digest:…` key, not an
+    /// incident).
+    PostDigest {
+        policy: String,
+        window_start: String,
+        window_end: String,
+        channel: Option<String>,
+    },
 }
 
 /// The outside system a job talks to. Jobs of one incident and lane run strictly in order.
@@ -160,7 +168,8 @@ impl Job {
             | Job::UpdateApprovalMessage
             | Job::ThreadReply { .. }
             | Job::AlertGroupedNote { .. }
-            | Job::Ephemeral { .. } => Lane::Slack,
+            | Job::Ephemeral { .. }
+            | Job::PostDigest { .. } => Lane::Slack,
             Job::CreateCase
             | Job::CaseComment { .. }
             | Job::FinalizeCase
@@ -189,6 +198,7 @@ impl Job {
             Job::Isolate => "isolate",
             Job::FollowUp { .. } => "follow_up",
             Job::Revise { .. } => "revise",
+            Job::PostDigest { .. } => "post_digest",
         }
     }
 }

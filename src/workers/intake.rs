@@ -22,6 +22,9 @@ pub struct PollStats {
     pub grouped: usize,
     pub duplicates: usize,
     pub rejected: usize,
+    /// Recorded without an incident of their own: suppressed, unmatched, in a digest, a
+    /// status note.
+    pub held: usize,
 }
 
 impl PollStats {
@@ -30,6 +33,7 @@ impl PollStats {
         self.grouped += other.grouped;
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
+        self.held += other.held;
     }
 }
 
@@ -133,8 +137,7 @@ pub async fn poll_source(ctx: &Ctx, source: &AlertSource) -> anyhow::Result<Poll
 /// seen by another path is a duplicate there (the seen set is keyed by alert id), so it is
 /// triaged once.
 pub async fn accept(ctx: &Ctx, source: &str, alerts: &[Alert]) -> anyhow::Result<PollStats> {
-    let window = ctx.settings.elastic.group_window;
-    let stats = admit_all(&ctx.store, source, alerts, window).await?;
+    let stats = admit_all(&ctx.store, &ctx.policy, source, alerts).await?;
     if stats.new + stats.grouped > 0 {
         ctx.wake.notify_one();
     }
@@ -145,13 +148,13 @@ pub async fn accept(ctx: &Ctx, source: &str, alerts: &[Alert]) -> anyhow::Result
 /// logged. Takes the store rather than the whole context so the benchmark can measure it alone.
 pub async fn admit_all(
     store: &crate::store::Store,
+    engine: &policy::Engine,
     source: &str,
     alerts: &[Alert],
-    window: Option<Duration>,
 ) -> anyhow::Result<PollStats> {
     let mut stats = PollStats::default();
     for alert in alerts {
-        match policy::admit(store, source, alert, window).await? {
+        match policy::admit(store, engine, source, alert).await? {
             Admitted::New(id) => {
                 stats.new += 1;
                 metrics::counter!("triage_bot_alerts_ingested_total", "source" => source.to_string()).increment(1);
@@ -163,6 +166,7 @@ pub async fn admit_all(
                 tracing::info!(incident.id = %id, alert.id = %alert.id, host.name = %alert.host_name, "AlertGrouped");
             }
             Admitted::Duplicate => stats.duplicates += 1,
+            Admitted::Held(_) => stats.held += 1,
         }
     }
     Ok(stats)

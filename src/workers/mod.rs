@@ -59,6 +59,9 @@ impl Pools {
     }
 }
 
+/// Tries at recording a job's outcome before it is left `running` for the next start.
+const RECORD_ATTEMPTS: u32 = 5;
+
 /// Exponential backoff from the configured base, capped at five minutes, with "equal jitter":
 /// the wait is half the exponential step plus a random part of the other half (`jitter` in
 /// `[0, 1)`), so the jobs of an outage that all failed together do not all retry together.
@@ -150,8 +153,13 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
     let span = tracing::info_span!("job", job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, attempt = row.attempts);
     let result = dispatch(ctx, &row).instrument(span).await;
     let store = &ctx.store;
-    let outcome = match result {
-        Ok(()) => store.complete(row.id).await,
+    enum Record {
+        Complete,
+        Retry(Duration, String),
+        Fail(String),
+    }
+    let record = match result {
+        Ok(()) => Record::Complete,
         // Records and messages must not be lost to an outage: retry those through it (the
         // backoff is capped) for up to JOB_GIVE_UP_SECS; other work gives up after
         // MAX_ATTEMPTS. A job that gives up waits in the dead letters (`incidents retry`).
@@ -165,24 +173,49 @@ async fn handle(ctx: &Ctx, row: OutboxRow) {
                 .retry_after
                 .unwrap_or_else(|| backoff(ctx.settings.retry_base, row.attempts, jitter()));
             tracing::warn!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, retry_in_secs = delay.as_secs(), "job failed; will retry");
-            store.retry_later(row.id, delay, &e.message).await
+            Record::Retry(delay, e.message)
         }
         Err(e) => {
             tracing::error!(job.id = row.id, job.kind = %row.kind, incident.id = %row.incident_id, error = %e.message, "JobFailed");
             metrics::counter!("triage_bot_jobs_failed_total", "kind" => row.kind.clone())
                 .increment(1);
             report_failure(ctx, &row, &e.message).await;
-            store.fail(row.id, &e.message).await
+            Record::Fail(e.message)
         }
     };
-    if let Err(e) = outcome {
-        tracing::error!(job.id = row.id, error = %e, "cannot record job outcome");
+    // A job whose outcome is not recorded stays `running` until the next start: under a write
+    // storm the database can stay locked past its busy timeout, so try a few more times.
+    for attempt in 1..=RECORD_ATTEMPTS {
+        let outcome = match &record {
+            Record::Complete => store.complete(row.id).await,
+            Record::Retry(delay, message) => store.retry_later(row.id, *delay, message).await,
+            Record::Fail(message) => store.fail(row.id, message).await,
+        };
+        match outcome {
+            Ok(()) => break,
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(job.id = row.id, error = %e, "cannot record job outcome yet; trying again");
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+            Err(e) => tracing::error!(job.id = row.id, error = %e, "cannot record job outcome"),
+        }
     }
     ctx.wake.notify_one();
 }
 
 async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
     let job = row.job().map_err(JobError::permanent)?;
+    // A digest belongs to a policy window, not an incident.
+    if let Job::PostDigest {
+        policy,
+        window_start,
+        window_end,
+        channel,
+    } = &job
+    {
+        let window = (window_start.as_str(), window_end.as_str());
+        return crate::pipeline::policy::post_digest(ctx, policy, window, channel.as_deref()).await;
+    }
     let incident = ctx
         .store
         .incident(&row.incident_id)
@@ -240,12 +273,17 @@ async fn dispatch(ctx: &Ctx, row: &OutboxRow) -> Result<(), JobError> {
             };
             followup::revise(ctx, &incident, &request, row.id).await
         }
+        Job::PostDigest { .. } => Ok(()),
     }
 }
 
 /// A job that gave up leaves a trace where people look: the log (above), the incident's error
 /// column, and — for the case — a thread note; for Slack — a case comment.
 async fn report_failure(ctx: &Ctx, row: &OutboxRow, message: &str) {
+    // A digest has no incident, thread or case to report to: the log says it.
+    if row.kind == "post_digest" {
+        return;
+    }
     let note = format!("triage-bot could not complete `{}`: {}", row.kind, message);
     let _ = ctx
         .store

@@ -9,6 +9,8 @@ mod cli;
 mod execute_winrm_fixtures;
 mod execute_winrm_ntlm_peer;
 mod packaging;
+mod policy_cli;
+mod policy_kql_props;
 mod report;
 mod slack_manifest;
 mod slack_message_snapshots;

@@ -21,6 +21,7 @@ mod ingest_webhook;
 mod isolation;
 mod observability;
 mod outbox_concurrency;
+mod policies;
 mod restart;
 mod setup_connector;
 mod slack_transports;

@@ -200,6 +200,9 @@ pub(super) async fn handle(
             *r.body_mut() = Body::empty();
             r
         }
+        (Method::PUT | Method::POST, [index, "_bulk"]) => {
+            bulk(&state, &headers, &percent_decode(index), &body)
+        }
         (Method::PUT | Method::POST, [index, "_doc", id]) => {
             let source = match parsed_body {
                 Ok(v @ Value::Object(_)) => v,
@@ -252,6 +255,91 @@ pub(super) async fn handle(
             }),
         ),
     }
+}
+
+/// `POST /{index}/_bulk`: NDJSON action/source pairs. Only `index` and `create` actions (what
+/// triage-bot sends); each item is answered on its own, as ES does.
+fn bulk(
+    state: &Recorder<EsState>,
+    headers: &HeaderMap,
+    default_index: &str,
+    body: &Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut items = Vec::new();
+    let mut errors = false;
+    while let Some(action_line) = lines.next() {
+        let action: Value = match serde_json::from_str(action_line) {
+            Ok(v) => v,
+            Err(e) => {
+                return respond_err(
+                    headers,
+                    &EsError::parsing(format!("Malformed action/metadata line: {e}")),
+                );
+            }
+        };
+        let Some((op, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
+            return respond_err(headers, &EsError::parsing("Malformed action/metadata line"));
+        };
+        if op != "index" && op != "create" {
+            return respond_err(
+                headers,
+                &EsError::parsing(format!(
+                    "emulator supports index and create only, got [{op}]"
+                )),
+            );
+        }
+        let Some(source_line) = lines.next() else {
+            return respond_err(
+                headers,
+                &EsError::parsing("The bulk request must be terminated by a newline [\\n]"),
+            );
+        };
+        let index = meta["_index"].as_str().unwrap_or(default_index).to_string();
+        let id = meta["_id"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("auto-{}", items.len()));
+        let item = match serde_json::from_str::<Value>(source_line) {
+            Ok(source @ Value::Object(_)) => {
+                let existed = state.update(|s| {
+                    s.next_seq += 1;
+                    let seq = s.next_seq;
+                    let docs = s.indices.entry(index.clone()).or_default();
+                    match docs.iter_mut().find(|d| d.id == id) {
+                        Some(d) => {
+                            d.source = source;
+                            d.seq = seq;
+                            true
+                        }
+                        None => {
+                            docs.push(StoredDoc {
+                                id: id.clone(),
+                                source,
+                                seq,
+                                raw_source: None,
+                            });
+                            false
+                        }
+                    }
+                });
+                json!({"_index": index, "_id": id, "status": if existed { 200 } else { 201 },
+                       "result": if existed { "updated" } else { "created" }})
+            }
+            _ => {
+                errors = true;
+                json!({"_index": index, "_id": id, "status": 400,
+                       "error": {"type": "document_parsing_exception", "reason": "failed to parse"}})
+            }
+        };
+        items.push(json!({ op.clone(): item }));
+    }
+    respond(
+        headers,
+        200,
+        &json!({"took": 1, "errors": errors, "items": items}),
+    )
 }
 
 fn take_failure(state: &Recorder<EsState>) -> Option<u16> {

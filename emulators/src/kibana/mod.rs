@@ -159,6 +159,34 @@ impl KibanaEmulator {
         self.state.read().connector_requests.clone()
     }
 
+    /// Adds a maintenance window with `status` (`running`, `upcoming`, `finished`, …) and an
+    /// optional alert scope (KQL), in the shape Kibana's maintenance-window API returns.
+    pub fn add_maintenance_window(
+        &self,
+        id: &str,
+        title: &str,
+        status: &str,
+        scope_kql: Option<&str>,
+    ) {
+        let mut w = json!({
+            "id": id, "title": title, "enabled": true, "status": status,
+            "schedule": {"custom": {"start": "2026-12-07T00:00:00.000Z", "duration": "2h"}},
+            "created_by": "elastic", "created_at": "2026-12-07T00:00:00.000Z",
+            "updated_by": "elastic", "updated_at": "2026-12-07T00:00:00.000Z",
+        });
+        if let Some(kql) = scope_kql {
+            w["scope"] = json!({"alerting": {"query": {"kql": kql}}});
+        }
+        self.state.update(|s| s.maintenance_windows.push(w));
+    }
+
+    /// Answers the maintenance-window API with `status` (404 as an older Kibana, 403 as a key
+    /// without the privilege).
+    pub fn maintenance_api_answers(&self, status: u16) {
+        self.state
+            .update(|s| s.maintenance_api_status = Some(status));
+    }
+
     /// From now on every Cases write (create, update, delete) is refused with 403, as for a user
     /// with read-only Cases privileges.
     pub fn forbid_case_writes(&self) {
@@ -360,6 +388,27 @@ async fn route_request(state: &Arc<Recorder<KibanaState>>, req: Req) -> Response
     ];
     match (&req.method, segments.as_slice()) {
         (_, ["api", "actions", rest @ ..]) => connectors::route(state, &req, rest),
+        (&Method::GET, ["api", "maintenance_window", "_find"]) => {
+            let s = state.read();
+            if let Some(status) = s.maintenance_api_status {
+                return core_error(status, "Not Found");
+            }
+            let wanted = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("status="))
+                .map(str::to_string);
+            let found: Vec<Value> = s
+                .maintenance_windows
+                .iter()
+                .filter(|w| wanted.as_deref().is_none_or(|st| w["status"] == st))
+                .cloned()
+                .collect();
+            json_response(
+                200,
+                &json!({"page": 1, "per_page": 100, "total": found.len(), "maintenanceWindows": found}),
+            )
+        }
         (&Method::GET, ["api", "status"]) => json_response(
             200,
             &json!({"name": "kibana-emulator", "version": {"number": "9.1.0"},

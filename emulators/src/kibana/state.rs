@@ -103,6 +103,11 @@ pub struct KibanaState {
     pub allowed_hosts: Option<Vec<String>>,
     /// Source of the opaque case and comment versions (see `cases::next_version`).
     pub(super) version_counter: u64,
+    /// Maintenance windows `GET /api/maintenance_window/_find` lists (Kibana's own shape).
+    pub maintenance_windows: Vec<Value>,
+    /// When set, that route answers with this status (404: a Kibana before 9.1; 403: no
+    /// privilege).
+    pub maintenance_api_status: Option<u16>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,11 @@ pub struct CasesClient {
 }
 
 impl CasesClient {
+    /// The Kibana connection underneath (for the other Kibana APIs the policies read).
+    pub fn http(&self) -> &KibanaHttp {
+        &self.http
+    }
+
     pub fn new(http: KibanaHttp) -> Self {
         Self { http }
     }
@@ -122,6 +127,28 @@ impl CasesClient {
             rule: AlertRule {
                 id: alert.rule_id.clone(),
                 name: Some(alert.rule_name.clone()),
+            },
+            owner: OWNER,
+        };
+        self.post_comment(case_id, &body).await
+    }
+
+    /// Attaches several alerts in one comment (at most 1,000, Kibana's limit); the rule named
+    /// is the first alert's.
+    pub async fn attach_alerts(
+        &self,
+        case_id: &str,
+        alerts: &[&Alert],
+    ) -> Result<CaseResponse, KibanaError> {
+        let first = alerts
+            .first()
+            .ok_or_else(|| KibanaError::Decode("no alerts to attach".into()))?;
+        let body = CommentRequest::Alerts {
+            alert_id: alerts.iter().map(|a| a.id.0.clone()).collect(),
+            index: alerts.iter().map(|a| a.index.clone()).collect(),
+            rule: AlertRule {
+                id: first.rule_id.clone(),
+                name: Some(first.rule_name.clone()),
             },
             owner: OWNER,
         };

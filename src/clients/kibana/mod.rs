@@ -10,6 +10,7 @@ pub mod assistant;
 pub mod cases;
 pub mod connectors;
 pub mod endpoint;
+pub mod maintenance;
 pub mod wire;
 
 use std::time::Duration;

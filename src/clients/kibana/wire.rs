@@ -140,6 +140,15 @@ pub enum CommentRequest {
         rule: AlertRule,
         owner: &'static str,
     },
+    /// Several alerts in one attachment (`alertId` and `index` as parallel arrays, ≤ 1,000).
+    #[serde(rename = "alert")]
+    Alerts {
+        #[serde(rename = "alertId")]
+        alert_id: Vec<String>,
+        index: Vec<String>,
+        rule: AlertRule,
+        owner: &'static str,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -124,6 +124,22 @@ async fn admit(
         .await?;
         return Ok(Err(ClickOutcome::Stale));
     }
+    // A summary-only card shows no buttons; a click crafted anyway changes nothing.
+    let route = crate::pipeline::policy::route_of(&ctx.store, incident_id).await;
+    if route.offer == crate::pipeline::policy::Offer::Summary {
+        let text = "This incident's policy offers the summary only; nothing can be run from Slack.";
+        refuse(
+            ctx,
+            incident_id,
+            user,
+            channel,
+            refused_event,
+            "summary-only policy route",
+            text,
+        )
+        .await?;
+        return Ok(Err(ClickOutcome::Stale));
+    }
     Ok(Ok(incident))
 }
 

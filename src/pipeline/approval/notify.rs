@@ -25,7 +25,13 @@ pub async fn approval_body(
     incident: &IncidentRow,
 ) -> Result<serde_json::Value, JobError> {
     let alert = incident.alert().map_err(JobError::permanent)?;
-    let channel = &ctx.settings.slack.channel;
+    // The policy's route: its channel, and whether commands may be offered at all.
+    let route = crate::pipeline::policy::route_of(&ctx.store, &incident.id).await;
+    let summary_only = route.offer == crate::pipeline::policy::Offer::Summary;
+    let channel = route
+        .channel
+        .as_deref()
+        .unwrap_or(&ctx.settings.slack.channel);
     if incident.state == IncidentState::TriageFailed {
         let reason = incident.error.as_deref().unwrap_or("unknown error");
         return Ok(blocks::triage_failed_message(
@@ -80,7 +86,7 @@ pub async fn approval_body(
         incident: &incident.id,
         alert: &alert,
         triage: &triage,
-        commands: &commands,
+        commands: if summary_only { &[] } else { &commands },
         handler: &handler,
         approval_value: &value,
         alert_url: Some(alert_url(ctx, &alert)),
@@ -88,13 +94,19 @@ pub async fn approval_body(
             .case_id
             .as_deref()
             .map(|c| ctx.settings.kibana.case_url(c)),
-        outcome: (!open).then(|| decision_line(ctx, incident) + &edited_by),
+        outcome: match (open, summary_only) {
+            (false, _) => Some(decision_line(ctx, incident) + &edited_by),
+            (true, true) => Some(crate::pipeline::policy::SUMMARY_ONLY_LINE.to_string()),
+            (true, false) => None,
+        },
         note: if open {
             note.map(|n| n + &edited_by).or(followup_note)
         } else {
             None
         },
-        offer_isolate: open && crate::runners::isolate_offer(&ctx.settings, &alert),
+        offer_isolate: open
+            && !summary_only
+            && crate::runners::isolate_offer(&ctx.settings, &alert),
         runs_on: ctx.runner.describe(&Target::of_alert(incident, &alert)),
     };
     let mut message = blocks::approval_message(&view);
@@ -141,7 +153,10 @@ pub async fn post_approval(
     if let Some(root) = &incident.thread_root_ts {
         body["thread_ts"] = json!(root);
     }
-    let channel = ctx.settings.slack.channel.clone();
+    let channel = crate::pipeline::policy::route_of(&ctx.store, &incident.id)
+        .await
+        .channel
+        .unwrap_or_else(|| ctx.settings.slack.channel.clone());
     // A previous attempt may have posted and died before recording the ts: look before posting
     // again, by the incident id carried in the message metadata.
     if attempt > 1

@@ -146,56 +146,125 @@ pub async fn create_case(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobErr
             .await
             .map_err(JobError::retry)?;
     }
+    attach_grouped_so_far(ctx, incident, &case_id).await?;
     Ok(())
 }
 
-/// Attaches an alert that was grouped into the incident to its case — once, also when a
-/// previous attempt's answer was lost.
+/// Attaches the alerts grouped into the incident that its case does not hold yet — `alert_id`
+/// and any grouped after it while this job waited (`policy::admit` queues one waiting job per
+/// incident) — one attachment each, each once: also when a previous attempt's answer was lost,
+/// or `create_case` already took them with the others grouped before the case existed.
 pub async fn attach_grouped(
     ctx: &Ctx,
     incident: &IncidentRow,
     alert_id: &str,
     attempt: i64,
 ) -> Result<(), JobError> {
+    // Before the case exists, `create_case` attaches every alert grouped so far (this one
+    // included): waiting here would hold up the case lane, and with it the case itself.
     let Some(case_id) = &incident.case_id else {
-        return Err(JobError::retry("the case has not been created yet"));
+        return Ok(());
     };
-    let grouped = ctx
+    // Only this alert is read to check it: an incident in a storm has hundreds.
+    if ctx
         .store
-        .grouped_alerts(&incident.id)
+        .grouped_alert(&incident.id, alert_id)
         .await
-        .map_err(JobError::retry)?;
-    let Some(alert) = grouped.iter().find(|a| a.id.0 == alert_id) else {
+        .map_err(JobError::retry)?
+        .is_none()
+    {
         return Err(JobError::permanent(format!(
             "alert {alert_id} is not grouped into this incident"
         )));
+    }
+    let pending = ctx
+        .store
+        .unattached_grouped(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
+    let in_case = if attempt > 1 && !pending.is_empty() {
+        case_alert_ids(ctx, case_id).await?
+    } else {
+        Default::default()
     };
-    if attempt > 1 {
-        let case = ctx
-            .cases
-            .get_raw(case_id)
+    for alert in &pending {
+        if !in_case.contains(&alert.id.0) {
+            keep_version(
+                ctx,
+                incident,
+                case_id,
+                ctx.cases.attach_alert(case_id, alert).await,
+            )
+            .await?;
+        }
+        ctx.store
+            .mark_grouped_attached(&[alert.id.0.as_str()])
             .await
-            .map_err(JobError::from_client)?;
-        let attached = case["comments"].as_array().is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c["type"] == "alert"
-                    && (c["alertId"] == alert_id
-                        || c["alertId"]
-                            .as_array()
-                            .is_some_and(|ids| ids.iter().any(|i| i == alert_id)))
-            })
-        });
-        if attached {
-            return Ok(());
+            .map_err(JobError::retry)?;
+    }
+    Ok(())
+}
+
+/// The alert ids a case holds.
+async fn case_alert_ids(
+    ctx: &Ctx,
+    case_id: &str,
+) -> Result<std::collections::HashSet<String>, JobError> {
+    let case = ctx
+        .cases
+        .get_raw(case_id)
+        .await
+        .map_err(JobError::from_client)?;
+    let mut ids = std::collections::HashSet::new();
+    for c in case["comments"].as_array().into_iter().flatten() {
+        if c["type"] == "alert" {
+            match &c["alertId"] {
+                serde_json::Value::String(id) => {
+                    ids.insert(id.clone());
+                }
+                serde_json::Value::Array(list) => {
+                    ids.extend(list.iter().filter_map(|i| i.as_str().map(String::from)));
+                }
+                _ => {}
+            }
         }
     }
-    keep_version(
-        ctx,
-        incident,
-        case_id,
-        ctx.cases.attach_alert(case_id, alert).await,
-    )
-    .await?;
+    Ok(ids)
+}
+
+/// Alerts grouped into the incident before its case existed (their own jobs found no case and
+/// left them to this), attached in batches of up to 1,000 (Kibana's limit), skipping any an
+/// earlier attempt attached.
+async fn attach_grouped_so_far(
+    ctx: &Ctx,
+    incident: &IncidentRow,
+    case_id: &str,
+) -> Result<(), JobError> {
+    let pending = ctx
+        .store
+        .unattached_grouped(&incident.id)
+        .await
+        .map_err(JobError::retry)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let in_case = case_alert_ids(ctx, case_id).await?;
+    let missing: Vec<&crate::domain::Alert> = pending
+        .iter()
+        .filter(|a| !in_case.contains(&a.id.0))
+        .collect();
+    for chunk in missing.chunks(1000) {
+        let written = match chunk {
+            [one] => ctx.cases.attach_alert(case_id, one).await,
+            many => ctx.cases.attach_alerts(case_id, many).await,
+        };
+        keep_version(ctx, incident, case_id, written).await?;
+    }
+    let ids: Vec<&str> = pending.iter().map(|a| a.id.0.as_str()).collect();
+    ctx.store
+        .mark_grouped_attached(&ids)
+        .await
+        .map_err(JobError::retry)?;
     Ok(())
 }
 
@@ -323,13 +392,18 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
     if ctx.settings.cases.close_on_success && incident.state == IncidentState::Executed {
         fields["status"] = json!("closed");
     }
-    keep_version(
-        ctx,
-        incident,
-        case_id,
-        ctx.cases.update(case_id, version, fields).await,
-    )
-    .await?;
+    let written = ctx.cases.update(case_id, version, fields).await;
+    // Kibana refuses an update that changes nothing (406): the case already says this — as
+    // when it was created after the Slack permalink was known, with the same description.
+    if let Err(crate::clients::kibana::KibanaError::Status {
+        status: 406,
+        message,
+    }) = &written
+        && message.contains("identical")
+    {
+        return Ok(());
+    }
+    keep_version(ctx, incident, case_id, written).await?;
     Ok(())
 }
 

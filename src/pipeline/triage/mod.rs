@@ -112,7 +112,17 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
-    let handler = resolve_handler(ctx, &alert, attempt).await?;
+    let mut handler = resolve_handler(ctx, &alert, attempt).await?;
+    // A policy route naming a handler (user or user group) overrides the routing.
+    if let Some(h) = crate::pipeline::policy::route_of(&ctx.store, &row.id)
+        .await
+        .handler
+    {
+        handler = HandlerTag {
+            slack_id: Some(h),
+            name: None,
+        };
+    }
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
 }
 
