@@ -212,6 +212,19 @@ pub async fn explain(
         .map(|f| decide::decide(&engine.policies, alert, source, &f, now)))
 }
 
+/// Whether `alert` was seen before with the same status — a re-read that changes nothing. Most
+/// alerts a poll reads are such re-reads (the overlap behind the checkpoint, the late sweep), so
+/// they are answered from a plain read instead of queueing for the database's one write lock;
+/// [`facts`] checks again inside the write transaction.
+async fn unchanged(store: &Store, alert: &Alert) -> anyhow::Result<bool> {
+    let mut conn = store.pool.acquire().await?;
+    let status = AlertStatus::of(&alert.raw);
+    Ok(match Store::last_alert_status(&mut conn, &alert.id.0).await? {
+        Some(last) => last == status.as_str(),
+        None => Store::alert_seen(&mut conn, &alert.id.0).await?,
+    })
+}
+
 /// Applies the policies to one alert read from `source`.
 pub async fn admit(
     store: &Store,
@@ -220,6 +233,9 @@ pub async fn admit(
     alert: &Alert,
 ) -> anyhow::Result<Admitted> {
     let now = engine.clock.now();
+    if unchanged(store, alert).await? {
+        return Ok(Admitted::Duplicate);
+    }
     let mut tx = store.write_tx().await?;
     let Some(facts) = facts(&mut tx, engine, source, alert, now).await? else {
         return Ok(Admitted::Duplicate);
