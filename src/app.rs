@@ -83,6 +83,11 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on HTTP_BIND={}", ctx.settings.http_bind))?;
         let addr = listener.local_addr()?;
+        // Slack expects an interaction's answer within 3 s and a webhook push waits on ours: a
+        // response written in pieces must not wait on Nagle's algorithm for a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let (trigger, shutdown) = shutdown::channel();
         let router = crate::http::router(ctx.clone());
         let mut http_shutdown = shutdown.clone();

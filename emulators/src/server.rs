@@ -35,6 +35,11 @@ pub async fn spawn(router: axum::Router, faults: &Faults) -> anyhow::Result<Sock
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // As real servers do: a response written in pieces (headers, then body; SSE events) must not
+    // wait on Nagle's algorithm for the client's delayed ACK (~40 ms a round).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "emulator server stopped");

@@ -219,10 +219,12 @@ pub async fn explain(
 async fn unchanged(store: &Store, alert: &Alert) -> anyhow::Result<bool> {
     let mut conn = store.pool.acquire().await?;
     let status = AlertStatus::of(&alert.raw);
-    Ok(match Store::last_alert_status(&mut conn, &alert.id.0).await? {
-        Some(last) => last == status.as_str(),
-        None => Store::alert_seen(&mut conn, &alert.id.0).await?,
-    })
+    Ok(
+        match Store::last_alert_status(&mut conn, &alert.id.0).await? {
+            Some(last) => last == status.as_str(),
+            None => Store::alert_seen(&mut conn, &alert.id.0).await?,
+        },
+    )
 }
 
 /// Applies the policies to one alert read from `source`.
