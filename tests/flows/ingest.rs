@@ -262,13 +262,24 @@ async fn poison_documents_are_rejected_one_by_one_and_the_good_alert_still_arriv
 /// on where the last poll stopped instead of re-reading the same first pages.
 #[tokio::test]
 async fn a_storm_larger_than_one_poll_is_read_to_the_end() {
+    storm_is_read_to_the_end(1).await;
+}
+
+/// The same storm with every alert at the same instant: pages of equal timestamps are told apart
+/// by the tie-breaker, so none is skipped or read forever.
+#[tokio::test]
+async fn a_storm_of_equal_timestamps_is_read_to_the_end() {
+    storm_is_read_to_the_end(0).await;
+}
+
+async fn storm_is_read_to_the_end(spacing_ms: i64) {
     let world = World::start().await.unwrap();
     world.es.delete_doc(ALERT_INDEX, ALERT_ID);
     let base = chrono::Utc::now() - chrono::Duration::seconds(10);
     let n = 120;
     for i in 0..n {
         let id = format!("storm-{i:03}");
-        let at = (base + chrono::Duration::milliseconds(i)).to_rfc3339();
+        let at = (base + chrono::Duration::milliseconds(i * spacing_ms)).to_rfc3339();
         world.es.index_doc(
             ALERT_INDEX,
             &id,
