@@ -51,7 +51,7 @@ pub struct Injected {
 #[derive(Debug)]
 struct Plan {
     rate: f64,
-    rng: u64,
+    rng: Rng,
     kinds: Vec<FaultKind>,
     slow: Duration,
     /// Paths (prefixes) never faulted: the test's own back doors.
@@ -70,7 +70,7 @@ impl Default for Faults {
         Self {
             plan: Arc::new(Mutex::new(Plan {
                 rate: 0.0,
-                rng: 1,
+                rng: Rng::new(1),
                 kinds: FaultKind::ALL.to_vec(),
                 slow: Duration::from_millis(300),
                 exempt: Vec::new(),
@@ -89,7 +89,7 @@ impl Faults {
     pub fn set(&self, rate: f64, seed: u64, kinds: &[FaultKind]) {
         let mut p = self.plan();
         p.rate = rate.clamp(0.0, 1.0);
-        p.rng = seed.max(1);
+        p.rng = Rng::new(seed);
         p.kinds = kinds.to_vec();
     }
 
@@ -113,11 +113,10 @@ impl Faults {
         if p.rate <= 0.0 || p.kinds.is_empty() || p.exempt.iter().any(|e| path.starts_with(e)) {
             return None;
         }
-        let roll = next(&mut p.rng);
-        if (roll >> 11) as f64 / (1u64 << 53) as f64 >= p.rate {
+        if p.rng.fraction() >= p.rate {
             return None;
         }
-        let pick = (next(&mut p.rng) % p.kinds.len() as u64) as usize;
+        let pick = (p.rng.next_u64() % p.kinds.len() as u64) as usize;
         let kind = p.kinds[pick];
         p.injected.push(Injected {
             kind,
@@ -128,14 +127,29 @@ impl Faults {
     }
 }
 
-/// xorshift64*.
-fn next(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+/// xorshift64*: a small seeded generator, so a run's draws can be replayed from its seed (the
+/// fault plan here; a test's kill schedule).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A fraction in `[0, 1)`.
+    pub fn fraction(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// The axum middleware (`axum::middleware::from_fn_with_state(faults, inject)`).

@@ -153,10 +153,16 @@ async fn idle_memory() -> anyhow::Result<()> {
         .kibana
         .wait_until("the case", T, |s| !s.cases.is_empty())
         .await?;
-    let _ = world
-        .slack
-        .wait_until("quiet", Duration::from_secs(2), |_| false)
-        .await;
+    // And ready: the database answers and the source was polled.
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + T;
+    while !reqwest::get(&ready)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        anyhow::ensure!(Instant::now() < deadline, "serve never became ready");
+        tokio::task::yield_now().await;
+    }
     let rss = proc_kib(pid, "VmRSS:")?;
     let hwm = proc_kib(pid, "VmHWM:")?;
     child.kill().await?;

@@ -30,8 +30,7 @@ pub enum IncidentsCommand {
 }
 
 pub async fn run(action: IncidentsCommand) -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| crate::config::DEFAULT_DATABASE_URL.into());
+    let url = crate::config::database_url_from_env();
     let store = Store::connect(&url).await?;
     let out = match action {
         IncidentsCommand::List { state, json } => list(&store, state.as_deref(), json).await?,
@@ -111,11 +110,7 @@ pub async fn list(store: &Store, state: Option<&str>, as_json: bool) -> anyhow::
 
 /// The `show` output: the local record, then the jobs that gave up.
 pub async fn show(store: &Store, incident: &str) -> anyhow::Result<String> {
-    let space = std::env::var("KIBANA_SPACE").ok();
-    let base = std::env::var("KIBANA_PUBLIC_URL")
-        .or_else(|_| std::env::var("KIBANA_URL"))
-        .ok()
-        .map(|b| crate::config::kibana_app_base(&b, space.as_deref()));
+    let base = super::case::case_base();
     let mut out = crate::pipeline::record::show::render(store, incident, base.as_deref()).await?;
     let dead = store.dead_jobs(Some(incident)).await?;
     if !dead.is_empty() {

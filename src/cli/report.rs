@@ -40,8 +40,7 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
 
 pub async fn run(since: &str, format: Format) -> anyhow::Result<()> {
     let since = parse_since(since, Utc::now())?;
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| crate::config::DEFAULT_DATABASE_URL.into());
+    let url = crate::config::database_url_from_env();
     let store = crate::store::Store::connect(&url).await?;
     let report = crate::pipeline::record::report::build(&store, since).await?;
     match format {

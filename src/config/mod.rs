@@ -225,6 +225,15 @@ impl KibanaSettings {
 /// Used when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://triage-bot.db?mode=rwc";
 
+/// `DATABASE_URL` alone, for the commands that only read or mend the local record
+/// (`case show`, `incidents`, `report`) and need nothing else configured.
+pub fn database_url_from_env() -> String {
+    Env {
+        lookup: &|k| std::env::var(k).ok(),
+    }
+    .or("DATABASE_URL", DEFAULT_DATABASE_URL)
+}
+
 /// A Kibana base URL with the `/s/{space}` prefix, unless the space is the default one.
 pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
     let base = base.trim_end_matches('/');

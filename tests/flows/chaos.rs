@@ -14,6 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
+use emulators::faults::Rng;
 use triage_bot::samples::{HANDLER_NAME, triage_answer};
 use triage_bot::store::Store;
 
@@ -45,20 +46,9 @@ fn alert_number(prompt: &str) -> Option<usize> {
     prompt.get(at..at + 2)?.parse().ok()
 }
 
-/// xorshift64*, seeded: the kill schedule.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
+/// A wait between `lo` and `hi` milliseconds, from the seeded schedule.
+fn millis(rng: &mut Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(lo + rng.next_u64() % (hi - lo))
 }
 
 fn free_port() -> u16 {
@@ -135,7 +125,7 @@ async fn fifty_incidents_survive_random_sigkills_without_anything_twice() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(424242);
     println!("chaos seed {seed} (replay with TRIAGE_BOT_CHAOS_SEED={seed})");
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
 
     let world = World::start().await.unwrap();
     // The seeded alert stays; forty-nine more of other rules, all on the one host.
@@ -173,7 +163,7 @@ async fn fifty_incidents_survive_random_sigkills_without_anything_twice() {
     let url = format!("http://127.0.0.1:{port}");
     let mut child = spawn(&world, port);
     while kills < KILLS {
-        let until = tokio::time::Instant::now() + rng.millis(300, 2_500);
+        let until = tokio::time::Instant::now() + millis(&mut rng, 300, 2_500);
         while tokio::time::Instant::now() < until {
             click_everything(&world, &url, &mut decided).await;
             next_card(&world, &decided).await;

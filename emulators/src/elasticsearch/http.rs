@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::error::EsError;
 use super::search::search;
-use super::state::{EsState, RecordedSearch, StoredDoc};
+use super::state::{EsState, RecordedSearch};
 use crate::server::Recorder;
 
 // ---------------------------------------------------------------------------------------------
@@ -213,27 +213,7 @@ pub(super) async fn handle(
             };
             let index = percent_decode(index);
             let id = percent_decode(id);
-            let existed = state.update(|s| {
-                s.next_seq += 1;
-                let seq = s.next_seq;
-                let docs = s.indices.entry(index.clone()).or_default();
-                match docs.iter_mut().find(|d| d.id == id) {
-                    Some(d) => {
-                        d.source = source;
-                        d.seq = seq;
-                        true
-                    }
-                    None => {
-                        docs.push(StoredDoc {
-                            id: id.clone(),
-                            source,
-                            seq,
-                            raw_source: None,
-                        });
-                        false
-                    }
-                }
-            });
+            let existed = state.update(|s| s.store_doc(&index, &id, source));
             let status = if existed { 200 } else { 201 };
             respond(
                 &headers,
@@ -303,27 +283,7 @@ fn bulk(
             .unwrap_or_else(|| format!("auto-{}", items.len()));
         let item = match serde_json::from_str::<Value>(source_line) {
             Ok(source @ Value::Object(_)) => {
-                let existed = state.update(|s| {
-                    s.next_seq += 1;
-                    let seq = s.next_seq;
-                    let docs = s.indices.entry(index.clone()).or_default();
-                    match docs.iter_mut().find(|d| d.id == id) {
-                        Some(d) => {
-                            d.source = source;
-                            d.seq = seq;
-                            true
-                        }
-                        None => {
-                            docs.push(StoredDoc {
-                                id: id.clone(),
-                                source,
-                                seq,
-                                raw_source: None,
-                            });
-                            false
-                        }
-                    }
-                });
+                let existed = state.update(|s| s.store_doc(&index, &id, source));
                 json!({"_index": index, "_id": id, "status": if existed { 200 } else { 201 },
                        "result": if existed { "updated" } else { "created" }})
             }

@@ -103,24 +103,7 @@ impl ElasticEmulator {
 
     /// Stores (or replaces) a document in a concrete index, creating the index if needed.
     pub fn index_doc(&self, index: &str, id: &str, source: Value) {
-        self.state.update(|s| {
-            s.next_seq += 1;
-            let seq = s.next_seq;
-            let docs = s.indices.entry(index.to_string()).or_default();
-            match docs.iter_mut().find(|d| d.id == id) {
-                Some(existing) => {
-                    existing.source = source;
-                    existing.seq = seq;
-                    existing.raw_source = None;
-                }
-                None => docs.push(StoredDoc {
-                    id: id.to_string(),
-                    source,
-                    seq,
-                    raw_source: None,
-                }),
-            }
-        });
+        self.state.update(|s| s.store_doc(index, id, source));
     }
 
     /// Stores a document whose `_source` is returned as exactly these bytes (`raw`, which need

@@ -60,3 +60,30 @@ pub struct EsState {
     /// The last insertion sequence handed out (see [`StoredDoc::seq`]).
     pub(super) next_seq: u64,
 }
+
+impl EsState {
+    /// Stores (or replaces) a document in a concrete index, creating the index if needed.
+    /// True when a document of that id was replaced.
+    pub fn store_doc(&mut self, index: &str, id: &str, source: Value) -> bool {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let docs = self.indices.entry(index.to_string()).or_default();
+        match docs.iter_mut().find(|d| d.id == id) {
+            Some(existing) => {
+                existing.source = source;
+                existing.seq = seq;
+                existing.raw_source = None;
+                true
+            }
+            None => {
+                docs.push(StoredDoc {
+                    id: id.to_string(),
+                    source,
+                    seq,
+                    raw_source: None,
+                });
+                false
+            }
+        }
+    }
+}

@@ -112,6 +112,14 @@ impl Modal {
             Modal::RequestChanges => ("RevisionRefused", "RevisionIgnored"),
         }
     }
+
+    /// What a refused submission of this modal did not change, in words.
+    fn noun(self) -> &'static str {
+        match self {
+            Modal::Edit => "edit",
+            Modal::RequestChanges => "request",
+        }
+    }
 }
 
 /// The Edit… or Request changes… click: opens the modal within the trigger's life, then fills it.
@@ -271,14 +279,15 @@ fn read_values(
 
 /// What every modal submission is checked for first, like a click: the form is a proposal's,
 /// the incident known, the user an approver, the proposal still open. `Err`: the modal to show
-/// instead (refusals audited as `refused` / `ignored`; `noun` names what changed nothing).
+/// instead (refusals audited with [`Modal::refusals`]).
 async fn checked(
     ctx: &Ctx,
     view: &ViewPayload,
     user: &str,
-    (refused, ignored, noun): (&str, &str, &str),
+    which: Modal,
 ) -> anyhow::Result<Result<(IncidentRow, String), SubmitAnswer>> {
     let title = "Nothing changed";
+    let ((refused, ignored), noun) = (which.refusals(), which.noun());
     let metadata = view.private_metadata.clone().unwrap_or_default();
     let Some((incident_id, hash)) = metadata.split_once(':') else {
         return Ok(Err(SubmitAnswer::Update(notice_modal(
@@ -316,11 +325,10 @@ async fn checked(
 /// A `view_submission` of the Edit… modal by `user`.
 pub async fn submit(ctx: &Ctx, view: &ViewPayload, user: &str) -> anyhow::Result<SubmitAnswer> {
     let title = "Nothing changed";
-    let (incident, hash) =
-        match checked(ctx, view, user, ("EditRefused", "EditIgnored", "edit")).await? {
-            Ok(open) => open,
-            Err(answer) => return Ok(answer),
-        };
+    let (incident, hash) = match checked(ctx, view, user, Modal::Edit).await? {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
+    };
     let (incident_id, hash) = (incident.id.as_str(), hash.as_str());
     let shown: Vec<ProposedCommand> = ctx
         .store
@@ -480,14 +488,7 @@ pub async fn submit_revision(
     view: &ViewPayload,
     user: &str,
 ) -> anyhow::Result<SubmitAnswer> {
-    let (incident, _) = match checked(
-        ctx,
-        view,
-        user,
-        ("RevisionRefused", "RevisionIgnored", "request"),
-    )
-    .await?
-    {
+    let (incident, _) = match checked(ctx, view, user, Modal::RequestChanges).await? {
         Ok(open) => open,
         Err(answer) => return Ok(answer),
     };

@@ -56,8 +56,10 @@ pub async fn resume_interrupted(ctx: &Ctx, incident: &IncidentRow) -> Result<(),
                     .map_err(JobError::retry)?;
                 continue;
             }
-            None => Err("this runner cannot collect a command's outcome after a restart".into()),
-            Some(remote) => match ctx.runner.reattach(&target, remote) {
+            _ => match remote
+                .as_ref()
+                .and_then(|r| ctx.runner.reattach(&target, r))
+            {
                 Some(run) => run.await.map_err(|e| e.message),
                 None => {
                     Err("this runner cannot collect a command's outcome after a restart".into())

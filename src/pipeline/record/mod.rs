@@ -392,17 +392,9 @@ pub async fn finalize(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError>
     if ctx.settings.cases.close_on_success && incident.state == IncidentState::Executed {
         fields["status"] = json!("closed");
     }
+    // An update that changes nothing (Kibana's 406) comes back as the case as it is: see
+    // `CasesClient::update`.
     let written = ctx.cases.update(case_id, version, fields).await;
-    // Kibana refuses an update that changes nothing (406): the case already says this — as
-    // when it was created after the Slack permalink was known, with the same description.
-    if let Err(crate::clients::kibana::KibanaError::Status {
-        status: 406,
-        message,
-    }) = &written
-        && message.contains("identical")
-    {
-        return Ok(());
-    }
     keep_version(ctx, incident, case_id, written).await?;
     Ok(())
 }

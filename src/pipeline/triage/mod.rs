@@ -112,17 +112,18 @@ pub async fn run(ctx: &Ctx, row: &IncidentRow, attempt: i64) -> Result<(), JobEr
         fail(ctx, row, &reason, Some(&reply.text)).await?;
         return Ok(());
     }
-    let mut handler = resolve_handler(ctx, &alert, attempt).await?;
-    // A policy route naming a handler (user or user group) overrides the routing.
-    if let Some(h) = crate::pipeline::policy::route_of(&ctx.store, &row.id)
+    // A policy route naming a handler (user or user group) decides; only without one is the
+    // handler looked up (routing table, the assistant, Slack).
+    let routed = crate::pipeline::policy::route_of(&ctx.store, &row.id)
         .await
-        .handler
-    {
-        handler = HandlerTag {
+        .handler;
+    let handler = match routed {
+        Some(h) => HandlerTag {
             slack_id: Some(h),
             name: None,
-        };
-    }
+        },
+        None => resolve_handler(ctx, &alert, attempt).await?,
+    };
     succeed(ctx, row, &alert, &triage, &reply.text, &handler).await
 }
 
