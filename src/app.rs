@@ -30,6 +30,7 @@ pub async fn build_ctx(
     // A bad policy file stops start-up here, with its line and column.
     let policy = crate::pipeline::policy::Engine::from_settings(&settings)?;
     let store = Store::connect(&settings.database_url).await?;
+    let replica = crate::store::Replica::join(&store).await?;
     let prompts = Prompts::load(&settings)?;
     let kibana = KibanaHttp::new(&settings.kibana)?;
     Ok(Ctx {
@@ -43,6 +44,7 @@ pub async fn build_ctx(
         },
         prompts,
         store,
+        replica,
         settings,
         wake: Notify::new(),
         health: Default::default(),
@@ -110,6 +112,10 @@ impl App {
                 shutdown.clone(),
             )),
             tokio::spawn(crate::workers::timers::policy_clock(
+                ctx.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(crate::workers::recover::sweep(
                 ctx.clone(),
                 shutdown.clone(),
             )),

@@ -234,6 +234,20 @@ pub fn database_url_from_env() -> String {
     .or("DATABASE_URL", DEFAULT_DATABASE_URL)
 }
 
+/// The PostgreSQL server the tests make scratch databases on (`TRIAGE_BOT_TEST_POSTGRES`, an
+/// admin URL; `scripts/test` starts a throwaway server and sets it). Tests only.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("TRIAGE_BOT_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Whether the emulated world of the flow tests keeps its record on PostgreSQL
+/// (`TRIAGE_BOT_TEST_DATABASE=postgres`, the second run of `scripts/test`) instead of SQLite.
+pub fn test_on_postgres() -> bool {
+    std::env::var("TRIAGE_BOT_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
 /// A Kibana base URL with the `/s/{space}` prefix, unless the space is the default one.
 pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
     let base = base.trim_end_matches('/');

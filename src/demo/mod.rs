@@ -30,6 +30,9 @@ pub struct World {
     pub slack: SlackEmulator,
     pub winrm: WinRmEmulator,
     pub dir: PathBuf,
+    /// Where the service keeps its record: a SQLite file in `dir`, or a scratch PostgreSQL
+    /// database when the tests run on PostgreSQL.
+    database_url: String,
     _tmp: tempfile::TempDir,
 }
 
@@ -81,7 +84,19 @@ impl World {
             ALERT_ID,
             alert_document(ALERT_ID, &chrono::Utc::now().to_rfc3339()),
         );
+        let database_url = if crate::config::test_on_postgres() {
+            let admin = crate::config::test_postgres().ok_or_else(|| {
+                anyhow::anyhow!("TRIAGE_BOT_TEST_DATABASE=postgres needs TRIAGE_BOT_TEST_POSTGRES")
+            })?;
+            crate::store::Store::scratch_postgres(&admin).await?
+        } else {
+            format!(
+                "sqlite://{}?mode=rwc",
+                tmp.path().join("triage-bot.db").display()
+            )
+        };
         Ok(Self {
+            database_url,
             dir: tmp.path().to_path_buf(),
             es,
             kibana,
@@ -92,10 +107,7 @@ impl World {
     }
 
     pub fn database_url(&self) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.join("triage-bot.db").display()
-        )
+        self.database_url.clone()
     }
 
     /// The environment a deployment would set, pointing at the emulators.

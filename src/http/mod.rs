@@ -92,8 +92,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Ready when the database answers, Socket Mode (when used) is connected, and every alert source
-/// was polled successfully within the last five poll intervals; otherwise 503
+/// Ready when the database answers, Socket Mode (when used) is connected, and (on the replica
+/// that polls) every alert source was polled successfully within the last five poll intervals;
+/// otherwise 503
 /// with the reasons.
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     let mut problems = Vec::new();
@@ -108,7 +109,13 @@ async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     let es = &ctx.settings.elastic;
     let sources: Vec<&str> = es.sources.iter().map(|s| s.name.as_str()).collect();
     let stale_after = es.poll_interval * 5;
-    for source in ctx.health.stale_sources(&sources, stale_after) {
+    // Only the leading replica polls; the others are ready without polls of their own.
+    let polled = if ctx.replica.is_leading() {
+        ctx.health.stale_sources(&sources, stale_after)
+    } else {
+        Vec::new()
+    };
+    for source in polled {
         problems.push(format!(
             "no successful poll of {source} in {:.0}s",
             stale_after.as_secs_f64()

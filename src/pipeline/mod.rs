@@ -41,6 +41,9 @@ pub const MAX_ATTEMPTS: i64 = 8;
 pub struct Ctx {
     pub settings: Settings,
     pub store: Store,
+    /// This process among the replicas: whether it leads the pollers and clocks, and which
+    /// others are gone.
+    pub replica: crate::store::Replica,
     pub elastic: ElasticClient,
     pub assistant: Arc<dyn Assistant>,
     pub cases: CasesClient,
@@ -95,7 +98,8 @@ impl JobError {
 }
 
 /// A database error inside a job. A row that cannot be decoded will not decode on the next try
-/// either, so that is permanent; anything else (busy, locked, pool timeout, I/O) is retried.
+/// either, nor will a value PostgreSQL refuses (SQLSTATE class 22, data exception), so those are
+/// permanent; anything else (busy, locked, serialization, pool timeout, I/O) is retried.
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
@@ -103,6 +107,9 @@ impl From<sqlx::Error> for JobError {
             | sqlx::Error::Decode(_)
             | sqlx::Error::ColumnNotFound(_)
             | sqlx::Error::TypeNotFound { .. } => Self::permanent(e),
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                Self::permanent(e)
+            }
             _ => Self::retry(e),
         }
     }

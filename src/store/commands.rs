@@ -5,7 +5,8 @@
 //! approval), or `proposed → skipped | blocked`. Rows are typed when read: a stored kind, status
 //! or risk that is none of the known names fails to decode, so nothing runs on a guess.
 
-use sqlx::SqliteConnection;
+use super::text;
+use sqlx::AnyConnection;
 
 use super::{Store, now_text};
 use crate::domain::{CommandKind, CommandStatus, ProposedCommand, Risk};
@@ -56,19 +57,19 @@ pub struct CommandResult {
 
 impl Store {
     pub async fn insert_commands(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
         cmds: &[ProposedCommand],
     ) -> Result<(), sqlx::Error> {
         for c in cmds {
             sqlx::query(
                 "INSERT INTO commands (incident_id, seq, kind, text, risk, risk_reasons)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(incident)
             .bind(c.seq)
             .bind(c.kind.as_str())
-            .bind(&c.text)
+            .bind(text(&c.text))
             .bind(c.risk.as_str())
             .bind(serde_json::to_string(&c.reasons).unwrap_or_else(|_| "[]".into()))
             .execute(&mut *conn)
@@ -79,7 +80,7 @@ impl Store {
 
     pub async fn commands(&self, incident: &str) -> anyhow::Result<Vec<CommandRow>> {
         Ok(
-            sqlx::query_as("SELECT * FROM commands WHERE incident_id = ? ORDER BY seq")
+            sqlx::query_as("SELECT * FROM commands WHERE incident_id = $1 ORDER BY seq")
                 .bind(incident)
                 .fetch_all(&self.pool)
                 .await?,
@@ -89,7 +90,7 @@ impl Store {
     /// Marks a command as started. Committed before the command is sent, so a crash after this
     /// point can never lead to a silent second run.
     pub async fn start_command(&self, incident: &str, seq: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query("UPDATE commands SET status = 'running', started_at = ? WHERE incident_id = ? AND seq = ? AND status = 'proposed'")
+        let r = sqlx::query("UPDATE commands SET status = 'running', started_at = $1 WHERE incident_id = $2 AND seq = $3 AND status = 'proposed'")
             .bind(now_text())
             .bind(incident)
             .bind(seq)
@@ -105,14 +106,14 @@ impl Store {
         result: &CommandResult,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE commands SET status = ?, exit_code = ?, stdout = ?, stderr = ?, error = ?, finished_at = ?
-             WHERE incident_id = ? AND seq = ? AND status = 'running'",
+            "UPDATE commands SET status = $1, exit_code = $2, stdout = $3, stderr = $4, error = $5, finished_at = $6
+             WHERE incident_id = $7 AND seq = $8 AND status = 'running'",
         )
         .bind(if result.succeeded { "succeeded" } else { "failed" })
         .bind(result.exit_code)
-        .bind(&result.stdout)
-        .bind(&result.stderr)
-        .bind(&result.error)
+        .bind(text(&result.stdout))
+        .bind(text(&result.stderr))
+        .bind(result.error.as_deref().map(text))
         .bind(now_text())
         .bind(incident)
         .bind(seq)
@@ -129,7 +130,7 @@ impl Store {
         remote: &str,
     ) -> anyhow::Result<()> {
         let r = sqlx::query(
-            "UPDATE commands SET remote = ? WHERE incident_id = ? AND seq = ? AND status = 'running'",
+            "UPDATE commands SET remote = $1 WHERE incident_id = $2 AND seq = $3 AND status = 'running'",
         )
         .bind(remote)
         .bind(incident)
@@ -152,11 +153,11 @@ impl Store {
         reason: &str,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE commands SET status = 'interrupted', finished_at = ?, error = ?
-             WHERE incident_id = ? AND seq = ? AND status = 'running'",
+            "UPDATE commands SET status = 'interrupted', finished_at = $1, error = $2
+             WHERE incident_id = $3 AND seq = $4 AND status = 'running'",
         )
         .bind(now_text())
-        .bind(reason)
+        .bind(text(reason))
         .bind(incident)
         .bind(seq)
         .execute(&self.pool)
@@ -169,7 +170,7 @@ impl Store {
     pub async fn command_not_sent(&self, incident: &str, seq: i64) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE commands SET status = 'proposed', started_at = NULL
-             WHERE incident_id = ? AND seq = ? AND status = 'running' AND remote IS NULL",
+             WHERE incident_id = $1 AND seq = $2 AND status = 'running' AND remote IS NULL",
         )
         .bind(incident)
         .bind(seq)
@@ -181,9 +182,9 @@ impl Store {
     /// A blocked command is recorded as such and never started.
     pub async fn block_command(&self, incident: &str, seq: i64) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE commands SET status = 'blocked', finished_at = ?,
+            "UPDATE commands SET status = 'blocked', finished_at = $1,
                     error = 'blocked by the safety gate; never run'
-             WHERE incident_id = ? AND seq = ? AND status = 'proposed'",
+             WHERE incident_id = $2 AND seq = $3 AND status = 'proposed'",
         )
         .bind(now_text())
         .bind(incident)
@@ -196,17 +197,17 @@ impl Store {
     /// Commands that were running when the process died become `interrupted`; the rest of the
     /// batch is skipped. Returns how many were interrupted.
     pub async fn interrupt_commands(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
     ) -> anyhow::Result<u64> {
-        let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = ?, error = 'outcome unknown: triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = ? AND status = 'running'")
+        let n = sqlx::query("UPDATE commands SET status = 'interrupted', finished_at = $1, error = 'outcome unknown: triage-bot stopped while this command was running; it was not re-run' WHERE incident_id = $2 AND status = 'running'")
             .bind(now_text())
             .bind(incident)
             .execute(&mut *conn)
             .await?
             .rows_affected();
         sqlx::query(
-            "UPDATE commands SET status = 'skipped' WHERE incident_id = ? AND status = 'proposed'",
+            "UPDATE commands SET status = 'skipped' WHERE incident_id = $1 AND status = 'proposed'",
         )
         .bind(incident)
         .execute(&mut *conn)
@@ -216,10 +217,10 @@ impl Store {
 
     /// Remediation not approved ("investigation only") is never started.
     pub async fn skip_remediation(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE commands SET status = 'skipped', error = 'not approved (investigation only)' WHERE incident_id = ? AND kind = 'remediation' AND status = 'proposed'")
+        sqlx::query("UPDATE commands SET status = 'skipped', error = 'not approved (investigation only)' WHERE incident_id = $1 AND kind = 'remediation' AND status = 'proposed'")
             .bind(incident)
             .execute(&mut *conn)
             .await?;
@@ -229,11 +230,11 @@ impl Store {
     /// The commands a stopped batch did not complete: those interrupted mid-run and those
     /// skipped without an error of their own, in order.
     pub async fn unfinished_commands(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
     ) -> Result<Vec<(CommandKind, String)>, sqlx::Error> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT kind, text FROM commands WHERE incident_id = ?
+            "SELECT kind, text FROM commands WHERE incident_id = $1
                AND status = 'skipped' AND error IS NULL ORDER BY seq",
         )
         .bind(incident)

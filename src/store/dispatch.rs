@@ -1,8 +1,9 @@
 //! Queries of the action policies: dispatch outcomes (why each alert was or was not paged),
 //! policy groups, snoozes, digest windows, and the policy and route an incident carries.
 
+use super::text;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, time_text};
 
@@ -72,38 +73,37 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 impl Store {
     pub async fn record_outcome(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         r: &OutcomeRecord<'_>,
     ) -> Result<i64, sqlx::Error> {
-        let id = sqlx::query(
+        let id = sqlx::query_scalar(
             "INSERT INTO dispatch_outcomes (alert_id, source, policy, outcome, reason, rule, host,
                  alert_status, incident_id, digest_window, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(r.alert_id)
         .bind(r.source)
         .bind(r.policy)
         .bind(r.outcome)
-        .bind(r.reason)
-        .bind(r.rule)
-        .bind(r.host)
+        .bind(text(r.reason))
+        .bind(text(r.rule))
+        .bind(text(r.host))
         .bind(r.alert_status)
         .bind(r.incident_id)
         .bind(r.digest_window.map(time_text))
         .bind(time_text(r.at))
-        .execute(&mut *conn)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *conn)
+        .await?;
         Ok(id)
     }
 
     /// The status recorded with an alert's last outcome (`None`: never evaluated).
     pub async fn last_alert_status(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         alert_id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT alert_status FROM dispatch_outcomes WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
+            "SELECT alert_status FROM dispatch_outcomes WHERE alert_id = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(alert_id)
         .fetch_optional(&mut *conn)
@@ -115,7 +115,7 @@ impl Store {
         sqlx::query_as(
             "SELECT id, alert_id, source, policy, outcome, reason, rule, host, alert_status,
                     incident_id, digest_window, at
-             FROM dispatch_outcomes WHERE alert_id = ? ORDER BY id",
+             FROM dispatch_outcomes WHERE alert_id = $1 ORDER BY id",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
@@ -132,13 +132,13 @@ impl Store {
     }
 
     pub async fn policy_group(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &str,
         key: &str,
     ) -> Result<Option<GroupRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT incident_id, opened_at, last_notified_at, status FROM policy_groups
-             WHERE policy = ? AND group_key = ?",
+             WHERE policy = $1 AND group_key = $2",
         )
         .bind(policy)
         .bind(key)
@@ -148,7 +148,7 @@ impl Store {
 
     /// Opens (or reopens) a group on a new incident.
     pub async fn open_group(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &str,
         key: &str,
         incident: &str,
@@ -156,7 +156,7 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO policy_groups (policy, group_key, incident_id, opened_at, last_notified_at, status)
-             VALUES (?, ?, ?, ?, ?, 'active')
+             VALUES ($1, $2, $3, $4, $5, 'active')
              ON CONFLICT (policy, group_key) DO UPDATE SET incident_id = excluded.incident_id,
                  opened_at = excluded.opened_at, last_notified_at = excluded.last_notified_at,
                  status = 'active'",
@@ -173,14 +173,14 @@ impl Store {
 
     /// Records that a group spoke at `at`, and its status now.
     pub async fn group_notified(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &str,
         key: &str,
         at: DateTime<Utc>,
         status: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE policy_groups SET last_notified_at = ?, status = ? WHERE policy = ? AND group_key = ?",
+            "UPDATE policy_groups SET last_notified_at = $1, status = $2 WHERE policy = $3 AND group_key = $4",
         )
         .bind(time_text(at))
         .bind(status)
@@ -193,11 +193,11 @@ impl Store {
 
     /// Snoozes in force at `now`.
     pub async fn active_snoozes(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: DateTime<Utc>,
     ) -> Result<Vec<SnoozeRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT kind, value, until, created_by, created_at FROM snoozes WHERE until > ? ORDER BY until",
+            "SELECT kind, value, until, created_by, created_at FROM snoozes WHERE until > $1 ORDER BY until",
         )
         .bind(time_text(now))
         .fetch_all(&mut *conn)
@@ -213,7 +213,7 @@ impl Store {
         by: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO snoozes (kind, value, until, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO snoozes (kind, value, until, created_by, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (kind, value) DO UPDATE SET until = excluded.until,
                  created_by = excluded.created_by, created_at = excluded.created_at",
         )
@@ -231,7 +231,7 @@ impl Store {
     pub async fn clear_snoozes(&self, which: Option<(&str, &str)>) -> Result<u64, sqlx::Error> {
         let r = match which {
             Some((kind, value)) => {
-                sqlx::query("DELETE FROM snoozes WHERE kind = ? AND value = ?")
+                sqlx::query("DELETE FROM snoozes WHERE kind = $1 AND value = $2")
                     .bind(kind)
                     .bind(value)
                     .execute(&self.pool)
@@ -248,14 +248,14 @@ impl Store {
 
     /// Notes a digest window (once per policy and window).
     pub async fn open_digest(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &str,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         channel: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO digests (policy, window_start, window_end, channel) VALUES (?, ?, ?, ?)
+            "INSERT INTO digests (policy, window_start, window_end, channel) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
         )
         .bind(policy)
@@ -271,7 +271,7 @@ impl Store {
     pub async fn due_digests(&self, now: DateTime<Utc>) -> Result<Vec<DigestRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT policy, window_start, window_end, channel FROM digests
-             WHERE queued_at IS NULL AND window_end <= ? ORDER BY window_end",
+             WHERE queued_at IS NULL AND window_end <= $1 ORDER BY window_end",
         )
         .bind(time_text(now))
         .fetch_all(&self.pool)
@@ -280,12 +280,12 @@ impl Store {
 
     /// Marks a digest queued; false when another tick got there first.
     pub async fn mark_digest_queued(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &str,
         window_start: &str,
     ) -> Result<bool, sqlx::Error> {
         let r = sqlx::query(
-            "UPDATE digests SET queued_at = ? WHERE policy = ? AND window_start = ? AND queued_at IS NULL",
+            "UPDATE digests SET queued_at = $1 WHERE policy = $2 AND window_start = $3 AND queued_at IS NULL",
         )
         .bind(super::now_text())
         .bind(policy)
@@ -303,7 +303,7 @@ impl Store {
     ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
         sqlx::query_as(
             "SELECT rule, host, count(*) AS n FROM dispatch_outcomes
-             WHERE policy = ? AND digest_window = ? GROUP BY rule, host ORDER BY n DESC, rule, host",
+             WHERE policy = $1 AND digest_window = $2 GROUP BY rule, host ORDER BY n DESC, rule, host",
         )
         .bind(policy)
         .bind(window_start)
@@ -316,7 +316,7 @@ impl Store {
         sqlx::query_as(
             "SELECT id, alert_id, source, policy, outcome, reason, rule, host, alert_status,
                     incident_id, digest_window, at
-             FROM dispatch_outcomes WHERE indexed_at IS NULL ORDER BY id LIMIT ?",
+             FROM dispatch_outcomes WHERE indexed_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -327,7 +327,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let now = super::now_text();
         for id in ids {
-            sqlx::query("UPDATE dispatch_outcomes SET indexed_at = ? WHERE id = ?")
+            sqlx::query("UPDATE dispatch_outcomes SET indexed_at = $1 WHERE id = $2")
                 .bind(&now)
                 .bind(id)
                 .execute(&mut *tx)
@@ -338,12 +338,12 @@ impl Store {
 
     /// Which incident an alert opened or joined.
     pub async fn incident_of_alert(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         alert_id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT id FROM incidents WHERE alert_id = ?1
-             UNION ALL SELECT incident_id FROM incident_alerts WHERE alert_id = ?1 LIMIT 1",
+            "SELECT id FROM incidents WHERE alert_id = $1
+             UNION ALL SELECT incident_id FROM incident_alerts WHERE alert_id = $1 LIMIT 1",
         )
         .bind(alert_id)
         .fetch_optional(&mut *conn)
@@ -352,12 +352,12 @@ impl Store {
 
     /// Records the policy and route an incident was opened under.
     pub async fn set_incident_policy(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
         policy: &str,
         route_json: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE incidents SET policy = ?, route_json = ? WHERE id = ?")
+        sqlx::query("UPDATE incidents SET policy = $1, route_json = $2 WHERE id = $3")
             .bind(policy)
             .bind(route_json)
             .bind(incident)
@@ -369,7 +369,7 @@ impl Store {
     /// The route (JSON) an incident was opened under, if its policy set one.
     pub async fn incident_route(&self, incident: &str) -> Result<Option<String>, sqlx::Error> {
         let r: Option<Option<String>> =
-            sqlx::query_scalar("SELECT route_json FROM incidents WHERE id = ?")
+            sqlx::query_scalar("SELECT route_json FROM incidents WHERE id = $1")
                 .bind(incident)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -382,7 +382,7 @@ impl Store {
         incident: &str,
     ) -> anyhow::Result<Vec<crate::domain::Alert>> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT alert_json FROM incident_alerts WHERE incident_id = ? AND attached_at IS NULL
+            "SELECT alert_json FROM incident_alerts WHERE incident_id = $1 AND attached_at IS NULL
              ORDER BY received_at",
         )
         .bind(incident)
@@ -398,7 +398,7 @@ impl Store {
         alert_id: &str,
     ) -> anyhow::Result<Option<(crate::domain::Alert, bool)>> {
         let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT alert_json, attached_at FROM incident_alerts WHERE incident_id = ? AND alert_id = ?",
+            "SELECT alert_json, attached_at FROM incident_alerts WHERE incident_id = $1 AND alert_id = $2",
         )
         .bind(incident)
         .bind(alert_id)
@@ -411,12 +411,12 @@ impl Store {
     /// Whether `incident` has a job of `kind` waiting to start (one that has not read anything
     /// yet, so work added now is still seen by it).
     pub async fn job_waiting(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
         kind: &str,
     ) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE incident_id = ? AND kind = ? AND status = 'pending' AND attempts = 0",
+            "SELECT count(*) FROM outbox WHERE incident_id = $1 AND kind = $2 AND status = 'pending' AND attempts = 0",
         )
         .bind(incident)
         .bind(kind)
@@ -430,7 +430,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let now = super::now_text();
         for id in alert_ids {
-            sqlx::query("UPDATE incident_alerts SET attached_at = ? WHERE alert_id = ?")
+            sqlx::query("UPDATE incident_alerts SET attached_at = $1 WHERE alert_id = $2")
                 .bind(&now)
                 .bind(id)
                 .execute(&mut *tx)

@@ -6,7 +6,8 @@
 //! approval hash with the one binding that list — only while the incident awaits approval and
 //! still has the hash the modal was opened for (compare-and-set), so a stale modal changes nothing.
 
-use sqlx::SqliteConnection;
+use super::text;
+use sqlx::AnyConnection;
 
 use super::Store;
 use crate::domain::{CommandKind, ProposedCommand};
@@ -46,13 +47,13 @@ impl Store {
     /// incident is no longer awaiting approval or its proposal changed since the modal opened.
     /// A first approval given for the old list is withdrawn: it approved something else.
     pub async fn apply_edit(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         e: &EditSubmission<'_>,
     ) -> anyhow::Result<bool> {
         let changed = sqlx::query(
-            "UPDATE incidents SET approval_hash = ?, first_approver = NULL, first_approved_at = NULL,
-                    updated_at = ?
-             WHERE id = ? AND state = 'awaiting_approval' AND approval_hash = ?",
+            "UPDATE incidents SET approval_hash = $1, first_approver = NULL, first_approved_at = NULL,
+                    updated_at = $2
+             WHERE id = $3 AND state = 'awaiting_approval' AND approval_hash = $4",
         )
         .bind(e.new_hash)
         .bind(e.at)
@@ -64,13 +65,13 @@ impl Store {
         if changed != 1 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM commands WHERE incident_id = ?")
+        sqlx::query("DELETE FROM commands WHERE incident_id = $1")
             .bind(e.incident)
             .execute(&mut *conn)
             .await?;
         Store::insert_commands(conn, e.incident, e.commands).await?;
         let round: i64 = sqlx::query_scalar(
-            "SELECT coalesce(max(round), 0) + 1 FROM proposal_edits WHERE incident_id = ?",
+            "SELECT coalesce(max(round), 0) + 1 FROM proposal_edits WHERE incident_id = $1",
         )
         .bind(e.incident)
         .fetch_one(&mut *conn)
@@ -83,14 +84,14 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO proposal_edits (incident_id, round, seq, kind, before_text, after_text,
-                    change, edited_by, edited_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    change, edited_by, edited_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(e.incident)
             .bind(round)
             .bind(seq)
             .bind(kind.as_str())
-            .bind(before)
-            .bind(after)
+            .bind(text(before))
+            .bind(after.as_deref().map(text))
             .bind(change)
             .bind(e.user)
             .bind(e.at)
@@ -104,7 +105,7 @@ impl Store {
     pub async fn proposal_edits(&self, incident: &str) -> anyhow::Result<Vec<EditRow>> {
         Ok(sqlx::query_as(
             "SELECT incident_id, round, seq, kind, before_text, after_text, change, edited_by, edited_at
-             FROM proposal_edits WHERE incident_id = ? ORDER BY round, seq",
+             FROM proposal_edits WHERE incident_id = $1 ORDER BY round, seq",
         )
         .bind(incident)
         .fetch_all(&self.pool)
@@ -117,7 +118,7 @@ impl Store {
             "SELECT e.incident_id, e.round, e.seq, e.kind, e.before_text, e.after_text, e.change,
                     e.edited_by, e.edited_at
              FROM proposal_edits e JOIN incidents i ON i.id = e.incident_id
-             WHERE i.created_at >= ? ORDER BY e.incident_id, e.round, e.seq",
+             WHERE i.created_at >= $1 ORDER BY e.incident_id, e.round, e.seq",
         )
         .bind(since)
         .fetch_all(&self.pool)
@@ -127,7 +128,7 @@ impl Store {
     /// Incidents created at or after `since` (RFC 3339 text), oldest first.
     pub async fn incidents_since(&self, since: &str) -> anyhow::Result<Vec<super::IncidentRow>> {
         Ok(
-            sqlx::query_as("SELECT * FROM incidents WHERE created_at >= ? ORDER BY created_at")
+            sqlx::query_as("SELECT * FROM incidents WHERE created_at >= $1 ORDER BY created_at")
                 .bind(since)
                 .fetch_all(&self.pool)
                 .await?,
@@ -136,11 +137,11 @@ impl Store {
 
     /// The approval hash as it stands inside `conn`'s transaction.
     pub async fn approval_hash_of(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT approval_hash FROM incidents WHERE id = ?",
+            "SELECT approval_hash FROM incidents WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -150,11 +151,11 @@ impl Store {
 
     /// Who acknowledged an incident and when, as it stands inside `conn`'s transaction.
     pub async fn acknowledgement(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
     ) -> Result<(Option<String>, Option<String>), sqlx::Error> {
         Ok(
-            sqlx::query_as("SELECT acknowledged_at, acknowledged_by FROM incidents WHERE id = ?")
+            sqlx::query_as("SELECT acknowledged_at, acknowledged_by FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -170,8 +171,8 @@ impl Store {
     ) -> anyhow::Result<Option<super::IncidentRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM incidents
-             WHERE (id = ?1 OR parent_incident = ?1) AND state = 'awaiting_approval'
-             ORDER BY (id = ?1), created_at DESC, rowid DESC LIMIT 1",
+             WHERE (id = $1 OR parent_incident = $1) AND state = 'awaiting_approval'
+             ORDER BY (id = $1), created_at DESC, id DESC LIMIT 1",
         )
         .bind(root)
         .fetch_optional(&self.pool)
@@ -180,11 +181,11 @@ impl Store {
 
     /// Records which revision replaced a proposal (the state move is the caller's).
     pub async fn record_superseded(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         by: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE incidents SET superseded_by = ? WHERE id = ?")
+        sqlx::query("UPDATE incidents SET superseded_by = $1 WHERE id = $2")
             .bind(by)
             .bind(id)
             .execute(&mut *conn)
@@ -195,14 +196,14 @@ impl Store {
     /// The first human decision on an incident (approval, first approval, edit, decline,
     /// revision request). True when this was the first.
     pub async fn mark_acknowledged(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         user: &str,
         at: &str,
     ) -> Result<bool, sqlx::Error> {
         let n = sqlx::query(
-            "UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ?
-             WHERE id = ? AND acknowledged_at IS NULL",
+            "UPDATE incidents SET acknowledged_at = $1, acknowledged_by = $2
+             WHERE id = $3 AND acknowledged_at IS NULL",
         )
         .bind(at)
         .bind(user)
@@ -216,13 +217,13 @@ impl Store {
     /// When the response to an incident ended. True when this was the first time; the
     /// proposals it superseded (a chain of revisions) end with it, and are returned.
     pub async fn mark_responded(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         at: &str,
     ) -> Result<(bool, Vec<String>), sqlx::Error> {
         let mut ended = Vec::new();
         let n = sqlx::query(
-            "UPDATE incidents SET responded_at = ? WHERE id = ? AND responded_at IS NULL",
+            "UPDATE incidents SET responded_at = $1 WHERE id = $2 AND responded_at IS NULL",
         )
         .bind(at)
         .bind(id)
@@ -233,13 +234,13 @@ impl Store {
         // A chain of revisions is short; the bound only guards against a hand-made cycle.
         for _ in 0..32 {
             let older: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM incidents WHERE superseded_by = ? AND responded_at IS NULL",
+                "SELECT id FROM incidents WHERE superseded_by = $1 AND responded_at IS NULL",
             )
             .bind(&current)
             .fetch_optional(&mut *conn)
             .await?;
             let Some(older) = older else { break };
-            sqlx::query("UPDATE incidents SET responded_at = ? WHERE id = ?")
+            sqlx::query("UPDATE incidents SET responded_at = $1 WHERE id = $2")
                 .bind(at)
                 .bind(&older)
                 .execute(&mut *conn)

@@ -6,7 +6,7 @@ impl Store {
     /// The enrichment recorded for an incident, if any.
     pub async fn enrichment(&self, incident: &str) -> anyhow::Result<Option<serde_json::Value>> {
         let row: Option<String> =
-            sqlx::query_scalar("SELECT data FROM enrichments WHERE incident_id = ?")
+            sqlx::query_scalar("SELECT data FROM enrichments WHERE incident_id = $1")
                 .bind(incident)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -20,7 +20,7 @@ impl Store {
         data: &serde_json::Value,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO enrichments (incident_id, data, gathered_at) VALUES (?, ?, ?)
+            "INSERT INTO enrichments (incident_id, data, gathered_at) VALUES ($1, $2, $3)
              ON CONFLICT(incident_id) DO NOTHING",
         )
         .bind(incident)

@@ -19,7 +19,7 @@ impl Store {
         let since =
             Utc::now() - ChronoDuration::from_std(max_age).unwrap_or(ChronoDuration::seconds(3600));
         let row: Option<(Option<String>,)> = sqlx::query_as(
-            "SELECT answer FROM handler_answers WHERE question = ? AND asked_at > ?",
+            "SELECT answer FROM handler_answers WHERE question = $1 AND asked_at > $2",
         )
         .bind(question)
         .bind(time_text(since))
@@ -35,7 +35,7 @@ impl Store {
         answer: Option<&str>,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO handler_answers (question, answer, asked_at) VALUES (?, ?, ?)
+            "INSERT INTO handler_answers (question, answer, asked_at) VALUES ($1, $2, $3)
              ON CONFLICT(question) DO UPDATE SET answer = excluded.answer, asked_at = excluded.asked_at",
         )
         .bind(question)

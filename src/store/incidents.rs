@@ -1,8 +1,9 @@
 //! Queries on `incidents` (and the ingest rejections and checkpoints that precede them).
 
+use super::text;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, now_text};
 use crate::domain::{Alert, Decision, IncidentId, IncidentState, Triage};
@@ -81,13 +82,10 @@ pub struct StateConflict {
 
 impl Store {
     /// Whether an alert was seen before: it opened an incident or joined one.
-    pub async fn alert_seen(
-        conn: &mut SqliteConnection,
-        alert_id: &str,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn alert_seen(conn: &mut AnyConnection, alert_id: &str) -> Result<bool, sqlx::Error> {
         let seen: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM incidents WHERE alert_id = ?1)
-                  + (SELECT count(*) FROM incident_alerts WHERE alert_id = ?1)",
+            "SELECT (SELECT count(*) FROM incidents WHERE alert_id = $1)
+                  + (SELECT count(*) FROM incident_alerts WHERE alert_id = $1)",
         )
         .bind(alert_id)
         .fetch_one(&mut *conn)
@@ -98,34 +96,47 @@ impl Store {
     /// The newest top-level incident of `source` on `host` for the rule `rule_key` (its rule id,
     /// else its name) opened at or after `since`.
     pub async fn recent_incident_for_rule(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         host: &str,
         rule_key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT id FROM incidents
-             WHERE source = ? AND host_name = ? AND parent_incident IS NULL AND created_at >= ?
-               AND coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name')) = ?
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(source)
-        .bind(host)
-        .bind(super::time_text(since))
-        .bind(rule_key)
-        .fetch_optional(&mut *conn)
-        .await
+        macro_rules! newest {
+            ($rule:literal) => {
+                concat!(
+                    "SELECT id FROM incidents
+                     WHERE source = $1 AND host_name = $2 AND parent_incident IS NULL
+                       AND created_at >= $3 AND ",
+                    $rule,
+                    " = $4 ORDER BY created_at DESC LIMIT 1"
+                )
+            };
+        }
+        let sql = if super::is_postgres(conn) {
+            newest!("coalesce(alert_json::json ->> 'rule_id', alert_json::json ->> 'rule_name')")
+        } else {
+            newest!(
+                "coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name'))"
+            )
+        };
+        sqlx::query_scalar(sql)
+            .bind(source)
+            .bind(host)
+            .bind(super::time_text(since))
+            .bind(rule_key)
+            .fetch_optional(&mut *conn)
+            .await
     }
 
     /// Attaches an alert to an existing incident; returns how many alerts the incident has now,
     /// its first one included.
     pub async fn group_alert(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
         alert: &Alert,
     ) -> anyhow::Result<i64> {
-        sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id, alert_json, received_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id, alert_json, received_at) VALUES ($1, $2, $3, $4)")
             .bind(&alert.id.0)
             .bind(incident)
             .bind(serde_json::to_string(alert)?)
@@ -133,7 +144,7 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         let grouped: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM incident_alerts WHERE incident_id = ?")
+            sqlx::query_scalar("SELECT count(*) FROM incident_alerts WHERE incident_id = $1")
                 .bind(incident)
                 .fetch_one(&mut *conn)
                 .await?;
@@ -142,7 +153,7 @@ impl Store {
 
     /// Opens an incident in `received` for an alert. False when the alert already has one.
     pub async fn open_incident(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &IncidentId,
         source: &str,
         alert: &Alert,
@@ -150,12 +161,12 @@ impl Store {
         let now = now_text();
         let inserted = sqlx::query(
             "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, created_at, updated_at)
-             VALUES (?, ?, ?, 'received', ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
+             VALUES ($1, $2, $3, 'received', $4, $5, $6, $7) ON CONFLICT(alert_id) DO NOTHING",
         )
         .bind(&id.0)
         .bind(&alert.id.0)
         .bind(source)
-        .bind(&alert.host_name)
+        .bind(text(&alert.host_name))
         .bind(serde_json::to_string(alert)?)
         .bind(&now)
         .bind(&now)
@@ -168,7 +179,7 @@ impl Store {
     /// The alerts grouped into an incident after its first one.
     pub async fn grouped_alerts(&self, incident: &str) -> anyhow::Result<Vec<Alert>> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT alert_json FROM incident_alerts WHERE incident_id = ? ORDER BY received_at",
+            "SELECT alert_json FROM incident_alerts WHERE incident_id = $1 ORDER BY received_at",
         )
         .bind(incident)
         .fetch_all(&self.pool)
@@ -187,12 +198,12 @@ impl Store {
     ) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "INSERT INTO ingest_rejections (source, doc_id, doc_index, reason, document, received_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(source)
         .bind(doc_id)
         .bind(index)
-        .bind(reason)
+        .bind(text(reason))
         .bind(doc.to_string())
         .bind(now_text())
         .execute(&self.pool)
@@ -215,7 +226,7 @@ impl Store {
         source: &str,
     ) -> anyhow::Result<Option<(i64, Option<Vec<serde_json::Value>>)>> {
         let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT last_ts_ms, cursor FROM checkpoints WHERE source = ?")
+            sqlx::query_as("SELECT last_ts_ms, cursor FROM checkpoints WHERE source = $1")
                 .bind(source)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -233,7 +244,7 @@ impl Store {
         cursor: &[serde_json::Value],
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO checkpoints (source, last_ts_ms, cursor, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO checkpoints (source, last_ts_ms, cursor, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT(source) DO UPDATE SET last_ts_ms = excluded.last_ts_ms,
                  cursor = excluded.cursor, updated_at = excluded.updated_at",
         )
@@ -247,7 +258,7 @@ impl Store {
     }
 
     pub async fn incident(&self, id: &str) -> anyhow::Result<Option<IncidentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
+        Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
@@ -264,12 +275,12 @@ impl Store {
     /// Moves an incident along the state machine inside `conn`'s transaction; refuses an illegal
     /// move, and a move from a state other than the one read (compare-and-set).
     pub async fn transition(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         next: IncidentState,
     ) -> anyhow::Result<()> {
         let current: Option<String> =
-            sqlx::query_scalar("SELECT state FROM incidents WHERE id = ?")
+            sqlx::query_scalar("SELECT state FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -285,7 +296,7 @@ impl Store {
             .into());
         }
         let changed = sqlx::query(
-            "UPDATE incidents SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+            "UPDATE incidents SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
         )
         .bind(next.as_str())
         .bind(now_text())
@@ -322,15 +333,17 @@ impl Store {
     ) -> anyhow::Result<()> {
         let sql = match column {
             IncidentField::ConversationId => {
-                "UPDATE incidents SET conversation_id = ?, updated_at = ? WHERE id = ?"
+                "UPDATE incidents SET conversation_id = $1, updated_at = $2 WHERE id = $3"
             }
-            IncidentField::Error => "UPDATE incidents SET error = ?, updated_at = ? WHERE id = ?",
+            IncidentField::Error => {
+                "UPDATE incidents SET error = $1, updated_at = $2 WHERE id = $3"
+            }
             IncidentField::SlackPermalink => {
-                "UPDATE incidents SET slack_permalink = ?, updated_at = ? WHERE id = ?"
+                "UPDATE incidents SET slack_permalink = $1, updated_at = $2 WHERE id = $3"
             }
         };
         sqlx::query(sql)
-            .bind(value)
+            .bind(value.map(text))
             .bind(now_text())
             .bind(id)
             .execute(&self.pool)
@@ -340,8 +353,8 @@ impl Store {
 
     pub async fn set_slack_message(&self, id: &str, channel: &str, ts: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE incidents SET slack_channel = ?, slack_ts = ?, updated_at = ?,
-                    approval_requested_at = coalesce(approval_requested_at, ?) WHERE id = ?",
+            "UPDATE incidents SET slack_channel = $1, slack_ts = $2, updated_at = $3,
+                    approval_requested_at = coalesce(approval_requested_at, $4) WHERE id = $5",
         )
         .bind(channel)
         .bind(ts)
@@ -355,7 +368,7 @@ impl Store {
 
     pub async fn set_case(&self, id: &str, case_id: &str, version: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE incidents SET case_id = ?, case_version = ?, updated_at = ? WHERE id = ?",
+            "UPDATE incidents SET case_id = $1, case_version = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(case_id)
         .bind(version)
@@ -382,7 +395,7 @@ impl Store {
         thread_ts: &str,
     ) -> anyhow::Result<Option<IncidentRow>> {
         Ok(
-            sqlx::query_as("SELECT * FROM incidents WHERE slack_channel = ? AND slack_ts = ?")
+            sqlx::query_as("SELECT * FROM incidents WHERE slack_channel = $1 AND slack_ts = $2")
                 .bind(channel)
                 .bind(thread_ts)
                 .fetch_optional(&self.pool)
@@ -421,13 +434,13 @@ pub struct FollowUpRecord<'a> {
 impl Store {
     /// Records a triage's result and who handles it (the state move is the caller's).
     pub async fn record_triage(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         r: &TriageRecord<'_>,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE incidents SET triage_json = ?, raw_answer = ?, handler_name = ?, handler_slack_id = ?, approval_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE incidents SET triage_json = $1, raw_answer = $2, handler_name = $3, handler_slack_id = $4, approval_hash = $5 WHERE id = $6")
             .bind(serde_json::to_string(r.triage)?)
-            .bind(r.raw)
+            .bind(text(r.raw))
             .bind(r.handler_name)
             .bind(r.handler_slack_id)
             .bind(r.approval_hash)
@@ -439,14 +452,14 @@ impl Store {
 
     /// Records why a triage failed, with the raw answer when there was one.
     pub async fn record_triage_failure(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         raw: Option<&str>,
         reason: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE incidents SET raw_answer = ?, error = ? WHERE id = ?")
-            .bind(raw)
-            .bind(reason)
+        sqlx::query("UPDATE incidents SET raw_answer = $1, error = $2 WHERE id = $3")
+            .bind(raw.map(text))
+            .bind(text(reason))
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -455,13 +468,13 @@ impl Store {
 
     /// Records who decided what, and when (the state move is the caller's).
     pub async fn record_decision(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         decision: Decision,
         user: &str,
         at: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE incidents SET decision = ?, decided_by = ?, decided_at = ?, approval_scope = ? WHERE id = ?")
+        sqlx::query("UPDATE incidents SET decision = $1, decided_by = $2, decided_at = $3, approval_scope = $4 WHERE id = $5")
             .bind(decision.as_str())
             .bind(user)
             .bind(at)
@@ -476,16 +489,16 @@ impl Store {
     /// incident is no longer awaiting approval, already has a first approver (another click got
     /// there first), or its proposal changed (an edit).
     pub async fn record_first_approval(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         user: &str,
         at: &str,
         hash: &str,
     ) -> Result<bool, sqlx::Error> {
         let recorded = sqlx::query(
-            "UPDATE incidents SET first_approver = ?, first_approved_at = ?, updated_at = ?
-             WHERE id = ? AND state = 'awaiting_approval' AND first_approver IS NULL
-               AND approval_hash = ?",
+            "UPDATE incidents SET first_approver = $1, first_approved_at = $2, updated_at = $3
+             WHERE id = $4 AND state = 'awaiting_approval' AND first_approver IS NULL
+               AND approval_hash = $5",
         )
         .bind(user)
         .bind(at)
@@ -500,11 +513,11 @@ impl Store {
 
     /// How many audit records of `event` an incident has.
     pub async fn count_events(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         event: &str,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM audit WHERE incident_id = ? AND event = ?")
+        sqlx::query_scalar("SELECT count(*) FROM audit WHERE incident_id = $1 AND event = $2")
             .bind(id)
             .bind(event)
             .fetch_one(&mut *conn)
@@ -521,11 +534,8 @@ impl Store {
     }
 
     /// Marks an incident escalated, once. False when it was escalated or decided meanwhile.
-    pub async fn mark_escalated(
-        conn: &mut SqliteConnection,
-        id: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let marked = sqlx::query("UPDATE incidents SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND state = 'awaiting_approval'")
+    pub async fn mark_escalated(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+        let marked = sqlx::query("UPDATE incidents SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL AND state = 'awaiting_approval'")
             .bind(now_text())
             .bind(id)
             .execute(&mut *conn)
@@ -535,12 +545,9 @@ impl Store {
     }
 
     /// Records a Slack delivery key (an `event_id`, a message ts); false when it was seen before.
-    pub async fn first_delivery(
-        conn: &mut SqliteConnection,
-        key: &str,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn first_delivery(conn: &mut AnyConnection, key: &str) -> Result<bool, sqlx::Error> {
         let fresh = sqlx::query(
-            "INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO slack_events (event_id, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(key)
         .bind(now_text())
@@ -553,7 +560,7 @@ impl Store {
     /// Records a follow-up proposal as a child incident awaiting approval. False when the same
     /// key was proposed before.
     pub async fn insert_follow_up(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         f: &FollowUpRecord<'_>,
     ) -> anyhow::Result<bool> {
         let now = now_text();
@@ -562,16 +569,16 @@ impl Store {
             "INSERT INTO incidents (id, alert_id, source, state, host_name, alert_json, triage_json, raw_answer,
                 handler_name, handler_slack_id, conversation_id, approval_hash, case_id, case_version,
                 parent_incident, thread_root_ts, created_at, updated_at)
-             VALUES (?, ?, ?, 'awaiting_approval', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, 'awaiting_approval', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT(alert_id) DO NOTHING",
         )
         .bind(&f.id.0)
         .bind(format!("{}#{}", parent.alert_id, f.key))
         .bind(f.source)
-        .bind(f.host)
+        .bind(text(f.host))
         .bind(&parent.alert_json)
         .bind(serde_json::to_string(f.triage)?)
-        .bind(f.raw)
+        .bind(text(f.raw))
         .bind(&parent.handler_name)
         .bind(&parent.handler_slack_id)
         .bind(&parent.conversation_id)

@@ -10,51 +10,156 @@ pub mod enrichment;
 pub mod handlers;
 pub mod incidents;
 pub mod outbox;
+pub mod replica;
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::AnyConnection;
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use incidents::IncidentRow;
 pub use outbox::{Job, OutboxRow};
+pub use replica::{Backend, Replica};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The two migration sets, paired by version and name (`tests/checks/migrations.rs`).
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL advisory lock every write transaction takes first (see [`Store::write_tx`]).
+const WRITE_LOCK: i64 = 0x7472_6961_6765_0001;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub pool: SqlitePool,
+    pub pool: AnyPool,
+    backend: Backend,
+    /// This process's name among the replicas: the `claimed_by` of the jobs it runs.
+    replica_id: std::sync::Arc<str>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and runs pending migrations.
+    /// Opens the database named by a `sqlite:` or `postgres:` URL (creating a SQLite file if
+    /// needed) and runs pending migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .with_context(|| "DATABASE_URL is not a valid sqlite URL")?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            // A file is created unless the URL says otherwise, as the default URL does.
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let opts = AnyConnectOptions::from_str(&url)
+            .with_context(|| format!("DATABASE_URL is not a valid {backend} URL"))?;
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers go on beside the one writer; the busy timeout makes
+                        // a writer queue for the lock instead of failing.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
-            .context("cannot open the database")?;
-        MIGRATOR
+            .with_context(|| format!("cannot open the {backend} database"))?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator
             .run(&pool)
             .await
             .context("database migration failed")?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            backend,
+            replica_id: uuid::Uuid::new_v4().to_string().into(),
+        })
     }
 
-    /// A write transaction that takes the write lock up front, so concurrent writers queue on
-    /// the busy timeout instead of failing with SQLITE_BUSY on lock upgrade.
-    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    /// Makes an empty database on the PostgreSQL server of `admin_url` and returns its URL: each
+    /// test gets its own. Tests only.
+    pub async fn scratch_postgres(admin_url: &str) -> anyhow::Result<String> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut admin = AnyConnection::connect(admin_url)
+            .await
+            .with_context(|| "cannot reach the test PostgreSQL (TRIAGE_BOT_TEST_POSTGRES)")?;
+        // Letters and digits only: safe to name in the statement.
+        let name = format!("tb_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let server = match base.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest))
+            }
+            None => anyhow::bail!("TRIAGE_BOT_TEST_POSTGRES is not a postgres:// URL"),
+        };
+        Ok(match query {
+            "" => format!("{server}/{name}"),
+            q => format!("{server}/{name}?{q}"),
+        })
+    }
+
+    /// The stores a store test runs on: a SQLite file in `dir`, and a scratch PostgreSQL database
+    /// (`scripts/test` provides the server). Tests only.
+    pub async fn for_tests(dir: &std::path::Path) -> Vec<Store> {
+        let sqlite = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+        let postgres = crate::config::test_postgres().expect(
+            "TRIAGE_BOT_TEST_POSTGRES is not set: run the tests with scripts/test, which starts a \
+             throwaway PostgreSQL for them",
+        );
+        let postgres = Self::scratch_postgres(&postgres).await.unwrap();
+        vec![
+            Self::connect(&sqlite).await.unwrap(),
+            Self::connect(&postgres).await.unwrap(),
+        ]
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// A write transaction that takes the write lock up front. On SQLite, `BEGIN IMMEDIATE`:
+    /// concurrent writers queue on the busy timeout instead of failing with SQLITE_BUSY on lock
+    /// upgrade. On PostgreSQL, one transaction-scoped advisory lock shared by every replica: the
+    /// store's read-check-write transactions (the first decision wins, a job is enqueued once)
+    /// see each other's commits exactly as on SQLite. Single-statement claims do not take it.
+    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     pub async fn ping(&self) -> bool {
@@ -63,14 +168,14 @@ impl Store {
 
     /// Appends an audit record.
     pub async fn audit(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut AnyConnection,
         incident: &str,
         actor: &str,
         event: &str,
         detail: serde_json::Value,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO audit (incident_id, at, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO audit (incident_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(incident)
         .bind(now_text())
@@ -84,7 +189,7 @@ impl Store {
 
     pub async fn audit_trail(&self, incident: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT at, actor, event, detail FROM audit WHERE incident_id = ? ORDER BY id",
+            "SELECT at, actor, event, detail FROM audit WHERE incident_id = $1 ORDER BY id",
         )
         .bind(incident)
         .fetch_all(&self.pool)
@@ -98,6 +203,18 @@ pub struct AuditRow {
     pub actor: String,
     pub event: String,
     pub detail: String,
+}
+
+/// Text from outside (an assistant's answer, a host's output, an alert's field) as the store
+/// keeps it. PostgreSQL's TEXT cannot hold NUL, so both backends keep U+FFFD in its place and
+/// the record reads the same on either. (JSON columns need nothing: serde_json escapes NUL.)
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// Whether `conn` is a PostgreSQL connection, for the few statements whose SQL differs.
+pub(crate) fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name() == "PostgreSQL"
 }
 
 pub fn now_text() -> String {

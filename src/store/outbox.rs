@@ -5,9 +5,10 @@
 //! strictly in order; lanes and incidents run independently, so a long command batch never holds
 //! up a Slack thread reply.
 
+use super::text;
 use chrono::{Duration as ChronoDuration, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, now_text, time_text};
 use crate::domain::UnknownName;
@@ -227,12 +228,12 @@ impl OutboxRow {
 
 /// Queues a job inside the caller's transaction.
 pub async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     incident: &str,
     job: &Job,
 ) -> Result<(), sqlx::Error> {
     let now = now_text();
-    sqlx::query("INSERT INTO outbox (incident_id, lane, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO outbox (incident_id, lane, kind, payload, not_before, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(incident)
         .bind(job.lane().as_str())
         .bind(job.name())
@@ -267,30 +268,45 @@ impl Store {
             LaneFilter::Only(l) => (Some(true), l.as_str()),
             LaneFilter::Except(l) => (Some(false), l.as_str()),
         };
-        let row = sqlx::query_as(
-            "UPDATE outbox SET status = 'running', attempts = attempts + 1
-             WHERE id = (
-                SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND o.not_before <= ?1
-                  AND (?3 IS NULL OR (o.lane = ?2) = ?3)
-                  AND NOT EXISTS (
-                    SELECT 1 FROM outbox e
-                    WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.id < o.id
-                      AND e.status IN ('pending', 'running'))
-                ORDER BY o.id LIMIT 1)
-             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at",
-        )
-        .bind(now_text())
-        .bind(lane)
-        .bind(keep)
-        .fetch_optional(&self.pool)
-        .await?;
+        // PostgreSQL: several replicas claim at once; each skips the rows another is claiming
+        // (SKIP LOCKED) instead of queueing behind it. A job earlier in the same lane is seen
+        // while another replica claims it (still pending in this snapshot), so lane order holds.
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE outbox SET status = 'running', attempts = attempts + 1, claimed_by = $4
+                     WHERE id = (
+                        SELECT o.id FROM outbox o
+                        WHERE o.status = 'pending' AND o.not_before <= $1
+                          AND ($3 IS NULL OR (o.lane = $2) = $3)
+                          AND NOT EXISTS (
+                            SELECT 1 FROM outbox e
+                            WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.id < o.id
+                              AND e.status IN ('pending', 'running'))
+                        ORDER BY o.id LIMIT 1",
+                    $lock,
+                    ")
+                     RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at"
+                )
+            };
+        }
+        let sql = match self.backend() {
+            super::Backend::Sqlite => claim!(""),
+            super::Backend::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
+        };
+        let row = sqlx::query_as(sql)
+            .bind(now_text())
+            .bind(lane)
+            .bind(keep)
+            .bind(self.replica_id())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row)
     }
 
     pub async fn complete(&self, id: i64) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'done', finished_at = ?, last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET status = 'done', finished_at = $1, last_error = NULL WHERE id = $2",
         )
         .bind(now_text())
         .bind(id)
@@ -309,10 +325,10 @@ impl Store {
         let at =
             Utc::now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(60));
         sqlx::query(
-            "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'pending', not_before = $1, last_error = $2 WHERE id = $3",
         )
         .bind(time_text(at))
-        .bind(error)
+        .bind(text(error))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -322,26 +338,47 @@ impl Store {
     /// Gives up on a job; it stays in the table with its error, for the operator.
     pub async fn fail(&self, id: i64, error: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'failed', finished_at = $1, last_error = $2 WHERE id = $3",
         )
         .bind(now_text())
-        .bind(error)
+        .bind(text(error))
         .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// After a restart: jobs that were running when the process died. They are returned so the
-    /// caller can decide (a command batch must not simply run again).
-    pub async fn orphaned_jobs(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        Ok(sqlx::query_as("SELECT id, incident_id, lane, kind, payload, status, attempts, last_error, created_at FROM outbox WHERE status = 'running' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?)
+    /// The replicas other than this one that have jobs running (`None`: claimed before replicas
+    /// were recorded). Recovery asks which of them are gone.
+    pub async fn running_job_owners(&self) -> anyhow::Result<Vec<Option<String>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT claimed_by FROM outbox
+             WHERE status = 'running' AND claimed_by IS DISTINCT FROM $1",
+        )
+        .bind(self.replica_id())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes over the running jobs of a replica that is gone: they become this replica's, to
+    /// recover. One statement, so of two survivors exactly one gets each job. They are returned
+    /// so the caller can decide (a command batch must not simply run again).
+    pub async fn take_over_jobs(&self, owner: Option<&str>) -> anyhow::Result<Vec<OutboxRow>> {
+        let mut rows: Vec<OutboxRow> = sqlx::query_as(
+            "UPDATE outbox SET claimed_by = $1
+             WHERE status = 'running' AND claimed_by IS NOT DISTINCT FROM $2
+             RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at",
+        )
+        .bind(self.replica_id())
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     pub async fn requeue(&self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = ?")
+        sqlx::query("UPDATE outbox SET status = 'pending' WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -360,7 +397,7 @@ impl Store {
     pub async fn dead_jobs(&self, incident: Option<&str>) -> anyhow::Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as(
             "SELECT id, incident_id, lane, kind, payload, status, attempts, last_error, created_at FROM outbox
-             WHERE status = 'failed' AND (?1 IS NULL OR incident_id = ?1) ORDER BY id",
+             WHERE status = 'failed' AND ($1 IS NULL OR incident_id = $1) ORDER BY id",
         )
         .bind(incident)
         .fetch_all(&self.pool)
@@ -373,9 +410,9 @@ impl Store {
     pub async fn retry_dead_jobs(&self, incident: &str) -> anyhow::Result<Vec<OutboxRow>> {
         let mut tx = self.write_tx().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, not_before = ?1,
-                    created_at = ?1
-             WHERE incident_id = ?2 AND status = 'failed' AND kind != 'execute'
+            "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, not_before = $1,
+                    created_at = $1
+             WHERE incident_id = $2 AND status = 'failed' AND kind != 'execute'
              RETURNING id, incident_id, lane, kind, payload, status, attempts, last_error, created_at",
         )
         .bind(now_text())
@@ -383,7 +420,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         if !rows.is_empty() {
-            sqlx::query("UPDATE incidents SET error = NULL WHERE id = ?")
+            sqlx::query("UPDATE incidents SET error = NULL WHERE id = $1")
                 .bind(incident)
                 .execute(&mut *tx)
                 .await?;
@@ -395,12 +432,12 @@ impl Store {
     /// Gives up on a job inside the caller's transaction (recovery: a batch that a restart cut
     /// short is never re-run).
     pub async fn fail_in(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: i64,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?")
-            .bind(error)
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1 WHERE id = $2")
+            .bind(text(error))
             .bind(id)
             .execute(conn)
             .await?;
@@ -424,8 +461,12 @@ mod tests {
     #[tokio::test]
     async fn claims_keep_to_the_lanes_asked_for_and_to_lane_order() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        for store in Store::for_tests(dir.path()).await {
+            claims_keep_to_lanes(store).await;
+        }
+    }
+
+    async fn claims_keep_to_lanes(store: Store) {
         store.enqueue("a", &Job::Triage).await.unwrap();
         store.enqueue("b", &Job::Triage).await.unwrap();
         store

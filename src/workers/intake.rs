@@ -59,6 +59,15 @@ pub async fn run_sources(
     // Per source: consecutive failed polls.
     let mut failures = vec![0u32; sources.len()];
     loop {
+        if !ctx.replica.leads().await {
+            // Another replica polls (each alert is read by one); this one takes over the lead
+            // when that one is gone.
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            continue;
+        }
         for (source, failed) in sources.iter().zip(failures.iter_mut()) {
             let polled = poll_source(&ctx, source).await;
             let note = outage_note(*failed, polled.is_ok());

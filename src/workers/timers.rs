@@ -10,7 +10,10 @@ use crate::shutdown::Shutdown;
 /// Escalates and expires undecided incidents until shutdown.
 pub async fn approval_clock(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     loop {
-        if let Err(e) = tick(&ctx).await {
+        // One replica runs the clocks, the one that polls.
+        if ctx.replica.leads().await
+            && let Err(e) = tick(&ctx).await
+        {
             tracing::error!(error = %e, "approval expiry check failed");
         }
         tokio::select! {
@@ -37,15 +40,19 @@ pub async fn policy_clock(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
                 tracing::warn!(error = %e, "Kibana maintenance windows not refreshed");
             }
         }
-        if let Err(e) = policy::digest_tick(&ctx).await {
-            tracing::error!(error = %e, "digest check failed");
-        }
-        match policy::index_outcomes(&ctx).await {
-            // A full batch: more are waiting, go on without waiting for the tick.
-            Ok(n) if n >= 500 => continue,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "dispatch outcomes not copied to their index; will retry")
+        // Every replica keeps its own copy of the windows (a pushed alert may reach any of
+        // them); the digests and the outcome index are the leading replica's.
+        if ctx.replica.leads().await {
+            if let Err(e) = policy::digest_tick(&ctx).await {
+                tracing::error!(error = %e, "digest check failed");
+            }
+            match policy::index_outcomes(&ctx).await {
+                // A full batch: more are waiting, go on without waiting for the tick.
+                Ok(n) if n >= 500 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatch outcomes not copied to their index; will retry")
+                }
             }
         }
         tokio::select! {

@@ -73,7 +73,7 @@ async fn a_batch_cut_short_by_a_crash_is_interrupted_not_rerun() {
         .await
         .unwrap();
     let remote = serde_json::json!({"endpoint": world.winrm.url(), "shell_id": "0D7C3A5E-0000-4000-8000-000000000001", "command_id": "0D7C3A5E-0000-4000-8000-000000000002"});
-    sqlx::query("UPDATE commands SET status = 'running', started_at = '2026-01-01T00:00:01Z', remote = ? WHERE seq = 1")
+    sqlx::query("UPDATE commands SET status = 'running', started_at = '2026-01-01T00:00:01Z', remote = $1 WHERE seq = 1")
         .bind(remote.to_string())
         .execute(&store.pool)
         .await

@@ -283,7 +283,7 @@ pub(crate) struct Decided<'a> {
 /// record with the exact commands and host, the response-time marks, and the side effects —
 /// the card update, the case comment and status, and the run (or the final record).
 pub(crate) async fn write_decision(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     incident: &IncidentRow,
     commands: &[ProposedCommand],
     d: Decided<'_>,
@@ -410,7 +410,7 @@ async fn first_approval(
 /// Writes a first approval already recorded inside `tx`: the audit record, the card update,
 /// the approver's private note and the case comment.
 pub(crate) async fn write_first_approval(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     incident: &IncidentRow,
     user: &str,
     channel: &str,

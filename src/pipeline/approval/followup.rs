@@ -267,7 +267,7 @@ pub struct ThreadProposal<'a> {
 /// was recorded now.
 pub async fn propose_in_thread(
     ctx: &Ctx,
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     parent: &IncidentRow,
     alert: &Alert,
     proposal: ThreadProposal<'_>,

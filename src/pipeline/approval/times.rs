@@ -58,7 +58,7 @@ impl Observed {
 
 /// Marks the first human decision on `incident` by `user` at `at` (a no-op after the first).
 pub async fn acknowledged(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     incident: &IncidentRow,
     user: &str,
     at: &str,
@@ -73,7 +73,7 @@ pub async fn acknowledged(
 /// Marks the end of the response (`outcome`: executed, execution_failed, declined, expired,
 /// interrupted) and queues the closing case comment with both times. A no-op after the first.
 pub async fn responded(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     incident: &IncidentRow,
     at: &str,
     outcome: &'static str,

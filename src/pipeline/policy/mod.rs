@@ -152,7 +152,7 @@ impl Engine {
 /// Loads what the decision for `alert` depends on, inside `conn`'s transaction. `None`: seen
 /// before with the same status (a re-read; nothing to decide).
 async fn facts(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     engine: &Engine,
     source: &str,
     alert: &Alert,
