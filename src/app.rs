@@ -55,6 +55,9 @@ pub async fn build_ctx(
 
 pub struct App;
 
+/// How often a replica checks the connection that holds its liveness lock (PostgreSQL).
+const LIVENESS_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A started service.
 pub struct RunningApp {
     pub addr: SocketAddr,
@@ -63,6 +66,8 @@ pub struct RunningApp {
     pub ctx: Arc<Ctx>,
     trigger: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
+    /// Watches this replica's liveness until the tasks above have stopped.
+    liveness: JoinHandle<()>,
 }
 
 impl App {
@@ -121,6 +126,14 @@ impl App {
             )),
             tokio::spawn(crate::workers::run_outbox(ctx.clone(), shutdown)),
         ];
+        // A replica that can no longer prove it is alive may already have its jobs taken over
+        // by the others: it stops at once, as a crash would, and its orchestrator restarts it.
+        let watched = ctx.clone();
+        let liveness = tokio::spawn(async move {
+            let e = watched.replica.lost(LIVENESS_CHECK).await;
+            tracing::error!(error = %e, "ReplicaLost: stopping now so that no job runs twice");
+            std::process::exit(70);
+        });
         let mut metrics_addr = None;
         if let Some(bind) = ctx.settings.metrics_bind {
             let listener = tokio::net::TcpListener::bind(bind)
@@ -158,6 +171,7 @@ impl App {
             ctx,
             trigger,
             tasks,
+            liveness,
         })
     }
 }
@@ -192,6 +206,7 @@ impl RunningApp {
                 t.abort();
             }
         }
+        self.liveness.abort();
         self.ctx.store.pool.close().await;
     }
 }

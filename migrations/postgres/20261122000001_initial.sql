@@ -1,5 +1,5 @@
 -- PostgreSQL twin of migrations/sqlite/20261122000001_initial.sql: the same tables, columns and versions; INTEGER is BIGINT and
--- AUTOINCREMENT an identity column. tests/checks/migrations.rs keeps the two sets paired.
+-- AUTOINCREMENT an identity column. The store's tests keep the two sets paired.
 -- triage-bot schema. Times are RFC 3339 UTC text; JSON columns hold serde_json text.
 
 -- One row per incident; alert_id UNIQUE is also the persisted "seen" set of the pollers.

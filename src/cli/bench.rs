@@ -22,7 +22,7 @@ fn rate(n: usize, took: Duration) -> String {
     )
 }
 
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run(postgres: Option<&str>) -> anyhow::Result<()> {
     let answer = crate::samples::triage_answer();
     let n = 20_000;
     let t = Instant::now();
@@ -72,18 +72,43 @@ pub async fn run() -> anyhow::Result<()> {
     // A fresh database of its own, removed afterwards (a production build has no tempfile).
     let dir = std::env::temp_dir().join(format!("triage-bot-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = store_figures(&dir).await;
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    let result = store_figures(&sqlite).await;
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    let sqlite = result?;
+    if let Some(admin) = postgres {
+        let url = Store::scratch_postgres(admin).await?;
+        let pg = store_figures(&url).await?;
+        println!("PostgreSQL against SQLite in this run (rate ratio, > 1: PostgreSQL faster):");
+        for (what, s, p) in [
+            ("ingest", sqlite.ingest, pg.ingest),
+            ("dedupe", sqlite.dedupe, pg.dedupe),
+            ("outbox, one claimer", sqlite.outbox, pg.outbox),
+            ("outbox, two replicas", sqlite.outbox, pg.outbox_two),
+        ] {
+            println!("  {what:<22} {:.2}×", p / s);
+        }
+    }
+    Ok(())
 }
 
-/// Ingest, dedupe and outbox throughput on a fresh SQLite database in `dir`.
-async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.join("bench.db").display()
-    ))
-    .await?;
+/// Rates (per second) on one database.
+struct StoreRates {
+    ingest: f64,
+    dedupe: f64,
+    outbox: f64,
+    /// PostgreSQL only: two stores (two replicas' pools) claiming at once.
+    outbox_two: f64,
+}
+
+fn per_sec(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+/// Ingest, dedupe and outbox throughput on a fresh database at `url`.
+async fn store_figures(url: &str) -> anyhow::Result<StoreRates> {
+    let store = Store::connect(url).await?;
+    let db = store.backend().to_string();
     let n = 2_000;
     // Grouping off: every alert its own incident, as this figure always measured.
     let engine = policy::Engine::new(policy::Policies::default_grouping(None));
@@ -94,10 +119,8 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         let alert = Alert::from_document(&id, "idx", &doc, "@timestamp")?;
         admit_all(&store, &engine, "bench", std::slice::from_ref(&alert)).await?;
     }
-    println!(
-        "ingest alert (SQLite, WAL, 1 tx each): {}",
-        rate(n, t.elapsed())
-    );
+    let ingest = t.elapsed();
+    println!("ingest alert ({db}, 1 tx each): {}", rate(n, ingest));
     let t = Instant::now();
     let mut dup = 0;
     for i in 0..n {
@@ -108,20 +131,41 @@ async fn store_figures(dir: &std::path::Path) -> anyhow::Result<()> {
             .await?
             .duplicates;
     }
-    println!(
-        "re-poll seen alert (dedupe):           {}",
-        rate(n, t.elapsed())
-    );
+    let dedupe = t.elapsed();
+    println!("re-poll seen alert ({db}, dedupe): {}", rate(n, dedupe));
     assert_eq!(dup, n);
+    // Half the jobs by one claimer, the other half by two at once (PostgreSQL: two replicas'
+    // pools, SKIP LOCKED); on SQLite the second half is claimed by one as well.
+    let jobs = store.unfinished_jobs().await? as usize;
     let t = Instant::now();
+    let one = drain(&store, jobs / 2).await?;
+    let outbox = t.elapsed();
+    println!("claim + complete outbox job ({db}): {}", rate(one, outbox));
+    let mut outbox_two = per_sec(one, outbox);
+    if store.backend() == crate::store::Backend::Postgres {
+        let other = Store::connect(url).await?;
+        let t = Instant::now();
+        let (a, b) = tokio::join!(drain(&store, usize::MAX), drain(&other, usize::MAX));
+        let (took, two) = (t.elapsed(), a? + b?);
+        println!("claim + complete, two replicas ({db}): {}", rate(two, took));
+        outbox_two = per_sec(two, took);
+    }
+    Ok(StoreRates {
+        ingest: per_sec(n, ingest),
+        dedupe: per_sec(n, dedupe),
+        outbox: per_sec(one, outbox),
+        outbox_two,
+    })
+}
+
+/// Claims and completes up to `max` jobs; how many there were.
+async fn drain(store: &Store, max: usize) -> anyhow::Result<usize> {
     let mut claimed = 0;
-    while let Some(row) = store.claim_next().await? {
+    while claimed < max
+        && let Some(row) = store.claim_next().await?
+    {
         store.complete(row.id).await?;
         claimed += 1;
     }
-    println!(
-        "claim + complete outbox job:           {}",
-        rate(claimed, t.elapsed())
-    );
-    Ok(())
+    Ok(claimed)
 }

@@ -106,6 +106,11 @@ enum Command {
         /// Hosts the storm's alerts are spread over.
         #[arg(long, default_value_t = 50)]
         hosts: usize,
+        /// Also measure ingest and outbox throughput on PostgreSQL, in a fresh database made on
+        /// the server of this admin URL (e.g. postgres://user@127.0.0.1:5432/postgres), beside
+        /// SQLite in the same run.
+        #[arg(long, value_name = "ADMIN_URL")]
+        postgres: Option<String>,
     },
     /// The safety gate: `safety check` judges commands as the triage would and says why.
     Safety {
@@ -235,7 +240,11 @@ pub fn main() -> ExitCode {
             Command::Bench { storm: true, .. } => Err(anyhow::anyhow!(
                 "the storm benchmark runs against the emulators, which this build (--no-default-features) leaves out"
             )),
-            Command::Bench { pipeline: false, .. } => bench::run().await,
+            Command::Bench {
+                pipeline: false,
+                postgres,
+                ..
+            } => bench::run(postgres.as_deref()).await,
             #[cfg(feature = "demo")]
             Command::Bench {
                 pipeline: true,

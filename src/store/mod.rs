@@ -224,3 +224,60 @@ pub fn now_text() -> String {
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+impl Store {
+    /// Every (table, column) of the schema, sorted: the two migration sets must give the same.
+    pub async fn columns(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'
+                 ORDER BY 1, 2"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text, column_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'
+                 ORDER BY 1, 2"
+            }
+        };
+        sqlx::query_as(sql).fetch_all(&self.pool).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_sets_are_paired_by_version_and_name() {
+        let names = |dir: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let mut v: Vec<String> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let sqlite = names("migrations/sqlite");
+        assert!(sqlite.len() >= 12, "{sqlite:?}");
+        assert_eq!(sqlite, names("migrations/postgres"));
+    }
+
+    #[tokio::test]
+    async fn both_backends_migrate_to_the_same_tables_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Store::for_tests(dir.path()).await;
+        let sqlite = stores[0].columns().await.unwrap();
+        let postgres = stores[1].columns().await.unwrap();
+        assert!(sqlite.len() > 100, "{} columns", sqlite.len());
+        assert!(sqlite.contains(&("outbox".into(), "claimed_by".into())));
+        assert_eq!(sqlite, postgres);
+    }
+
+    #[test]
+    fn nul_is_kept_as_a_replacement_character() {
+        assert_eq!(text("a\0b"), "a\u{FFFD}b");
+        assert_eq!(text("plain"), "plain");
+    }
+}
