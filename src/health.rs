@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Health {
-    started: Instant,
+    /// Since when this process polls: its start, or when it took the lead from a replica gone.
+    started: Mutex<Instant>,
     socket_connected: AtomicBool,
     last_poll_ok: Mutex<HashMap<String, Instant>>,
 }
@@ -17,7 +18,7 @@ pub struct Health {
 impl Default for Health {
     fn default() -> Self {
         Self {
-            started: Instant::now(),
+            started: Mutex::new(Instant::now()),
             socket_connected: AtomicBool::new(false),
             last_poll_ok: Mutex::new(HashMap::new()),
         }
@@ -34,6 +35,12 @@ impl Health {
         self.socket_connected.load(Ordering::Relaxed)
     }
 
+    /// This replica has just taken over the polling: a source it never polled yet is stale only
+    /// after `stale_after` from now, not from the process's start.
+    pub fn polling_started(&self) {
+        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
     pub fn poll_succeeded(&self, source: &str) {
         self.last_poll_ok
             .lock()
@@ -47,11 +54,12 @@ impl Health {
     /// The sources (of `sources`) with no successful poll within `stale_after` — counted from
     /// the start for a source never polled yet.
     pub fn stale_sources<'a>(&self, sources: &[&'a str], stale_after: Duration) -> Vec<&'a str> {
+        let started = *self.started.lock().unwrap_or_else(|p| p.into_inner());
         let last = self.last_poll_ok.lock().unwrap_or_else(|p| p.into_inner());
         sources
             .iter()
             .copied()
-            .filter(|s| last.get(*s).copied().unwrap_or(self.started).elapsed() > stale_after)
+            .filter(|s| last.get(*s).copied().unwrap_or(started).elapsed() > stale_after)
             .collect()
     }
 }

@@ -35,7 +35,7 @@ pub async fn run(file: &str, source: &str) -> anyhow::Result<()> {
         Some(path) => Policies::load(path)?,
         None => Policies::default_grouping(settings.group_window),
     };
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(settings.database_url.expose()).await?;
     let engine = Engine::new(policies);
     print!("{}", render(&store, &engine, source, &alert).await?);
     Ok(())

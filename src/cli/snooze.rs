@@ -24,7 +24,7 @@ pub async fn run(
     by: Option<String>,
 ) -> anyhow::Result<()> {
     let settings = PolicyCliSettings::from_env()?;
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(settings.database_url.expose()).await?;
     if clear {
         let which = target.as_deref().map(parse_target).transpose()?;
         let n = store.clear_snoozes(which).await?;

@@ -222,6 +222,37 @@ impl KibanaSettings {
     }
 }
 
+/// `DATABASE_URL`: a `postgres://` URL may carry a password, so it shows itself (in
+/// `check-config`, in logs) with the password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        // scheme://user:password@host/...: the user info ends at the last '@' before the path.
+        let masked = url.split_once("://").and_then(|(scheme, rest)| {
+            let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+            let (userinfo, host) = authority.rsplit_once('@')?;
+            let (user, _password) = userinfo.split_once(':')?;
+            let tail = &rest[authority.len()..];
+            Some(format!("{scheme}://{user}:***@{host}{tail}"))
+        });
+        write!(f, "{:?}", masked.as_deref().unwrap_or(url))
+    }
+}
+
 /// Used when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://triage-bot.db?mode=rwc";
 
@@ -259,7 +290,7 @@ pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub http_bind: SocketAddr,
     /// A separate address for `/metrics` (`METRICS_BIND`); unset: served on `http_bind`.
     pub metrics_bind: Option<SocketAddr>,
@@ -489,7 +520,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
-            database_url: env.or("DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_url: DatabaseUrl::new(env.or("DATABASE_URL", DEFAULT_DATABASE_URL)),
             http_bind,
             metrics_bind: match env.opt("METRICS_BIND") {
                 Some(v) => {
@@ -546,6 +577,27 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_shows_itself_without_its_password() {
+        let shown = |u: &str| format!("{:?}", DatabaseUrl::new(u));
+        let pg = shown("postgres://triage:s3cr%40t@db.internal:5432/triage?sslmode=require");
+        assert!(!pg.contains("s3cr"), "{pg}");
+        assert!(
+            pg.contains("postgres://triage:***@db.internal:5432/triage?sslmode=require"),
+            "{pg}"
+        );
+        assert_eq!(
+            shown("postgres://triage@db/triage"),
+            "\"postgres://triage@db/triage\""
+        );
+        assert_eq!(
+            shown(DEFAULT_DATABASE_URL),
+            format!("{DEFAULT_DATABASE_URL:?}")
+        );
+        // An '@' in the password itself (unencoded) is still hidden.
+        assert!(!shown("postgres://u:p@ss@h/d").contains("p@ss"));
+    }
 
     /// Every variable the configuration reads — with the assistant and Slack transport variants
     /// that read more — is documented in `.env.example` (as `VAR=` or a commented `# VAR=`).

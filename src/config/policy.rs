@@ -45,7 +45,7 @@ pub fn group_window(env: &Env) -> Result<Option<Duration>, ConfigError> {
 /// What `triage-bot snooze` and `triage-bot explain` need: the database and the policies.
 #[derive(Debug, Clone)]
 pub struct PolicyCliSettings {
-    pub database_url: String,
+    pub database_url: super::DatabaseUrl,
     pub policy: PolicySettings,
     pub group_window: Option<Duration>,
 }
@@ -58,7 +58,7 @@ impl PolicyCliSettings {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env { lookup };
         Ok(Self {
-            database_url: env.or("DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_url: super::DatabaseUrl::new(env.or("DATABASE_URL", DEFAULT_DATABASE_URL)),
             policy: PolicySettings::from_env(&env)?,
             group_window: group_window(&env)?,
         })

@@ -110,7 +110,7 @@ async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     let sources: Vec<&str> = es.sources.iter().map(|s| s.name.as_str()).collect();
     let stale_after = es.poll_interval * 5;
     // Only the leading replica polls; the others are ready without polls of their own.
-    let polled = if ctx.replica.is_leading() {
+    let polled = if ctx.replica.is_leading(crate::store::Lead::Main) {
         ctx.health.stale_sources(&sources, stale_after)
     } else {
         Vec::new()

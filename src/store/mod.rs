@@ -22,7 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use incidents::IncidentRow;
 pub use outbox::{Job, OutboxRow};
-pub use replica::{Backend, Replica};
+pub use replica::{Backend, HostLease, Lead, Replica};
 
 /// The two migration sets, paired by version and name (`tests/checks/migrations.rs`).
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -135,6 +135,19 @@ impl Store {
         ]
     }
 
+    /// Whether the connection to the database is encrypted: `None` on SQLite (a local file).
+    pub async fn encrypted(&self) -> Result<Option<bool>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map(Some),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -223,6 +236,40 @@ pub fn now_text() -> String {
 
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Host leases across replicas (`replica::Replica::hold_host`).
+impl Store {
+    /// Takes `host` for `holder` if nobody holds it.
+    pub async fn take_host(&self, host: &str, holder: &str) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query(
+            "INSERT INTO host_leases (host, holder, since) VALUES ($1, $2, $3)
+             ON CONFLICT (host) DO NOTHING",
+        )
+        .bind(host)
+        .bind(holder)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn host_holder(&self, host: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT holder FROM host_leases WHERE host = $1")
+            .bind(host)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Lets go of `host` if `holder` still holds it.
+    pub async fn release_host(&self, host: &str, holder: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM host_leases WHERE host = $1 AND holder = $2")
+            .bind(host)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 impl Store {

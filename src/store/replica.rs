@@ -48,8 +48,28 @@ impl fmt::Display for Backend {
     }
 }
 
-/// The advisory lock the leader holds.
-const LEADER_LOCK: i64 = 0x7472_6961_6765_0002;
+/// The singleton work one replica leads, each under an advisory lock of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// Polling the alert indices, the approval clock, digests and the outcome index (`serve`).
+    Main,
+    /// Polling the ELK index-action index (`serve` with `INDEX_ACTION_INDEX`, or the separate
+    /// `index-action-worker`).
+    IndexAction,
+}
+
+impl Lead {
+    fn lock(self) -> i64 {
+        match self {
+            Self::Main => 0x7472_6961_6765_0002,
+            Self::IndexAction => 0x7472_6961_6765_0003,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// The lock key of a replica's liveness: FNV-1a of its id, so every replica computes the same key.
 fn liveness_key(replica: &str) -> i64 {
@@ -66,7 +86,7 @@ pub struct Replica {
     id: String,
     /// PostgreSQL: the connection that holds this replica's locks. `None` on SQLite.
     conn: Option<Mutex<AnyConnection>>,
-    leads: AtomicBool,
+    leads: [AtomicBool; 2],
 }
 
 impl Replica {
@@ -89,7 +109,10 @@ impl Replica {
         Ok(Self {
             id,
             // SQLite: the one replica leads from the start.
-            leads: AtomicBool::new(conn.is_none()),
+            leads: [
+                AtomicBool::new(conn.is_none()),
+                AtomicBool::new(conn.is_none()),
+            ],
             conn,
         })
     }
@@ -98,30 +121,31 @@ impl Replica {
         &self.id
     }
 
-    /// Whether this replica has taken the lead (without asking for it).
-    pub fn is_leading(&self) -> bool {
-        self.leads.load(Ordering::Acquire)
+    /// Whether this replica has taken `lead` (without asking for it).
+    pub fn is_leading(&self, lead: Lead) -> bool {
+        self.leads[lead.index()].load(Ordering::Acquire)
     }
 
-    /// Whether this replica leads the singleton work, taking the lead if nobody holds it. Once
-    /// taken, it is held until the process (or its liveness connection) ends.
-    pub async fn leads(&self) -> bool {
-        if self.leads.load(Ordering::Acquire) {
+    /// Whether this replica leads `lead`, taking it if nobody holds it. Once taken, it is held
+    /// until the process (or its liveness connection) ends.
+    pub async fn leads(&self, lead: Lead) -> bool {
+        let flag = &self.leads[lead.index()];
+        if flag.load(Ordering::Acquire) {
             return true;
         }
         let Some(conn) = &self.conn else {
-            self.leads.store(true, Ordering::Release);
+            flag.store(true, Ordering::Release);
             return true;
         };
         let mut conn = conn.lock().await;
         let took: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LEADER_LOCK)
+            .bind(lead.lock())
             .fetch_one(&mut *conn)
             .await;
         match took {
             Ok(true) => {
-                tracing::info!(replica = %self.id, "leading: this replica polls and runs the clocks");
-                self.leads.store(true, Ordering::Release);
+                tracing::info!(replica = %self.id, lead = ?lead, "ReplicaLeads: this replica now does this singleton work");
+                flag.store(true, Ordering::Release);
                 true
             }
             Ok(false) => false,
@@ -160,6 +184,42 @@ impl Replica {
         Ok(!free)
     }
 
+    /// Holds `host` for one batch across replicas, waiting while a live replica holds it; a
+    /// gone holder's lease is taken over. On SQLite (one replica) the process's own host lock is
+    /// all there is, and this holds nothing. Released when the lease is dropped.
+    pub async fn hold_host(&self, store: &Store, host: &str) -> anyhow::Result<HostLease> {
+        if self.conn.is_none() {
+            return Ok(HostLease(None));
+        }
+        let mut waits = 0u32;
+        loop {
+            if store.take_host(host, &self.id).await? {
+                return Ok(HostLease(Some((
+                    store.clone(),
+                    host.to_string(),
+                    self.id.clone(),
+                ))));
+            }
+            match store.host_holder(host).await? {
+                Some(holder) if !self.is_alive(Some(&holder)).await? => {
+                    tracing::warn!(host, replica = %holder, "taking over the host lease of a replica that is gone");
+                    store.release_host(host, &holder).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            if waits == 0 {
+                tracing::info!(
+                    host,
+                    "another replica runs a batch on this host; waiting for it"
+                );
+            }
+            waits += 1;
+            // Another replica's batch takes seconds to minutes; a short steady poll is enough.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Resolves when this replica can no longer prove it is alive (its liveness connection is
     /// lost): the others may be taking over its jobs. Never resolves on SQLite.
     pub async fn lost(&self, every: Duration) -> anyhow::Error {
@@ -172,6 +232,24 @@ impl Replica {
                 return anyhow::anyhow!(
                     "lost the database connection that holds this replica's liveness lock: {e}"
                 );
+            }
+        }
+    }
+}
+
+/// A host held across replicas (see [`Replica::hold_host`]); let go when dropped.
+pub struct HostLease(Option<(Store, String, String)>);
+
+impl Drop for HostLease {
+    fn drop(&mut self) {
+        if let Some((store, host, holder)) = self.0.take() {
+            // Drop cannot wait; if the process dies first, the next holder sees this one gone.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = store.release_host(&host, &holder).await {
+                        tracing::warn!(host = %host, error = %e, "host lease not released");
+                    }
+                });
             }
         }
     }
@@ -210,6 +288,7 @@ mod tests {
 /// Several replicas on one PostgreSQL database (`scripts/test` provides the server).
 #[cfg(test)]
 mod postgres {
+    use super::Lead;
     use crate::store::outbox::Job;
     use crate::store::{Replica, Store};
 
@@ -228,9 +307,14 @@ mod postgres {
         let (a, b) = two_replicas().await;
         let ra = Replica::join(&a).await.unwrap();
         let rb = Replica::join(&b).await.unwrap();
-        assert!(ra.leads().await, "the first to ask leads");
-        assert!(!rb.leads().await, "only one leads");
-        assert!(!rb.is_leading());
+        assert!(ra.leads(Lead::Main).await, "the first to ask leads");
+        assert!(!rb.leads(Lead::Main).await, "only one leads");
+        assert!(!rb.is_leading(Lead::Main));
+        assert!(
+            rb.leads(Lead::IndexAction).await,
+            "the index-action lead is apart"
+        );
+        assert!(!ra.leads(Lead::IndexAction).await);
         assert!(rb.is_alive(Some(ra.id())).await.unwrap());
         assert!(ra.is_alive(Some(rb.id())).await.unwrap());
         assert!(!rb.is_alive(None).await.unwrap(), "a claim without owner");
@@ -250,7 +334,7 @@ mod postgres {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let mut waited = 0;
-        while !rb.leads().await {
+        while !rb.leads(Lead::Main).await {
             waited += 1;
             assert!(waited < 200, "b never took the lead");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -330,5 +414,63 @@ mod postgres {
         let admin = crate::config::test_postgres().unwrap();
         let (server, _) = admin.rsplit_once('/').unwrap();
         format!("{server}/{name}")
+    }
+
+    #[tokio::test]
+    async fn a_host_is_held_by_one_replica_at_a_time_and_a_gone_holder_is_taken_over() {
+        use std::time::Duration;
+        let (a, b) = two_replicas().await;
+        let (ra, rb) = (
+            Replica::join(&a).await.unwrap(),
+            Replica::join(&b).await.unwrap(),
+        );
+        let lease = ra.hold_host(&a, "WS-1").await.unwrap();
+        // b waits while a holds it, but another host is free.
+        let other = rb.hold_host(&b, "WS-2").await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(600), rb.hold_host(&b, "WS-1"))
+                .await
+                .is_err(),
+            "b took a host a holds"
+        );
+        drop(lease);
+        let held = tokio::time::timeout(Duration::from_secs(10), rb.hold_host(&b, "WS-1"))
+            .await
+            .expect("released by a")
+            .unwrap();
+        assert_eq!(
+            b.host_holder("WS-1").await.unwrap().as_deref(),
+            Some(rb.id())
+        );
+        drop((held, other));
+
+        // a holds it again and dies holding it: b takes it over.
+        let lease = ra.hold_host(&a, "WS-3").await.unwrap();
+        std::mem::forget(lease);
+        drop(ra);
+        a.pool.close().await;
+        let held = tokio::time::timeout(Duration::from_secs(10), rb.hold_host(&b, "WS-3"))
+            .await
+            .expect("a's lease outlived a")
+            .unwrap();
+        assert_eq!(
+            b.host_holder("WS-3").await.unwrap().as_deref(),
+            Some(rb.id())
+        );
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn sslmode_require_connects_over_tls() {
+        let admin = crate::config::test_postgres().unwrap();
+        let url = Store::scratch_postgres(&admin).await.unwrap();
+        let plain = Store::connect(&format!("{url}?sslmode=disable"))
+            .await
+            .unwrap();
+        assert_eq!(plain.encrypted().await.unwrap(), Some(false));
+        let tls = Store::connect(&format!("{url}?sslmode=require"))
+            .await
+            .unwrap();
+        assert_eq!(tls.encrypted().await.unwrap(), Some(true));
     }
 }

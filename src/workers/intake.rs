@@ -13,6 +13,7 @@ use crate::pipeline::Ctx;
 use crate::pipeline::ingest::es_alerts::SourcePoll;
 use crate::pipeline::policy::{self, Admitted};
 use crate::shutdown::Shutdown;
+use crate::store::Lead;
 
 /// What one poll of a source did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub async fn run(ctx: Arc<Ctx>, shutdown: Shutdown) {
     let sources = ctx.settings.elastic.sources.clone();
     let interval = ctx.settings.elastic.poll_interval;
-    run_sources(ctx, sources, interval, shutdown).await
+    run_sources(ctx, sources, interval, Lead::Main, shutdown).await
 }
 
 /// Polls `sources` every `interval` until shutdown. While polls fail (Elasticsearch down,
@@ -54,12 +55,14 @@ pub async fn run_sources(
     ctx: Arc<Ctx>,
     sources: Vec<AlertSource>,
     interval: Duration,
+    lead: Lead,
     mut shutdown: Shutdown,
 ) {
     // Per source: consecutive failed polls.
     let mut failures = vec![0u32; sources.len()];
+    let mut leading = false;
     loop {
-        if !ctx.replica.leads().await {
+        if !ctx.replica.leads(lead).await {
             // Another replica polls (each alert is read by one); this one takes over the lead
             // when that one is gone.
             tokio::select! {
@@ -67,6 +70,10 @@ pub async fn run_sources(
                 _ = tokio::time::sleep(interval) => {}
             }
             continue;
+        }
+        if !leading {
+            leading = true;
+            ctx.health.polling_started();
         }
         for (source, failed) in sources.iter().zip(failures.iter_mut()) {
             let polled = poll_source(&ctx, source).await;
@@ -188,7 +195,14 @@ pub async fn run_index_action(ctx: Arc<Ctx>, shutdown: Shutdown) {
         return;
     };
     tracing::info!(index = %action.source.index, interval_secs = action.interval.as_secs_f64(), "index-action worker started");
-    run_sources(ctx, vec![action.source], action.interval, shutdown).await
+    run_sources(
+        ctx,
+        vec![action.source],
+        action.interval,
+        Lead::IndexAction,
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::shutdown::Shutdown;
 pub async fn approval_clock(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
     loop {
         // One replica runs the clocks, the one that polls.
-        if ctx.replica.leads().await
+        if ctx.replica.leads(crate::store::Lead::Main).await
             && let Err(e) = tick(&ctx).await
         {
             tracing::error!(error = %e, "approval expiry check failed");
@@ -42,7 +42,7 @@ pub async fn policy_clock(ctx: Arc<Ctx>, mut shutdown: Shutdown) {
         }
         // Every replica keeps its own copy of the windows (a pushed alert may reach any of
         // them); the digests and the outcome index are the leading replica's.
-        if ctx.replica.leads().await {
+        if ctx.replica.leads(crate::store::Lead::Main).await {
             if let Err(e) = policy::digest_tick(&ctx).await {
                 tracing::error!(error = %e, "digest check failed");
             }

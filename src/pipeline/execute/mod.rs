@@ -50,6 +50,12 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
     // Commands on one host run in order, also across incidents; hosts run in parallel, bounded.
     // A batch waiting here has not begun: it stays `approved`, so a restart simply starts it.
     let _permit = ctx.runner.lock_host(&host).await;
+    // And across replicas (PostgreSQL): one batch on a host at a time, whichever runs it.
+    let _lease = ctx
+        .replica
+        .hold_host(&ctx.store, &host)
+        .await
+        .map_err(JobError::retry)?;
     {
         let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
         Store::transition(&mut tx, &incident.id, IncidentState::Executing)
