@@ -127,6 +127,11 @@ impl Faults {
     }
 }
 
+/// `router` with every request first through `faults`.
+pub fn wrap(router: axum::Router, faults: &Faults) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(faults.clone(), inject))
+}
+
 /// xorshift64*: a small seeded generator, so a run's draws can be replayed from its seed (the
 /// fault plan here; a test's kill schedule).
 #[derive(Debug, Clone)]

@@ -29,10 +29,7 @@ pub fn json_response(status: u16, body: &Value) -> Response {
 /// through `faults` (off until a test turns it on). Returns the bound address; the server lives
 /// as long as the runtime.
 pub async fn spawn(router: axum::Router, faults: &Faults) -> anyhow::Result<SocketAddr> {
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        faults.clone(),
-        crate::faults::inject,
-    ));
+    let router = crate::faults::wrap(router, faults);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     // As real servers do: a response written in pieces (headers, then body; SSE events) must not

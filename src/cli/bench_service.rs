@@ -32,15 +32,18 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-pub async fn run(alerts: usize) -> anyhow::Result<()> {
-    overhead(alerts).await?;
-    idle_memory().await?;
-    fanout().await
+pub async fn run(alerts: usize, postgres: Option<&str>) -> anyhow::Result<()> {
+    if postgres.is_some() {
+        println!("database: a fresh PostgreSQL database per scenario");
+    }
+    overhead(alerts, postgres).await?;
+    idle_memory(postgres).await?;
+    fanout(postgres).await
 }
 
-async fn overhead(alerts: usize) -> anyhow::Result<()> {
+async fn overhead(alerts: usize, postgres: Option<&str>) -> anyhow::Result<()> {
     anyhow::ensure!(alerts >= 1, "--alerts must be at least 1");
-    let world = World::start().await?;
+    let world = World::start_on(postgres).await?;
     let app = world
         .start_app_with(&[
             ("KIBANA_WEBHOOK_SECRET", SECRET),
@@ -127,8 +130,8 @@ fn proc_kib(pid: u32, field: &str) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
-async fn idle_memory() -> anyhow::Result<()> {
-    let world = World::start().await?;
+async fn idle_memory(postgres: Option<&str>) -> anyhow::Result<()> {
+    let world = World::start_on(postgres).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -177,11 +180,11 @@ async fn idle_memory() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fanout() -> anyhow::Result<()> {
+async fn fanout(postgres: Option<&str>) -> anyhow::Result<()> {
     const HOSTS: usize = 50;
     const COMMANDS: usize = 8;
     const COMMAND_MS: u64 = 100;
-    let world = World::start().await?;
+    let world = World::start_on(postgres).await?;
     // Each command answers "still running" once, held 100 ms, then finishes: ~100 ms a command.
     world
         .winrm

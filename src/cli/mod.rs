@@ -108,7 +108,7 @@ enum Command {
         hosts: usize,
         /// Also measure ingest and outbox throughput on PostgreSQL, in a fresh database made on
         /// the server of this admin URL (e.g. postgres://user@127.0.0.1:5432/postgres), beside
-        /// SQLite in the same run.
+        /// SQLite in the same run; with --service, run the service scenarios on it instead.
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
     },
@@ -215,8 +215,9 @@ pub fn main() -> ExitCode {
             Command::Bench {
                 service: true,
                 alerts,
+                postgres,
                 ..
-            } => bench_service::run(alerts.unwrap_or(200)).await,
+            } => bench_service::run(alerts.unwrap_or(200), postgres.as_deref()).await,
             #[cfg(not(feature = "demo"))]
             Command::Bench { service: true, .. } => Err(anyhow::anyhow!(
                 "the service benchmark runs against the emulators, which this build (--no-default-features) leaves out"

@@ -40,6 +40,19 @@ impl World {
     /// Starts the emulators and seeds the scenario: one critical alert (timestamped now), a
     /// scripted assistant, the handler in Slack, and the host's answers to the commands.
     pub async fn start() -> anyhow::Result<Self> {
+        let postgres = if crate::config::test_on_postgres() {
+            Some(crate::config::test_postgres().ok_or_else(|| {
+                anyhow::anyhow!("TRIAGE_BOT_TEST_DATABASE=postgres needs TRIAGE_BOT_TEST_POSTGRES")
+            })?)
+        } else {
+            None
+        };
+        Self::start_on(postgres.as_deref()).await
+    }
+
+    /// [`Self::start`], the service's record in a fresh database on the PostgreSQL server of
+    /// `postgres` (an admin URL), or in a SQLite file when `None`.
+    pub async fn start_on(postgres: Option<&str>) -> anyhow::Result<Self> {
         // Quiet unless RUST_LOG asks: the demo prints its own timeline, tests capture logs.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -84,11 +97,8 @@ impl World {
             ALERT_ID,
             alert_document(ALERT_ID, &chrono::Utc::now().to_rfc3339()),
         );
-        let database_url = if crate::config::test_on_postgres() {
-            let admin = crate::config::test_postgres().ok_or_else(|| {
-                anyhow::anyhow!("TRIAGE_BOT_TEST_DATABASE=postgres needs TRIAGE_BOT_TEST_POSTGRES")
-            })?;
-            crate::store::Store::scratch_postgres(&admin).await?
+        let database_url = if let Some(admin) = postgres {
+            crate::store::Store::scratch_postgres(admin).await?
         } else {
             format!(
                 "sqlite://{}?mode=rwc",

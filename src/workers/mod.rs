@@ -62,16 +62,6 @@ impl Pools {
 /// Tries at recording a job's outcome before it is left `running` for the next start.
 const RECORD_ATTEMPTS: u32 = 5;
 
-/// Exponential backoff from the configured base, capped at five minutes, with "equal jitter":
-/// the wait is half the exponential step plus a random part of the other half (`jitter` in
-/// `[0, 1)`), so the jobs of an outage that all failed together do not all retry together.
-fn backoff(base: Duration, attempt: i64, jitter: f64) -> Duration {
-    let step = base
-        .saturating_mul(1u32 << attempt.clamp(0, 12) as u32)
-        .min(Duration::from_secs(300));
-    step / 2 + (step / 2).mul_f64(jitter.clamp(0.0, 1.0))
-}
-
 /// How long ago the job was queued.
 fn queued_for(row: &OutboxRow) -> Duration {
     chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -84,13 +74,7 @@ fn queued_for(row: &OutboxRow) -> Duration {
         .unwrap_or_default()
 }
 
-/// A random fraction in `[0, 1)` for [`backoff`], from the v4 UUID generator the crate
-/// already uses (no other random source needed).
-fn jitter() -> f64 {
-    // The low 56 bits of a v4 UUID are all random (its version and variant bits are higher).
-    let bits = uuid::Uuid::new_v4().as_u128() & ((1u128 << 53) - 1);
-    bits as f64 / (1u64 << 53) as f64
-}
+use crate::clients::{backoff, jitter};
 
 /// Runs the outbox until shutdown.
 pub async fn run_outbox(ctx: Arc<Ctx>, mut shutdown: Shutdown) {

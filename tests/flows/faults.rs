@@ -1,7 +1,9 @@
 //! The operator's dependencies misbehave: one request in five to Elasticsearch, Kibana (the
-//! assistant and Cases) and Slack fails — a 503, a 429 with Retry-After, a connection cut before
-//! the answer, an answer cut off half-way *after* the request was handled, a slow answer. Every
-//! incident still completes, and nothing is posted, created or commented twice.
+//! assistant and Cases), Slack and the Windows host (WinRM, NTLM-sealed) fails — a 503, a 429
+//! with Retry-After, a connection cut before the answer, an answer cut off half-way *after* the
+//! request was handled, a slow answer. Every incident still completes, every command runs once
+//! (a Command whose answer was lost is looked for by its chosen id before it is sent again), and
+//! nothing is posted, created or commented twice.
 
 use std::collections::HashMap;
 
@@ -26,6 +28,7 @@ async fn at_twenty_percent_faults_every_incident_completes_once() {
     world.es.faults.set(0.2, seed, &FaultKind::ALL);
     world.kibana.faults.set(0.2, seed + 1, &FaultKind::ALL);
     world.slack.faults.set(0.2, seed + 2, &FaultKind::ALL);
+    world.winrm.faults.set(0.2, seed + 3, &FaultKind::ALL);
 
     // Grouping off: each alert is its own incident.
     let app = world
@@ -58,7 +61,7 @@ async fn at_twenty_percent_faults_every_incident_completes_once() {
         assert_eq!(status, 200);
     }
     if let Err(e) =
-        triage_bot::demo::wait_for_incidents(&app, IncidentState::Executed, INCIDENTS, T * 3).await
+        triage_bot::demo::wait_for_incidents(&app, IncidentState::Executed, INCIDENTS, T * 6).await
     {
         for i in app.ctx.store.incidents().await.unwrap() {
             println!(
@@ -75,10 +78,13 @@ async fn at_twenty_percent_faults_every_incident_completes_once() {
         .await
         .unwrap();
 
-    let injected: Vec<_> = [&world.es.faults, &world.kibana.faults, &world.slack.faults]
-        .iter()
-        .flat_map(|f| f.injected())
-        .collect();
+    let all = [
+        &world.es.faults,
+        &world.kibana.faults,
+        &world.slack.faults,
+        &world.winrm.faults,
+    ];
+    let injected: Vec<_> = all.iter().flat_map(|f| f.injected()).collect();
     let mut by_kind: HashMap<FaultKind, usize> = HashMap::new();
     for f in &injected {
         *by_kind.entry(f.kind).or_default() += 1;
@@ -94,7 +100,11 @@ async fn at_twenty_percent_faults_every_incident_completes_once() {
             .any(|f| f.kind == FaultKind::TruncatedAnswer && f.method == "POST"),
         "a write whose answer was lost"
     );
-    for f in [&world.es.faults, &world.kibana.faults, &world.slack.faults] {
+    assert!(
+        world.winrm.faults.injected().len() >= 10,
+        "the host's faults were met too"
+    );
+    for f in all {
         f.off();
     }
 

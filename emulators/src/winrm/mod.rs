@@ -79,6 +79,9 @@ pub struct WinRmEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     https: bool,
+    /// HTTP-level faults, off until a test sets them: a fault drawn before the host handles a
+    /// request leaves its NTLM context where it was, as a proxy's 503 or a cut connection would.
+    pub faults: crate::faults::Faults,
 }
 
 impl WinRmEmulator {
@@ -103,9 +106,13 @@ impl WinRmEmulator {
             ntlm: std::sync::Mutex::new(HashMap::new()),
             forget_ntlm: std::sync::atomic::AtomicBool::new(false),
         });
-        let router = Router::new()
-            .route("/wsman", post(handle))
-            .with_state(shared.clone());
+        let faults = crate::faults::Faults::default();
+        let router = crate::faults::wrap(
+            Router::new()
+                .route("/wsman", post(handle))
+                .with_state(shared.clone()),
+            &faults,
+        );
         // Served here rather than through `server::spawn`: NTLM needs the peer address of
         // each request to find its connection's security context.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -136,6 +143,7 @@ impl WinRmEmulator {
             addr,
             shared,
             https,
+            faults,
         })
     }
 

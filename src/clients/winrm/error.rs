@@ -135,6 +135,12 @@ pub enum WinRmError {
     #[error("the command was not sent: its shell could not be recorded ({0})")]
     Journal(String),
 
+    /// The host does not have a command whose start was never confirmed (its Command answer
+    /// was lost): it never started. The client sends it again; this reaches a caller only when
+    /// that did not help either, and the caller may try the run again.
+    #[error("the host does not have the command: it never started")]
+    NotStarted,
+
     /// The encoded PowerShell command line exceeds what cmd.exe accepts; raised before sending.
     #[error("PowerShell command line would be {len} characters, over the {max}-character limit")]
     CommandTooLong { len: usize, max: usize },
@@ -178,6 +184,8 @@ impl WinRmError {
             | WinRmError::Protocol(_)
             | WinRmError::Journal(_)
             | WinRmError::CommandTooLong { .. } => false,
+            // Certainly not started (the host does not have it): sending it again is safe.
+            WinRmError::NotStarted => true,
         }
     }
 

@@ -295,7 +295,7 @@ impl WinRmClient {
             let mut session = inner.transport.session();
             let outcome = match tokio::time::timeout(
                 inner.cfg.command_timeout,
-                self.receive_all(session.as_mut(), &remote.shell_id, &remote.command_id),
+                self.receive_all(&mut session, &remote.shell_id, &remote.command_id, false),
             )
             .await
             {
@@ -311,7 +311,7 @@ impl WinRmClient {
             if !matches!(&outcome, Err(e) if e.is_gone()) {
                 cleanup(
                     inner,
-                    session.as_mut(),
+                    &mut session,
                     &remote.shell_id,
                     Some(&remote.command_id),
                 )
@@ -341,7 +341,7 @@ impl WinRmClient {
         let inner = &self.inner;
         let started = tokio::time::Instant::now();
         let mut session = inner.transport.session();
-        let shell_id = self.create_shell(session.as_mut(), &inv.env).await?;
+        let shell_id = self.create_shell(&mut session, &inv.env).await?;
         tracing::Span::current().record("winrm.shell_id", shell_id.as_str());
 
         // From here on the shell exists: the guard deletes it even if this future is dropped.
@@ -354,13 +354,7 @@ impl WinRmClient {
         let deadline = inner.cfg.command_timeout;
         let outcome = match tokio::time::timeout(
             deadline,
-            self.execute(
-                session.as_mut(),
-                &shell_id,
-                inv,
-                journal,
-                &mut guard.command_id,
-            ),
+            self.execute(&mut session, &shell_id, inv, journal, &mut guard.command_id),
         )
         .await
         {
@@ -378,13 +372,7 @@ impl WinRmClient {
         if matches!(outcome, Err(WinRmError::Timeout { .. })) {
             session = inner.transport.session();
         }
-        cleanup(
-            inner,
-            session.as_mut(),
-            &shell_id,
-            guard.command_id.as_deref(),
-        )
-        .await;
+        cleanup(inner, &mut session, &shell_id, guard.command_id.as_deref()).await;
         guard.armed = false;
 
         match &outcome {
@@ -401,16 +389,17 @@ impl WinRmClient {
 
     async fn create_shell(
         &self,
-        session: &mut dyn TransportSession,
+        session: &mut Box<dyn TransportSession>,
         vars: &[(String, String)],
     ) -> Result<String, WinRmError> {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let env = exchange(
+        let env = exchange_retrying(
             &self.inner,
             session,
             Phase::Create,
             soap::ACTION_CREATE,
             |ctx| soap::create_shell_with_env(ctx, soap::CODEPAGE_UTF8, &vars),
+            &mut false,
         )
         .await?;
         soap::parse_shell_id(&env)
@@ -420,7 +409,7 @@ impl WinRmClient {
     /// can signal the command even when this future is cut off by the deadline.
     async fn execute(
         &self,
-        session: &mut dyn TransportSession,
+        session: &mut Box<dyn TransportSession>,
         shell_id: &str,
         inv: &PowerShellInvocation,
         journal: Option<&dyn ShellJournal>,
@@ -440,64 +429,103 @@ impl WinRmClient {
                 .await
                 .map_err(WinRmError::Journal)?;
         }
-        let env = exchange(
-            inner,
-            session,
-            Phase::Command,
-            soap::ACTION_COMMAND,
-            |ctx| soap::command(ctx, shell_id, &inv.command_line, chosen.as_deref()),
-        )
-        .await?;
-        let cmd_id = soap::parse_command_id(&env)?;
-        tracing::Span::current().record("winrm.command_id", cmd_id.as_str());
-        *command_id = Some(cmd_id.clone());
-        if let Some(journal) = journal
-            && chosen.as_deref() != Some(cmd_id.as_str())
-        {
-            // An older host chose its own id: record that one (it is running already, so a
-            // failure here is logged, not returned — the command must not be left unwatched).
-            if let Err(e) = journal.record(&remote(&cmd_id)).await {
-                tracing::warn!(error = %e, "could not record the host's command id");
-            }
-        }
-        if let Some(stdin) = &inv.stdin {
-            // Chunks well under MaxEnvelopeSize once base64 adds its third (winrm.md §1.7).
-            let chunks: Vec<&[u8]> = if stdin.is_empty() {
-                vec![&[][..]]
-            } else {
-                stdin.chunks(STDIN_CHUNK).collect()
+        // A Command whose answer was lost may have started or not. With a chosen id, the first
+        // Receive on it tells: the host has it (collect it), or `w:InvalidSelectors` (it never
+        // started: send it again, with the same id). Never sent again once it may have run.
+        let mut resent = 0;
+        loop {
+            let sent = exchange_retrying(
+                inner,
+                session,
+                Phase::Command,
+                soap::ACTION_COMMAND,
+                |ctx| soap::command(ctx, shell_id, &inv.command_line, chosen.as_deref()),
+                &mut false,
+            )
+            .await;
+            let (cmd_id, unconfirmed) = match (sent, &chosen) {
+                (Ok(env), _) => (soap::parse_command_id(&env)?, false),
+                (Err(e), Some(id))
+                    if transient(&e) == Some(Transient::AnswerLost) && inv.stdin.is_none() =>
+                {
+                    tracing::warn!(error = %e, "WinRmCommandAnswerLost: asking the host whether it started");
+                    *session = inner.transport.session();
+                    (id.clone(), true)
+                }
+                (Err(e), _) => return Err(e),
             };
-            let last = chunks.len() - 1;
-            for (i, chunk) in chunks.into_iter().enumerate() {
-                exchange(inner, session, Phase::Send, soap::ACTION_SEND, |ctx| {
-                    soap::send_stdin(ctx, shell_id, &cmd_id, chunk, i == last)
-                })
-                .await?;
+            tracing::Span::current().record("winrm.command_id", cmd_id.as_str());
+            *command_id = Some(cmd_id.clone());
+            if let Some(journal) = journal
+                && chosen.as_deref() != Some(cmd_id.as_str())
+            {
+                // An older host chose its own id: record that one (it is running already, so a
+                // failure here is logged, not returned — the command must not be left unwatched).
+                if let Err(e) = journal.record(&remote(&cmd_id)).await {
+                    tracing::warn!(error = %e, "could not record the host's command id");
+                }
+            }
+            if let Some(stdin) = &inv.stdin {
+                // Chunks well under MaxEnvelopeSize once base64 adds its third (winrm.md §1.7).
+                let chunks: Vec<&[u8]> = if stdin.is_empty() {
+                    vec![&[][..]]
+                } else {
+                    stdin.chunks(STDIN_CHUNK).collect()
+                };
+                let last = chunks.len() - 1;
+                for (i, chunk) in chunks.into_iter().enumerate() {
+                    exchange_retrying(
+                        inner,
+                        session,
+                        Phase::Send,
+                        soap::ACTION_SEND,
+                        |ctx| soap::send_stdin(ctx, shell_id, &cmd_id, chunk, i == last),
+                        &mut false,
+                    )
+                    .await?;
+                }
+            }
+            match self
+                .receive_all(session, shell_id, &cmd_id, unconfirmed)
+                .await
+            {
+                Err(WinRmError::NotStarted) if resent + 1 < REQUEST_ATTEMPTS => {
+                    tracing::info!("the host never had the command; sending it again");
+                    *command_id = None;
+                    resent += 1;
+                }
+                outcome => return outcome,
             }
         }
-
-        self.receive_all(session, shell_id, &cmd_id).await
     }
 
     /// The Receive loop of one command, until Done.
+    /// `unconfirmed`: the command's start was not confirmed (its Command answer was lost); a
+    /// first Receive answered `w:InvalidSelectors` then means it never started
+    /// ([`WinRmError::NotStarted`]). An answer lost on the way (its output with it) is asked for
+    /// again, and the output is marked incomplete.
     async fn receive_all(
         &self,
-        session: &mut dyn TransportSession,
+        session: &mut Box<dyn TransportSession>,
         shell_id: &str,
         cmd_id: &str,
+        unconfirmed: bool,
     ) -> Result<CommandOutput, WinRmError> {
         let inner = &self.inner;
         let mut stdout = Collected::new(inner.cfg.max_output_bytes);
         let mut stderr = Collected::new(inner.cfg.max_output_bytes);
         let mut polls = 0u32;
+        let mut unconfirmed = unconfirmed;
+        let mut answer_lost = false;
         let exit_code = loop {
             polls += 1;
-            let reply = exchange(
+            let reply = exchange_retrying(
                 inner,
                 session,
                 Phase::Receive,
                 soap::ACTION_RECEIVE,
                 |ctx| soap::receive(ctx, shell_id, cmd_id),
+                &mut answer_lost,
             )
             .await;
             let env = match reply {
@@ -506,10 +534,18 @@ impl WinRmClient {
                 // command deadline bounds this loop.
                 Err(e) if e.is_operation_timeout() => {
                     tracing::debug!(polls, "no output yet (w:TimedOut); receiving again");
+                    unconfirmed = false;
                     continue;
+                }
+                // No answer has confirmed the command yet, and the host does not know it: it
+                // never started. (A command the host had stays until its Signal terminate, Done
+                // or not, so a lost answer cannot have taken it away.)
+                Err(e) if unconfirmed && e.is_gone() => {
+                    return Err(WinRmError::NotStarted);
                 }
                 Err(e) => return Err(e),
             };
+            unconfirmed = false;
             let chunk = soap::parse_receive(&env)?;
             stdout.push(&chunk.stdout);
             stderr.push(&chunk.stderr);
@@ -520,7 +556,10 @@ impl WinRmClient {
                 });
             }
         };
-        let truncated = stdout.truncated || stderr.truncated;
+        if answer_lost {
+            tracing::warn!("an answer from the host was lost on the way; the output may lack part");
+        }
+        let truncated = stdout.truncated || stderr.truncated || answer_lost;
         let stderr_raw = stderr.into_string();
         Ok(CommandOutput {
             stdout: stdout.into_string(),
@@ -531,6 +570,80 @@ impl WinRmClient {
         })
     }
 }
+
+/// Tries of one WS-Man request whose failure was transient, each on a fresh session.
+const REQUEST_ATTEMPTS: i64 = 6;
+
+/// How a request failed, when trying it again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transient {
+    /// The host did not handle it: no connection, 503, 429.
+    NotHandled,
+    /// Sent, but its answer was lost (cut off, timed out): the host may have acted on it.
+    AnswerLost,
+}
+
+fn transient(e: &WinRmError) -> Option<Transient> {
+    match e {
+        WinRmError::Connect { .. } => Some(Transient::NotHandled),
+        WinRmError::Http { status, .. } if matches!(status, 429 | 503) => {
+            Some(Transient::NotHandled)
+        }
+        WinRmError::Transport { .. } => Some(Transient::AnswerLost),
+        WinRmError::Timeout { phase, .. } if *phase != Phase::Run => Some(Transient::AnswerLost),
+        _ => None,
+    }
+}
+
+/// Where a request whose answer was lost may simply be sent again: a Create (at worst the host
+/// keeps an unused shell until its idle timeout), a Receive (output in the lost answer is gone;
+/// the caller is told), a Signal, a Delete. Not a Command (a second run: reconciled by its chosen
+/// id instead) or a Send (input twice).
+fn resendable_after_lost_answer(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Create | Phase::Receive | Phase::Signal | Phase::Delete
+    )
+}
+
+/// [`exchange`], trying a transient failure again (backoff with jitter, a fresh session each
+/// time: a connection-bound NTLM session is out of step after a lost exchange) up to
+/// [`REQUEST_ATTEMPTS`]. `answer_lost` is set when an answer the host gave was lost on the way.
+async fn exchange_retrying(
+    inner: &Inner,
+    session: &mut Box<dyn TransportSession>,
+    phase: Phase,
+    action: &str,
+    build: impl Fn(&RequestContext<'_>) -> String,
+    answer_lost: &mut bool,
+) -> Result<Envelope, WinRmError> {
+    let mut attempt = 1;
+    loop {
+        let err = match exchange(inner, session.as_mut(), phase, action, &build).await {
+            Ok(env) => return Ok(env),
+            Err(e) => e,
+        };
+        let again = match transient(&err) {
+            Some(Transient::NotHandled) => true,
+            Some(Transient::AnswerLost) => resendable_after_lost_answer(phase),
+            None => false,
+        };
+        if !again || attempt >= REQUEST_ATTEMPTS {
+            return Err(err);
+        }
+        if transient(&err) == Some(Transient::AnswerLost) {
+            *answer_lost = true;
+        }
+        tracing::warn!(%phase, attempt, error = %err, "WinRmRequestRetried: trying again on a fresh connection");
+        let wait = crate::clients::backoff(RETRY_BASE, attempt, crate::clients::jitter());
+        tokio::time::sleep(wait).await;
+        *session = inner.transport.session();
+        attempt += 1;
+    }
+}
+
+/// The first wait of [`exchange_retrying`] (then doubling, with jitter).
+const RETRY_BASE: Duration = Duration::from_millis(100);
 
 /// Sends one request built with a fresh MessageID and checks the answer belongs to it.
 async fn exchange(
@@ -559,7 +672,7 @@ async fn exchange(
 /// shell is already gone means the job is done.
 async fn cleanup(
     inner: &Inner,
-    session: &mut dyn TransportSession,
+    session: &mut Box<dyn TransportSession>,
     shell_id: &str,
     command_id: Option<&str>,
 ) {
@@ -570,9 +683,14 @@ async fn cleanup(
         )
     };
     if let Some(cmd_id) = command_id {
-        let r = exchange(inner, session, Phase::Signal, soap::ACTION_SIGNAL, |ctx| {
-            soap::signal_terminate(ctx, shell_id, cmd_id)
-        })
+        let r = exchange_retrying(
+            inner,
+            session,
+            Phase::Signal,
+            soap::ACTION_SIGNAL,
+            |ctx| soap::signal_terminate(ctx, shell_id, cmd_id),
+            &mut false,
+        )
         .await;
         match r {
             Ok(_) => {}
@@ -580,9 +698,14 @@ async fn cleanup(
             Err(e) => tracing::warn!(error = %e, "signal terminate failed; deleting the shell"),
         }
     }
-    let r = exchange(inner, session, Phase::Delete, soap::ACTION_DELETE, |ctx| {
-        soap::delete_shell(ctx, shell_id)
-    })
+    let r = exchange_retrying(
+        inner,
+        session,
+        Phase::Delete,
+        soap::ACTION_DELETE,
+        |ctx| soap::delete_shell(ctx, shell_id),
+        &mut false,
+    )
     .await;
     match r {
         Ok(_) => tracing::debug!("shell deleted"),
@@ -622,7 +745,7 @@ impl Drop for CleanupGuard {
         rt.spawn(
             async move {
                 let mut session = inner.transport.session();
-                cleanup(&inner, session.as_mut(), &shell_id, command_id.as_deref()).await;
+                cleanup(&inner, &mut session, &shell_id, command_id.as_deref()).await;
             }
             .instrument(tracing::Span::current()),
         );

@@ -374,13 +374,16 @@ impl NtlmSession {
         let resp = self
             .round_trip(&mut conn, phase, timeout, Some(&type1), None)
             .await?;
-        if resp.status == 503 {
-            // The service refused the logon itself (restarting, overloaded): nothing was sent
-            // yet, so this is the retryable 503 of the phase that was about to run.
+        if matches!(resp.status, 429 | 503) {
+            // The service (or a proxy before it) refused the logon itself: nothing was sent yet,
+            // so this is the retryable refusal of the phase that was about to run.
             return Err(WinRmError::Http {
                 phase,
-                status: 503,
-                body: "the WinRM service refused the NTLM logon (HTTP 503)".into(),
+                status: resp.status,
+                body: format!(
+                    "the WinRM service refused the NTLM logon (HTTP {})",
+                    resp.status
+                ),
             });
         }
         if resp.status != 401 {

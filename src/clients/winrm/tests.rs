@@ -249,8 +249,16 @@ async fn dropped_run_still_deletes_the_shell() {
 #[tokio::test]
 async fn service_unavailable_on_create_is_retryable() {
     let emu = emulator().await;
-    emu.fail_next(1, 503);
+    emu.set_response("hostname", "WIN-EMU01\r\n", "", 0);
     let client = client(&emu);
+    // A refusal or two is tried again inside the run, on a fresh connection.
+    emu.fail_next(2, 503);
+    assert_eq!(
+        client.run_powershell("hostname").await.unwrap().stdout,
+        "WIN-EMU01\r\n"
+    );
+    // One that lasts gives the caller a retryable error: nothing was started.
+    emu.fail_next(6, 503);
     let err = client.run_powershell("hostname").await.unwrap_err();
     assert!(
         matches!(err, WinRmError::Http { status: 503, .. }),
@@ -258,7 +266,6 @@ async fn service_unavailable_on_create_is_retryable() {
     );
     assert!(err.is_retryable());
     // The next attempt goes through.
-    emu.set_response("hostname", "WIN-EMU01\r\n", "", 0);
     assert_eq!(
         client.run_powershell("hostname").await.unwrap().stdout,
         "WIN-EMU01\r\n"
