@@ -586,9 +586,9 @@ enum Transient {
 fn transient(e: &WinRmError) -> Option<Transient> {
     match e {
         WinRmError::Connect { .. } => Some(Transient::NotHandled),
-        WinRmError::Http { status, .. } if matches!(status, 429 | 503) => {
-            Some(Transient::NotHandled)
-        }
+        WinRmError::Http {
+            status: 429 | 503, ..
+        } => Some(Transient::NotHandled),
         WinRmError::Transport { .. } => Some(Transient::AnswerLost),
         WinRmError::Timeout { phase, .. } if *phase != Phase::Run => Some(Transient::AnswerLost),
         _ => None,
