@@ -19,6 +19,8 @@ pub struct StormBench {
     pub alerts: usize,
     pub hosts: usize,
     pub latency: Duration,
+    /// The PostgreSQL server (admin URL) to keep the record on instead of SQLite.
+    pub postgres: Option<String>,
 }
 
 const POLICY: &str = r#"
@@ -44,7 +46,7 @@ pub async fn run(b: &StormBench) -> anyhow::Result<()> {
         b.alerts >= 1 && b.hosts >= 1,
         "--alerts and --hosts must be at least 1"
     );
-    let world = World::start().await?;
+    let world = World::start_on(b.postgres.as_deref()).await?;
     world.kibana.set_answer_delay(Some(b.latency));
     world.es.delete_doc(ALERT_INDEX, ALERT_ID);
     for i in 0..b.alerts {

@@ -108,7 +108,7 @@ enum Command {
         hosts: usize,
         /// Also measure ingest and outbox throughput on PostgreSQL, in a fresh database made on
         /// the server of this admin URL (e.g. postgres://user@127.0.0.1:5432/postgres), beside
-        /// SQLite in the same run; with --service, run the service scenarios on it instead.
+        /// SQLite in the same run; with --service or --storm, run those scenarios on it instead.
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
     },
@@ -228,12 +228,14 @@ pub fn main() -> ExitCode {
                 alerts,
                 hosts,
                 latency_ms,
+                postgres,
                 ..
             } => {
                 bench_storm::run(&bench_storm::StormBench {
                     alerts: alerts.unwrap_or(10_000),
                     hosts,
                     latency: std::time::Duration::from_millis(latency_ms),
+                    postgres,
                 })
                 .await
             }

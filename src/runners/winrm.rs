@@ -15,6 +15,9 @@ fn output(out: CommandOutput) -> RunOutput {
     if out.truncated {
         stdout.push_str("\n… (output truncated by triage-bot)");
     }
+    if out.incomplete {
+        stdout.push_str("\n… (part of the output was lost on the way from the host)");
+    }
     RunOutput {
         stdout,
         stderr: out.stderr,

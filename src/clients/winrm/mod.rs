@@ -153,6 +153,9 @@ pub struct CommandOutput {
     pub exit_code: i64,
     /// True when stdout or stderr went over `max_output_bytes` and was cut.
     pub truncated: bool,
+    /// True when an answer from the host was lost on the way and asked for again: the output
+    /// it carried is missing (WS-Man does not send it twice).
+    pub incomplete: bool,
 }
 
 /// Where a started command lives on its host — enough for another process to Receive its
@@ -559,7 +562,7 @@ impl WinRmClient {
         if answer_lost {
             tracing::warn!("an answer from the host was lost on the way; the output may lack part");
         }
-        let truncated = stdout.truncated || stderr.truncated || answer_lost;
+        let truncated = stdout.truncated || stderr.truncated;
         let stderr_raw = stderr.into_string();
         Ok(CommandOutput {
             stdout: stdout.into_string(),
@@ -567,6 +570,7 @@ impl WinRmClient {
             stderr_raw,
             exit_code,
             truncated,
+            incomplete: answer_lost,
         })
     }
 }
@@ -635,6 +639,8 @@ async fn exchange_retrying(
             *answer_lost = true;
         }
         tracing::warn!(%phase, attempt, error = %err, "WinRmRequestRetried: trying again on a fresh connection");
+        metrics::counter!("triage_bot_winrm_request_retries_total", "phase" => phase.to_string())
+            .increment(1);
         let wait = crate::clients::backoff(RETRY_BASE, attempt, crate::clients::jitter());
         tokio::time::sleep(wait).await;
         *session = inner.transport.session();
