@@ -29,7 +29,10 @@ pub async fn build_ctx(
 ) -> anyhow::Result<Ctx> {
     // A bad policy file stops start-up here, with its line and column.
     let policy = crate::pipeline::policy::Engine::from_settings(&settings)?;
-    let store = Store::connect(settings.database_url.expose()).await?;
+    let mut store = Store::connect(settings.database_url.expose()).await?;
+    if let Some(name) = &settings.replica_name {
+        store = store.named(name);
+    }
     let replica = crate::store::Replica::join(&store).await?;
     let prompts = Prompts::load(&settings)?;
     let kibana = KibanaHttp::new(&settings.kibana)?;

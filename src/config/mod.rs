@@ -291,6 +291,9 @@ pub fn kibana_app_base(base: &str, space: Option<&str>) -> String {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
+    /// `REPLICA_NAME` (e.g. the pod or host name): the prefix of this process's replica id in
+    /// logs and in `outbox.claimed_by`; a random suffix keeps each start's id its own.
+    pub replica_name: Option<String>,
     pub http_bind: SocketAddr,
     /// A separate address for `/metrics` (`METRICS_BIND`); unset: served on `http_bind`.
     pub metrics_bind: Option<SocketAddr>,
@@ -519,8 +522,21 @@ impl Settings {
                 "is required when SLACK_TRANSPORT=socket: the app-level token (xapp-…)",
             ));
         }
+        let replica_name = env.opt("REPLICA_NAME");
+        if let Some(name) = &replica_name
+            && (name.len() > 63
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(err(
+                "REPLICA_NAME",
+                "expected up to 63 letters, digits, '-', '_' or '.' (a pod or host name)",
+            ));
+        }
         Ok(Settings {
             database_url: DatabaseUrl::new(env.or("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            replica_name,
             http_bind,
             metrics_bind: match env.opt("METRICS_BIND") {
                 Some(v) => {
@@ -722,6 +738,20 @@ mod tests {
 
     fn load(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
         Settings::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn a_replica_name_is_a_pod_or_host_name() {
+        assert_eq!(load(&base()).unwrap().replica_name, None);
+        let mut m = base();
+        m.insert("REPLICA_NAME", "triage-bot-7f9c4-x2k8p");
+        assert_eq!(
+            load(&m).unwrap().replica_name.as_deref(),
+            Some("triage-bot-7f9c4-x2k8p")
+        );
+        m.insert("REPLICA_NAME", "a b; rm -rf");
+        let e = load(&m).unwrap_err().to_string();
+        assert!(e.contains("REPLICA_NAME"), "{e}");
     }
 
     #[test]

@@ -156,6 +156,14 @@ impl Store {
         &self.replica_id
     }
 
+    /// This store as the replica named `name` (`REPLICA_NAME`): its id becomes `name-XXXXXXXX`,
+    /// readable in logs and claims, and still this process's own.
+    pub fn named(mut self, name: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        self.replica_id = format!("{name}-{}", &suffix[..8]).into();
+        self
+    }
+
     /// A write transaction that takes the write lock up front. On SQLite, `BEGIN IMMEDIATE`:
     /// concurrent writers queue on the busy timeout instead of failing with SQLITE_BUSY on lock
     /// upgrade. On PostgreSQL, one transaction-scoped advisory lock shared by every replica: the

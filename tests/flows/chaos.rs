@@ -59,12 +59,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(world: &World, database_url: &str, port: u16) -> tokio::process::Child {
+fn spawn(world: &World, database_url: &str, name: &str, port: u16) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_triage-bot"))
         .arg("serve")
         .env_clear()
         .envs(world.env())
         .env("DATABASE_URL", database_url)
+        .env("REPLICA_NAME", name)
         .env("HTTP_BIND", format!("127.0.0.1:{port}"))
         .env("POLICY_GROUP_WINDOW_SECS", "0")
         .env("RUST_LOG", "error")
@@ -175,7 +176,7 @@ async fn fifty_incidents_survive_random_sigkills_without_anything_twice() {
     let port = free_port();
     let urls = [format!("http://127.0.0.1:{port}")];
     let db = world.database_url();
-    let mut child = spawn(&world, &db, port);
+    let mut child = spawn(&world, &db, "chaos", port);
     while kills < KILLS {
         let until = tokio::time::Instant::now() + millis(&mut rng, 300, 2_500);
         while tokio::time::Instant::now() < until {
@@ -184,7 +185,7 @@ async fn fifty_incidents_survive_random_sigkills_without_anything_twice() {
         }
         child.kill().await.unwrap();
         kills += 1;
-        child = spawn(&world, &db, port);
+        child = spawn(&world, &db, "chaos", port);
     }
 
     // No more kills: let the last process finish everything.
@@ -205,6 +206,8 @@ async fn two_replicas_on_postgres_lose_and_repeat_nothing_when_one_is_killed() {
     const FIRST: usize = 16;
     const LATER: usize = 4;
     let world = chaos_world(FIRST).await;
+    // Slow commands take 1.5 s here: the kill lands while a's batch is still running.
+    world.winrm.set_timed_out_hold(Duration::from_millis(500));
     let db = if world.database_url().starts_with("postgres") {
         world.database_url()
     } else {
@@ -214,47 +217,74 @@ async fn two_replicas_on_postgres_lose_and_repeat_nothing_when_one_is_killed() {
     };
     let (pa, pb) = (free_port(), free_port());
     let urls = [pa, pb].map(|p| format!("http://127.0.0.1:{p}"));
-    let mut a = spawn(&world, &db, pa);
+    let mut a = spawn(&world, &db, "a", pa);
     // Replica a posts a card only once it has polled, so it leads; then b joins and follows.
     world
         .slack
         .wait_until("replica a's first card", T, |s| !s.messages.is_empty())
         .await
         .unwrap();
-    let mut b = spawn(&world, &db, pb);
+    let mut b = spawn(&world, &db, "b", pb);
     let store = Store::connect(&db).await.unwrap();
     let mut decided = HashSet::new();
 
-    // Kill the leader while a batch runs (its slow second command on the host).
+    // Kill the leader while it runs a batch (its slow second command on the host): a batch it
+    // claimed whose incident is executing (not one still waiting for the host).
     let deadline = tokio::time::Instant::now() + T * 3;
-    loop {
+    let a_runs_a_batch = |claims: Vec<(Option<String>, String, String)>, executing: Vec<String>| {
+        claims
+            .into_iter()
+            .filter(|(owner, kind, incident)| {
+                owner.as_deref().is_some_and(|o| o.starts_with("a-"))
+                    && kind == "execute"
+                    && executing.contains(incident)
+            })
+            .count()
+    };
+    let in_flight = loop {
         click_everything(&world, &urls, &mut decided).await;
-        let incidents = store.incidents().await.unwrap();
-        if incidents.len() >= FIRST / 2
-            && incidents
-                .iter()
-                .any(|i| i.state == IncidentState::Executing)
-        {
-            break;
+        let executing = store
+            .incidents()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.state == IncidentState::Executing)
+            .map(|i| i.id)
+            .collect();
+        let running = a_runs_a_batch(store.running_claims().await.unwrap(), executing);
+        if running > 0 {
+            break running;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no batch ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica a ran no batch"
+        );
         next_card(&world, &decided).await;
-    }
+    };
     a.kill().await.unwrap();
-    let in_flight = store
-        .incidents()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|i| i.state == IncidentState::Executing)
-        .count();
     // Alerts raised after the kill: only the survivor can read them.
     for n in FIRST..FIRST + LATER {
         add_alert(&world, n);
     }
     settle(&world, &store, &urls, &mut decided, FIRST + LATER).await;
     b.kill().await.unwrap();
-    println!("replica a killed with {in_flight} batches executing");
+    println!("replica a killed running {in_flight} batches");
+    assert!(in_flight > 0);
+    // Replica b took them over: each of a's batches cut short was recorded so and resumed.
+    let mut cut_short = 0;
+    for i in store.incidents().await.unwrap() {
+        cut_short += store
+            .audit_trail(&i.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.event == "ExecutionCutShort")
+            .count();
+    }
+    assert!(
+        cut_short >= in_flight,
+        "{cut_short} batches taken over of {in_flight}"
+    );
     nothing_lost_nothing_twice(&world, &store, FIRST + LATER).await;
 }
 
