@@ -1,6 +1,6 @@
 //! `triage-bot check-config`: load and validate the configuration and print it with secrets
 //! redacted; with `--connect`, also try every configured dependency and say exactly what is
-//! wrong and how to fix it — Elasticsearch and each alert source, Kibana and the assistant's
+//! wrong and how to fix it — the database (never migrated here), Elasticsearch and each alert source, Kibana and the assistant's
 //! connector and Cases, the Slack token, its scopes and the alert channel, the Socket Mode token,
 //! and (with `--winrm HOST`) one Windows host. Exits non-zero when a required check fails;
 //! `--json` prints the checks for machines.
@@ -86,13 +86,52 @@ pub async fn run(connect: bool, as_json: bool, winrm_host: Option<String>) -> an
 
 /// Tries every configured dependency.
 pub async fn connect_all(settings: &Settings, winrm_host: Option<&str>) -> Vec<Check> {
-    let mut checks = elasticsearch(settings).await;
+    let mut checks = vec![database(settings).await];
+    checks.extend(elasticsearch(settings).await);
     checks.extend(kibana(settings).await);
     checks.extend(slack(settings).await);
     if let Some(host) = winrm_host {
         checks.push(winrm(settings, host).await);
     }
     checks
+}
+
+/// The database: reachable, which backend, encrypted or not, and how far its schema is behind
+/// this build. Nothing is migrated here.
+async fn database(settings: &Settings) -> Check {
+    let url = &settings.database_url;
+    let fix = "check DATABASE_URL (sqlite:// or postgres://), the server, and PGPASSWORD";
+    // The pool would keep trying for 30 s; a person at a prompt is told sooner.
+    let opened = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        crate::store::Store::open(url.expose()),
+    )
+    .await;
+    let store = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Check::fail("database", format!("{url:?}: {e:#}"), fix),
+        Err(_) => {
+            return Check::fail("database", format!("{url:?}: no answer within 5 s"), fix);
+        }
+    };
+    let backend = store.backend();
+    let tls = match store.encrypted().await {
+        Ok(Some(true)) => ", TLS",
+        Ok(Some(false)) => ", not encrypted (add ?sslmode=verify-full across networks)",
+        _ => "",
+    };
+    let schema = match store.pending_migrations().await {
+        0 => "schema up to date".to_string(),
+        n => format!("{n} migrations to run at the next start"),
+    };
+    let replicas = match backend {
+        crate::store::Backend::Sqlite => "one replica",
+        crate::store::Backend::Postgres => "several replicas may share it",
+    };
+    Check::pass(
+        "database",
+        format!("{backend} {url:?}{tls}; {schema}; {replicas}"),
+    )
 }
 
 async fn elasticsearch(settings: &Settings) -> Vec<Check> {

@@ -44,6 +44,25 @@ impl Store {
     /// Opens the database named by a `sqlite:` or `postgres:` URL (creating a SQLite file if
     /// needed) and runs pending migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let store = Self::open(url).await?;
+        store
+            .migrator()
+            .run(&store.pool)
+            .await
+            .context("database migration failed")?;
+        Ok(store)
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Opens the database without migrating it (`check-config --connect` looks before anything
+    /// is changed).
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let url = match backend {
@@ -78,14 +97,6 @@ impl Store {
             .connect_with(opts)
             .await
             .with_context(|| format!("cannot open the {backend} database"))?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::Postgres => &POSTGRES_MIGRATOR,
-        };
-        migrator
-            .run(&pool)
-            .await
-            .context("database migration failed")?;
         Ok(Self {
             pool,
             backend,
@@ -133,6 +144,20 @@ impl Store {
             Self::connect(&sqlite).await.unwrap(),
             Self::connect(&postgres).await.unwrap(),
         ]
+    }
+
+    /// Migrations this build has that the database has not run yet (all of them for a new
+    /// database). The service runs them at start.
+    pub async fn pending_migrations(&self) -> usize {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(0);
+        self.migrator()
+            .iter()
+            .count()
+            .saturating_sub(applied as usize)
     }
 
     /// Whether the connection to the database is encrypted: `None` on SQLite (a local file).

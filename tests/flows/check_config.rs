@@ -30,6 +30,7 @@ async fn a_healthy_deployment_passes_every_check() {
     assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     for wanted in [
+        "database",
         "elasticsearch: source security_alerts",
         "elasticsearch: source endpoint_alerts",
         "kibana: cases",
@@ -44,6 +45,40 @@ async fn a_healthy_deployment_passes_every_check() {
             "{wanted} in {names:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_database_is_looked_at_not_changed() {
+    let world = World::start().await.unwrap();
+    // A new database: reachable, and every migration still to run — check-config runs none.
+    let c = checks(&world, &[]).await;
+    let db = c.iter().find(|c| c.name == "database").unwrap();
+    assert!(db.ok, "{db:#?}");
+    assert!(
+        db.detail.contains("migrations to run at the next start"),
+        "{db:#?}"
+    );
+    // Once the service has started it is up to date.
+    let app = world.start_app().await.unwrap();
+    let c = checks(&world, &[]).await;
+    let db = c.iter().find(|c| c.name == "database").unwrap();
+    assert!(db.detail.contains("schema up to date"), "{db:#?}");
+    if world.database_url().starts_with("postgres") {
+        assert!(db.detail.contains("several replicas"), "{db:#?}");
+    }
+    app.stop().await;
+    // One that cannot be reached is named, with what to check, its password masked.
+    let c = checks(
+        &world,
+        &[(
+            "DATABASE_URL",
+            "postgres://triage:hunter2@127.0.0.1:1/triage",
+        )],
+    )
+    .await;
+    let db = failed(&c, "database");
+    assert!(fix(db).contains("DATABASE_URL"), "{db:#?}");
+    assert!(!db.detail.contains("hunter2"), "{db:#?}");
 }
 
 #[tokio::test]
