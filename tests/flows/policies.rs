@@ -4,6 +4,7 @@
 //! database and in the outcome index, that says why.
 
 use crate::common::*;
+use triage_bot::pipeline::approval::blocks::{ACTION_EDIT, EDIT_CALLBACK};
 
 const POLICIES: &str = r#"
 [[policy]]
@@ -234,4 +235,60 @@ async fn alerts_grouped_before_the_case_exists_are_attached_when_it_is_created()
         .await
         .unwrap();
     finish(&world, app).await;
+}
+
+/// A summary-only route shows no buttons; a click or an Edit… crafted anyway (the incident id and
+/// approval hash are guessable from the audit) changes nothing and runs nothing.
+#[tokio::test]
+async fn on_a_summary_only_route_a_crafted_click_or_edit_changes_nothing() {
+    let world = World::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policies.toml");
+    std::fs::write(
+        &file,
+        "[[policy]]\nname = \"all\"\nmatch = '*'\nnotify = \"episode\"\n[policy.route]\noffer = \"summary\"\n",
+    )
+    .unwrap();
+    let app = world
+        .start_app_with(&[("POLICY_FILE", file.to_str().unwrap())])
+        .await
+        .unwrap();
+    wait_for_approval_request(&world).await;
+    let card = top_level(&world).remove(0);
+    assert!(!block_types(&card.blocks).contains(&"actions".to_string()));
+    let incident = app.ctx.store.incidents().await.unwrap().remove(0);
+    let value = format!(
+        "{}:{}",
+        incident.id,
+        incident.approval_hash.clone().unwrap()
+    );
+    for action in [ACTION_APPROVE, ACTION_EDIT] {
+        let (status, _) = world
+            .click_value(&app, HANDLER_ID, &card.ts, action, &value)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    // The Edit… click got a notice, not the editor.
+    world
+        .slack
+        .wait_until("the notice", T, |s| !s.views.is_empty())
+        .await
+        .unwrap();
+    let views = world.slack.views();
+    assert!(
+        views.iter().all(|v| v.view["callback_id"] != EDIT_CALLBACK
+            && v.view.to_string().contains("summary only")),
+        "{views:?}"
+    );
+    let trail = app.ctx.store.audit_trail(&incident.id).await.unwrap();
+    let refusals = trail
+        .iter()
+        .filter(|e| e.detail.contains("summary-only policy route"))
+        .count();
+    assert_eq!(refusals, 2, "{trail:?}");
+    let now = app.ctx.store.incident(&incident.id).await.unwrap().unwrap();
+    assert_eq!(now.state, IncidentState::AwaitingApproval);
+    assert!(world.winrm.executed().is_empty());
+    app.stop().await;
 }

@@ -124,23 +124,29 @@ async fn admit(
         .await?;
         return Ok(Err(ClickOutcome::Stale));
     }
-    // A summary-only card shows no buttons; a click crafted anyway changes nothing.
-    let route = crate::pipeline::policy::route_of(&ctx.store, incident_id).await;
-    if route.offer == crate::pipeline::policy::Offer::Summary {
-        let text = "This incident's policy offers the summary only; nothing can be run from Slack.";
+    if let Some(text) = summary_only(ctx, incident_id).await {
         refuse(
             ctx,
             incident_id,
             user,
             channel,
             refused_event,
-            "summary-only policy route",
+            super::edit::SUMMARY_ONLY,
             text,
         )
         .await?;
         return Ok(Err(ClickOutcome::Stale));
     }
     Ok(Ok(incident))
+}
+
+/// The refusal for an incident whose policy route offers the summary only: its card shows no
+/// buttons, and a click, an edit or a revision crafted anyway changes nothing. Every way of
+/// acting on a proposal from Slack asks this.
+pub(crate) async fn summary_only(ctx: &Ctx, incident_id: &str) -> Option<&'static str> {
+    let route = crate::pipeline::policy::route_of(&ctx.store, incident_id).await;
+    (route.offer == crate::pipeline::policy::Offer::Summary)
+        .then_some("This incident's policy offers the summary only; nothing can be run from Slack.")
 }
 
 /// Takes a decision for `incident_id` by `user`, if they may.

@@ -178,6 +178,10 @@ async fn editor_for(
         };
         return Ok((outcome, notice_modal("Nothing can change", &reason)));
     }
+    if let Some(text) = super::decide::summary_only(ctx, incident_id).await {
+        audit_refusal(ctx, incident_id, user, refused, SUMMARY_ONLY).await?;
+        return Ok((ClickOutcome::Stale, notice_modal(title, text)));
+    }
     let metadata = format!("{incident_id}:{hash}");
     if which == Modal::RequestChanges {
         return Ok((ClickOutcome::Ignored, revise_modal(&metadata)));
@@ -207,6 +211,9 @@ async fn editor_for(
         edit_modal(&incident.host_name, &commands, &metadata),
     ))
 }
+
+/// The audited reason of a refusal on a summary-only route (as `decide::admit` records it).
+pub(super) const SUMMARY_ONLY: &str = "summary-only policy route";
 
 async fn audit_refusal(
     ctx: &Ctx,
@@ -318,6 +325,10 @@ async fn checked(
     if let Some(reason) = closed_reason(&incident, hash) {
         audit_refusal(ctx, incident_id, user, ignored, &reason).await?;
         return Ok(Err(SubmitAnswer::Update(notice_modal(title, &reason))));
+    }
+    if let Some(text) = super::decide::summary_only(ctx, incident_id).await {
+        audit_refusal(ctx, incident_id, user, refused, SUMMARY_ONLY).await?;
+        return Ok(Err(SubmitAnswer::Update(notice_modal(title, text))));
     }
     Ok(Ok((incident, hash.to_string())))
 }

@@ -112,6 +112,14 @@ pub async fn revise(
             .await
             .map_err(JobError::retry);
     };
+    if let Some(text) = super::decide::summary_only(ctx, &target.id).await {
+        let text = format!(":information_source: <@{user}> asked for a revision: {text}");
+        return ctx
+            .store
+            .enqueue(&root.id, &Job::ThreadReply { text })
+            .await
+            .map_err(JobError::retry);
+    }
     if !super::decide::is_authorised(ctx, &target, user).await {
         let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
         Store::audit(
