@@ -4,6 +4,17 @@
 //! Slack's and Kibana's limits count characters, not bytes, so every cut here is by `char` and
 //! never splits a UTF-8 sequence.
 
+/// `text` without NUL: U+FFFD stands in its place. Outside text (alert fields, an assistant's
+/// answer, a host's output) passes through here where it enters, because PostgreSQL's TEXT
+/// cannot hold NUL and a value must read the same in memory and in the record (hashes, lookups).
+pub fn nul_free(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// Escapes the three characters Slack treats as control characters in text, so alert fields
 /// and AI output can never create mentions, channel pings or links.
 pub fn escape(text: &str) -> String {

@@ -146,17 +146,19 @@ impl Alert {
                 reason: e.to_string(),
             })?
             .with_timezone(&Utc);
+        // The fields kept in columns, compared and grouped on: NUL-free where they enter.
+        let clean = |s: String| crate::text::nul_free(&s).into_owned();
         Ok(Self {
-            id: AlertId(id),
+            id: AlertId(clean(id)),
             index: index.to_string(),
-            rule_id,
-            rule_name,
+            rule_id: rule_id.map(clean),
+            rule_name: clean(rule_name),
             severity,
             risk_score,
-            host_name,
+            host_name: clean(host_name),
             host_ips,
             os_family,
-            user_name,
+            user_name: user_name.map(clean),
             timestamp,
             raw: source.clone(),
         })

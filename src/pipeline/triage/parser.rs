@@ -74,8 +74,10 @@ const LINE: u8 = 7;
 
 /// Parses an answer. Missing sections become warnings and empty lists, never errors.
 pub fn parse_answer(answer: &str) -> Triage {
+    // NUL-free first: the commands are hashed for approval and stored, and must read the same.
+    let answer = crate::text::nul_free(answer);
     let text = REFERENCE
-        .replace_all(answer, "")
+        .replace_all(&answer, "")
         .replace("\r\n", "\n")
         .replace('\r', "\n");
     let blocks = markdown::parse(&text);
