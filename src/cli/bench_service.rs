@@ -115,7 +115,7 @@ async fn overhead(alerts: usize, postgres: Option<&str>) -> anyhow::Result<()> {
 const T: Duration = Duration::from_secs(30);
 
 /// Resident set of a process, from `/proc/<pid>/status` (`VmRSS` or `VmHWM`), in MiB.
-fn proc_kib(pid: u32, field: &str) -> anyhow::Result<f64> {
+pub(super) fn proc_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .context("reading /proc (the memory figures need Linux)")?;
     let line = status
@@ -166,8 +166,8 @@ async fn idle_memory(postgres: Option<&str>) -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "serve never became ready");
         tokio::task::yield_now().await;
     }
-    let rss = proc_kib(pid, "VmRSS:")?;
-    let hwm = proc_kib(pid, "VmHWM:")?;
+    let rss = proc_mib(pid, "VmRSS:")?;
+    let hwm = proc_mib(pid, "VmHWM:")?;
     child.kill().await?;
     println!(
         "memory: `triage-bot serve` ({}) idle after one incident: RSS {rss:.1} MiB, peak {hwm:.1} MiB",

@@ -35,10 +35,7 @@ frequency = "on_status_change"
 
 /// Peak resident set size of this process in MB (`VmHWM`), where `/proc` has it.
 pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    super::bench_service::proc_mib(std::process::id(), "VmHWM:").ok()
 }
 
 pub async fn run(b: &StormBench) -> anyhow::Result<()> {

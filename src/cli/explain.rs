@@ -9,20 +9,6 @@ use crate::domain::Alert;
 use crate::pipeline::policy::{self, Engine, Policies};
 use crate::store::Store;
 
-/// Reads an alert document: a bare `_source`, or a search hit with `_id`, `_index`, `_source`.
-pub fn read_alert(text: &str) -> anyhow::Result<Alert> {
-    let doc: serde_json::Value = serde_json::from_str(text)?;
-    let (id, index, source) = match doc.get("_source") {
-        Some(src) => (
-            doc["_id"].as_str().unwrap_or_default().to_string(),
-            doc["_index"].as_str().unwrap_or("explain").to_string(),
-            src.clone(),
-        ),
-        None => (String::new(), "explain".to_string(), doc),
-    };
-    Ok(Alert::from_document(&id, &index, &source, "@timestamp")?)
-}
-
 pub async fn run(file: &str, source: &str) -> anyhow::Result<()> {
     let settings = PolicyCliSettings::from_env()?;
     let text = if file == "-" {
@@ -30,7 +16,7 @@ pub async fn run(file: &str, source: &str) -> anyhow::Result<()> {
     } else {
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
     };
-    let alert = read_alert(&text)?;
+    let alert = super::replay::read_alert(&text, "explain")?;
     let policies = match &settings.policy.file {
         Some(path) => Policies::load(path)?,
         None => Policies::default_grouping(settings.group_window),

@@ -32,16 +32,19 @@ pub struct ReplayOutcome {
     pub raw_answer: String,
 }
 
-/// Reads an alert file: an alert document, or a search hit (`_id`, `_index`, `_source`).
-pub fn read_alert(text: &str) -> anyhow::Result<Alert> {
+/// Reads an alert file: an alert document, or a search hit (`_id`, `_index`, `_source`); a bare
+/// document is filed under `default_index`.
+pub fn read_alert(text: &str, default_index: &str) -> anyhow::Result<Alert> {
     let v: Value = serde_json::from_str(text).context("the alert file is not JSON")?;
     let (id, index, source) = match v.get("_source") {
         Some(src) => (
             v.get("_id").and_then(Value::as_str).unwrap_or_default(),
-            v.get("_index").and_then(Value::as_str).unwrap_or("replay"),
+            v.get("_index")
+                .and_then(Value::as_str)
+                .unwrap_or(default_index),
             src,
         ),
-        None => ("", "replay", &v),
+        None => ("", default_index, &v),
     };
     Ok(Alert::from_document(id, index, source, "@timestamp")?)
 }
@@ -128,7 +131,7 @@ pub async fn replay_with(
 pub async fn run(file: &str) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
-    let alert = read_alert(&text)?;
+    let alert = read_alert(&text, "replay")?;
     let outcome = replay(&settings, &alert).await?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(())

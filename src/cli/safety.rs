@@ -43,7 +43,7 @@ pub fn run(action: SafetyCommand) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the alert file {path}"))?;
-            super::replay::read_alert(&text)?
+            super::replay::read_alert(&text, "replay")?
         }
         None => no_alert()?,
     };

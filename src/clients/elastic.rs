@@ -24,6 +24,18 @@ pub enum ElasticError {
     Unreadable(String),
 }
 
+impl ElasticError {
+    /// A non-200 answer: Elasticsearch's own `error.reason` when it gave one, else the body.
+    fn status(status: u16, body: &Value) -> Self {
+        let reason = body
+            .pointer("/error/reason")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| body.to_string());
+        ElasticError::Status { status, reason }
+    }
+}
+
 impl Retryable for ElasticError {
     fn is_retryable(&self) -> bool {
         match self {
@@ -229,12 +241,7 @@ impl ElasticClient {
         let status = response.status_code().as_u16();
         if status != 200 {
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            let reason = body
-                .pointer("/error/reason")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| body.to_string());
-            return Err(ElasticError::Status { status, reason });
+            return Err(ElasticError::status(status, &body));
         }
         let bytes = response
             .bytes()
@@ -279,12 +286,7 @@ impl ElasticClient {
         let status = response.status_code().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status != 200 {
-            let reason = body
-                .pointer("/error/reason")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| body.to_string());
-            return Err(ElasticError::Status { status, reason });
+            return Err(ElasticError::status(status, &body));
         }
         if body["errors"].as_bool() == Some(true) {
             let first = body["items"]

@@ -336,20 +336,6 @@ impl Store {
         tx.commit().await
     }
 
-    /// Which incident an alert opened or joined.
-    pub async fn incident_of_alert(
-        conn: &mut AnyConnection,
-        alert_id: &str,
-    ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT id FROM incidents WHERE alert_id = $1
-             UNION ALL SELECT incident_id FROM incident_alerts WHERE alert_id = $1 LIMIT 1",
-        )
-        .bind(alert_id)
-        .fetch_optional(&mut *conn)
-        .await
-    }
-
     /// Records the policy and route an incident was opened under.
     pub async fn set_incident_policy(
         conn: &mut AnyConnection,

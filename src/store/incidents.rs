@@ -1,7 +1,6 @@
 //! Queries on `incidents` (and the ingest rejections and checkpoints that precede them).
 
 use super::text;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -91,42 +90,6 @@ impl Store {
         .fetch_one(&mut *conn)
         .await?;
         Ok(seen > 0)
-    }
-
-    /// The newest top-level incident of `source` on `host` for the rule `rule_key` (its rule id,
-    /// else its name) opened at or after `since`.
-    pub async fn recent_incident_for_rule(
-        conn: &mut AnyConnection,
-        source: &str,
-        host: &str,
-        rule_key: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Option<String>, sqlx::Error> {
-        macro_rules! newest {
-            ($rule:literal) => {
-                concat!(
-                    "SELECT id FROM incidents
-                     WHERE source = $1 AND host_name = $2 AND parent_incident IS NULL
-                       AND created_at >= $3 AND ",
-                    $rule,
-                    " = $4 ORDER BY created_at DESC LIMIT 1"
-                )
-            };
-        }
-        let sql = if super::is_postgres(conn) {
-            newest!("coalesce(alert_json::json ->> 'rule_id', alert_json::json ->> 'rule_name')")
-        } else {
-            newest!(
-                "coalesce(json_extract(alert_json, '$.rule_id'), json_extract(alert_json, '$.rule_name'))"
-            )
-        };
-        sqlx::query_scalar(sql)
-            .bind(source)
-            .bind(host)
-            .bind(super::time_text(since))
-            .bind(rule_key)
-            .fetch_optional(&mut *conn)
-            .await
     }
 
     /// Attaches an alert to an existing incident; returns how many alerts the incident has now,

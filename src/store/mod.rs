@@ -251,16 +251,12 @@ pub struct AuditRow {
     pub detail: String,
 }
 
-/// Text from outside (an assistant's answer, a host's output, an alert's field) as the store
-/// keeps it. PostgreSQL's TEXT cannot hold NUL, so both backends keep U+FFFD in its place and
-/// the record reads the same on either. (JSON columns need nothing: serde_json escapes NUL.)
+/// Free text as the store keeps it: the last guard for text that may still carry NUL (error
+/// messages quoting outside text). Values that are compared or hashed are made NUL-free where
+/// they enter ([`crate::text::nul_free`]), so this changes nothing for them. (JSON columns need
+/// nothing: serde_json escapes NUL.)
 pub(crate) fn text(s: &str) -> String {
-    s.replace('\0', "\u{FFFD}")
-}
-
-/// Whether `conn` is a PostgreSQL connection, for the few statements whose SQL differs.
-pub(crate) fn is_postgres(conn: &AnyConnection) -> bool {
-    conn.backend_name() == "PostgreSQL"
+    crate::text::nul_free(s).into_owned()
 }
 
 pub fn now_text() -> String {

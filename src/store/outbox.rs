@@ -351,15 +351,13 @@ impl Store {
     /// The replicas other than this one that have jobs running (`None`: claimed before replicas
     /// were recorded). Recovery asks which of them are gone.
     pub async fn running_job_owners(&self) -> anyhow::Result<Vec<Option<String>>> {
-        let mut owners: Vec<Option<String>> = self
-            .running_claims()
-            .await?
-            .into_iter()
-            .map(|(owner, _, _)| owner)
-            .collect();
-        owners.sort();
-        owners.dedup();
-        Ok(owners)
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT claimed_by FROM outbox
+             WHERE status = 'running' AND claimed_by IS DISTINCT FROM $1",
+        )
+        .bind(self.replica_id())
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The jobs other replicas are running: (who claimed it, its kind, its incident).

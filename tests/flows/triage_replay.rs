@@ -14,7 +14,7 @@ async fn replay_prints_the_parse_and_the_message_without_posting() {
         "_index": ALERT_INDEX, "_id": ALERT_ID,
         "_source": alert_document(ALERT_ID, "2025-03-04T10:15:32.118Z"),
     });
-    let alert = read_alert(&hit.to_string()).unwrap();
+    let alert = read_alert(&hit.to_string(), "replay").unwrap();
     assert_eq!(alert.index, ALERT_INDEX);
     let out = replay(&settings, &alert).await.unwrap();
     assert_eq!(out.assistant, "kibana");
@@ -50,8 +50,11 @@ async fn replay_of_an_answer_without_commands_shows_the_failure_message() {
         .kibana
         .set_responder(|_| "I cannot help with that.".into());
     let settings = world.settings_with(&[]).unwrap();
-    let alert =
-        read_alert(&alert_document(ALERT_ID, "2025-03-04T10:15:32.118Z").to_string()).unwrap();
+    let alert = read_alert(
+        &alert_document(ALERT_ID, "2025-03-04T10:15:32.118Z").to_string(),
+        "replay",
+    )
+    .unwrap();
     let out = replay(&settings, &alert).await.unwrap();
     assert!(out.triage_failed);
     assert!(out.slack_message.to_string().contains("Triage failed"));

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::domain::{CommandStatus, IncidentState, incident::approval_hash};
 use crate::pipeline::Ctx;
 use crate::pipeline::JobError;
-use crate::runners::{RemoteCommand, ShellJournal, Target};
+use crate::runners::{HostPermit, RemoteCommand, ShellJournal, Target};
 use crate::store::commands::CommandResult;
 use crate::store::{IncidentRow, Job, Store, outbox};
 
@@ -49,13 +49,7 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
     let runner_settings = &ctx.settings.runner;
     // Commands on one host run in order, also across incidents; hosts run in parallel, bounded.
     // A batch waiting here has not begun: it stays `approved`, so a restart simply starts it.
-    let _permit = ctx.runner.lock_host(&host).await;
-    // And across replicas (PostgreSQL): one batch on a host at a time, whichever runs it.
-    let _lease = ctx
-        .replica
-        .hold_host(&ctx.store, &host)
-        .await
-        .map_err(JobError::retry)?;
+    let _held = hold_host(ctx, &host).await?;
     {
         let mut tx = ctx.store.write_tx().await.map_err(JobError::retry)?;
         Store::transition(&mut tx, &incident.id, IncidentState::Executing)
@@ -345,4 +339,20 @@ fn result_text(
             crate::clients::kibana::cases::clip(&output, 25_000)
         ),
     }
+}
+
+/// Holds `host` for one batch: this process's host lock (hosts in parallel, bounded), then, with
+/// several replicas (PostgreSQL), its lease in the database, so one batch runs on a host at a
+/// time whichever replica runs it.
+async fn hold_host(
+    ctx: &Ctx,
+    host: &str,
+) -> Result<(HostPermit, crate::store::HostLease), JobError> {
+    let permit = ctx.runner.lock_host(host).await;
+    let lease = ctx
+        .replica
+        .hold_host(&ctx.store, host)
+        .await
+        .map_err(JobError::retry)?;
+    Ok((permit, lease))
 }

@@ -31,13 +31,7 @@ pub async fn resume_interrupted(ctx: &Ctx, incident: &IncidentRow) -> Result<(),
     let host = incident.host_name.clone();
     let target = Target::of_incident(incident);
     // Nothing else may run on this host while its last batch's outcome is being collected.
-    let _permit = ctx.runner.lock_host(&host).await;
-    // And across replicas (PostgreSQL): one batch on a host at a time, whichever runs it.
-    let _lease = ctx
-        .replica
-        .hold_host(&ctx.store, &host)
-        .await
-        .map_err(JobError::retry)?;
+    let _held = super::hold_host(ctx, &host).await?;
     let commands = ctx
         .store
         .commands(&incident.id)

@@ -26,13 +26,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Dispatched,
-        Outcome::Throttled,
-        Outcome::Suppressed,
-        Outcome::Unmatched,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Dispatched => "dispatched",
