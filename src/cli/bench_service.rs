@@ -22,10 +22,9 @@ use crate::runners::{CommandRunner, SelectingRunner, Target};
 
 const SECRET: &str = "bench-push-secret";
 
-/// The p-th percentile (nearest rank) of sorted samples.
+/// The p-th percentile (nearest rank) of sorted samples; zero for none.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    crate::pipeline::record::report::percentile(sorted, p).unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {

@@ -49,9 +49,7 @@ pub async fn list(store: &Store, state: Option<&str>, as_json: bool) -> anyhow::
     }
     if let Some(s) = state
         && s != "failed"
-        && !crate::domain::IncidentState::ALL
-            .iter()
-            .any(|k| k.as_str() == s)
+        && crate::domain::IncidentState::parse(s).is_none()
     {
         let known: Vec<_> = crate::domain::IncidentState::ALL
             .iter()

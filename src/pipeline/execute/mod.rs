@@ -109,13 +109,7 @@ pub async fn run_batch(ctx: &Ctx, incident: &IncidentRow) -> Result<(), JobError
             ))),
         };
         let result = match outcome {
-            Ok(out) => CommandResult {
-                succeeded: out.exit_code == 0,
-                exit_code: Some(out.exit_code),
-                stdout: out.stdout,
-                stderr: out.stderr,
-                error: None,
-            },
+            Ok(out) => ran(out),
             Err(reason) => CommandResult {
                 succeeded: false,
                 exit_code: None,
@@ -355,4 +349,15 @@ async fn hold_host(
         .await
         .map_err(JobError::retry)?;
     Ok((permit, lease))
+}
+
+/// What a command that ran produced, as the store records it.
+fn ran(out: crate::runners::RunOutput) -> CommandResult {
+    CommandResult {
+        succeeded: out.exit_code == 0,
+        exit_code: Some(out.exit_code),
+        stdout: out.stdout,
+        stderr: out.stderr,
+        error: None,
+    }
 }

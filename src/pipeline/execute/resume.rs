@@ -19,7 +19,7 @@ use crate::domain::{CommandKind, CommandStatus, IncidentState, Triage};
 use crate::pipeline::approval::followup::{ThreadProposal, propose_in_thread};
 use crate::pipeline::{Ctx, JobError};
 use crate::runners::{RemoteCommand, RunOutput, Target};
-use crate::store::commands::{CommandResult, CommandRow};
+use crate::store::commands::CommandRow;
 use crate::store::{IncidentRow, Job, Store, outbox};
 
 /// Resumes an incident whose batch a crash cut short. Idempotent: once the incident has left
@@ -96,13 +96,7 @@ async fn record_collected(
     cmd: &CommandRow,
     out: RunOutput,
 ) -> Result<(), JobError> {
-    let result = CommandResult {
-        succeeded: out.exit_code == 0,
-        exit_code: Some(out.exit_code),
-        stdout: out.stdout,
-        stderr: out.stderr,
-        error: None,
-    };
+    let result = super::ran(out);
     ctx.store
         .finish_command(&incident.id, cmd.seq, &result)
         .await

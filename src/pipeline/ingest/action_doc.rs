@@ -7,7 +7,7 @@
 //! itself), carrying the action's rule name and time when the hit lacks them. An entry that
 //! cannot be an alert is an [`EntryRejection`] with the reason; it never stops the others.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::domain::Alert;
 use crate::domain::alert::{field, str_field};
@@ -244,27 +244,27 @@ fn with_action_fields(
     (rule_name, rule_id): (Option<&str>, Option<&str>),
     time: Option<&str>,
 ) -> Value {
+    // What the hit has of its own, read before it is changed (no copy of the document).
+    let has = |path: &str| str_field(&source, path).is_some();
+    let has_rule = has("kibana.alert.rule.name") || has("rule.name");
+    let has_rule_id = has("kibana.alert.rule.uuid") || has("rule.id");
+    let has_time = has("@timestamp");
     let Some(obj) = source.as_object_mut() else {
         return source;
     };
-    let has = |obj: &Map<String, Value>, path: &str| {
-        str_field(&Value::Object(obj.clone()), path).is_some()
-    };
     if let Some(name) = rule_name
-        && !has(obj, "kibana.alert.rule.name")
-        && !has(obj, "rule.name")
+        && !has_rule
     {
         obj.insert("kibana.alert.rule.name".into(), Value::from(name));
         // The id only with the name: a hit with a rule of its own keeps that rule's id.
         if let Some(id) = rule_id
-            && !has(obj, "kibana.alert.rule.uuid")
-            && !has(obj, "rule.id")
+            && !has_rule_id
         {
             obj.insert("kibana.alert.rule.uuid".into(), Value::from(id));
         }
     }
     if let Some(time) = time
-        && !has(obj, "@timestamp")
+        && !has_time
     {
         obj.insert("@timestamp".into(), Value::from(time));
     }

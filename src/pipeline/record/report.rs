@@ -75,8 +75,8 @@ pub struct Report {
     pub most_changed_commands: Vec<CommandChanges>,
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+/// Nearest-rank percentile of sorted values (also the benchmarks').
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
         return None;
     }
